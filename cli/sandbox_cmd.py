@@ -1,0 +1,59 @@
+"""`harvestkit sandbox`: run the local replica in the foreground and print how to use it."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "sandbox",
+        help="run the local replica of both services (for tests and offline use)",
+        description="Serve the sandbox until interrupted; prints the shell lines that point "
+        "harvestkit (and curl) at it.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="proxy port on 127.0.0.1 (default: any free)")
+    parser.add_argument(
+        "--generation",
+        default="agents",
+        help="the Cloudflare protocol generation that is live (agents, ui-stream, data-stream, sse)",
+    )
+    parser.add_argument("--pace", type=float, default=0.0, help="seconds between streamed chunks")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from harvestkit.sandbox import Knobs, Sandbox
+    except ImportError as exc:
+        print(f"harvestkit sandbox needs the sandbox extra: pip install 'harvestkit[sandbox]' ({exc})", file=sys.stderr)
+        return 1
+    knobs = Knobs()
+    try:
+        knobs.apply({"generation": args.generation, "pace": args.pace})
+    except ValueError as exc:
+        print(f"harvestkit sandbox: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(Sandbox(port=args.port, knobs=knobs)))
+
+
+async def _serve(sandbox: Any) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await sandbox.start()
+    except OSError as exc:
+        print(f"harvestkit sandbox: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(sandbox.exports(), flush=True)
+        print(f"harvestkit sandbox: serving {', '.join(sandbox.hosts)}; Ctrl-C stops it", file=sys.stderr, flush=True)
+        await stop.wait()
+    finally:
+        await sandbox.stop()
+    return 0

@@ -1,0 +1,291 @@
+"""Finding, starting and reliably stopping Chromium, driven over CDP by nodriver.
+
+nodriver's own start sleeps and its `stop()` does not wait for the process; here the browser is
+started in a process group of its own, its DevTools port is read from the profile, and `stop()` ends
+the whole group and reaps it on every path (including cancellation), leaving no zombie behind.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BrowserNotFound, BrowserStartError
+from .reaper import become_subreaper, reap_group
+
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+USUAL_PATHS = (
+    "/usr/bin/chromium",
+    "/usr/lib/chromium/chromium",
+    "/snap/bin/chromium",
+    "/opt/google/chrome/chrome",
+    "/Applications/Chromium.app/Contents/MacOS/Chromium",
+    "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+)
+INSTALL_HINT = (
+    "no Chromium or Chrome found. Install one (Debian/Ubuntu: `sudo apt-get install -y chromium`), "
+    "or set HARVESTKIT_BROWSER to the browser's executable"
+)
+BASE_FLAGS = (
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-breakpad",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-search-engine-choice-screen",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--no-pings",
+    "--password-store=basic",
+    "--homepage=about:blank",
+    "--disable-blink-features=AutomationControlled",  # navigator.webdriver stays false
+)
+START_TIMEOUT = 20.0
+CLOSE_GRACE = 2.0
+POLL = 0.01  # seconds between checks of the browser process
+
+
+def find_browser() -> str:
+    """The browser to run: HARVESTKIT_BROWSER, then the usual names on PATH, then usual paths."""
+    configured = os.environ.get("HARVESTKIT_BROWSER")
+    if configured:
+        path = shutil.which(configured) or configured
+        if not os.access(path, os.X_OK):
+            raise BrowserNotFound(f"HARVESTKIT_BROWSER={configured!r} is not an executable file")
+        return path
+    for name in BROWSER_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    for path in USUAL_PATHS:
+        if os.access(path, os.X_OK):
+            return path
+    raise BrowserNotFound(INSTALL_HINT)
+
+
+def browser_version(executable: str) -> tuple[str, int]:
+    """The browser's version string and its major number, from `--version`."""
+    try:
+        output = subprocess.run(
+            [executable, "--version"], capture_output=True, text=True, timeout=15, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BrowserStartError(f"cannot run {executable} --version: {exc}") from None
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)\.(\d+)", output)
+    if not match:
+        raise BrowserStartError(f"{executable} --version printed no version: {output.strip()[:200]!r}")
+    return match.group(0), int(match.group(1))
+
+
+def desktop_user_agent(major: int) -> str:
+    """The user agent a headful Chrome of this major version sends on this platform."""
+    if sys.platform == "darwin":
+        system = "Macintosh; Intel Mac OS X 10_15_7"
+    elif sys.platform.startswith("win"):
+        system = "Windows NT 10.0; Win64; x64"
+    else:
+        system = "X11; Linux x86_64"
+    return (
+        f"Mozilla/5.0 ({system}) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{major}.0.0.0 Safari/537.36"
+    )
+
+
+@dataclass
+class LaunchOptions:
+    """How to start one browser."""
+
+    executable: str | None = None  # None: find_browser()
+    headless: bool = True
+    user_data_dir: str | Path | None = None  # None: a temporary profile, removed at stop
+    proxy: str | None = None
+    spki_pins: tuple[str, ...] = ()
+    extra_args: list[str] = field(default_factory=list)
+
+
+class Chromium:
+    """One running browser: `async with Chromium(options) as chromium: chromium.browser.get(url)`."""
+
+    def __init__(self, options: LaunchOptions | None = None) -> None:
+        self.options = options or LaunchOptions()
+        self.browser: Any = None  # nodriver.Browser once started
+        self.user_agent = ""
+        self.version = ""
+        self._process: subprocess.Popen[bytes] | None = None
+        self._profile: Path | None = None
+        self._temporary_profile = False
+        self._stderr: Any = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def profile_dir(self) -> Path | None:
+        return self._profile
+
+    def arguments(self, executable: str) -> list[str]:
+        """The command line, without the executable."""
+        assert self._profile is not None
+        self.version, major = browser_version(executable)
+        self.user_agent = desktop_user_agent(major)
+        args = [*BASE_FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-port=0"]
+        args.append(f"--user-agent={self.user_agent}")
+        if self.options.headless:
+            args.append("--headless=new")
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            args.append("--no-sandbox")
+        if self.options.proxy:
+            args.append(f"--proxy-server={self.options.proxy}")
+        if self.options.spki_pins:
+            args.append("--ignore-certificate-errors-spki-list=" + ",".join(self.options.spki_pins))
+        return [*args, *self.options.extra_args, "about:blank"]
+
+    async def start(self) -> "Chromium":
+        executable = self.options.executable or find_browser()
+        if self.options.user_data_dir is None:
+            self._profile = Path(tempfile.mkdtemp(prefix="harvestkit-profile-"))
+            self._temporary_profile = True
+        else:
+            self._profile = Path(self.options.user_data_dir)
+            self._profile.mkdir(mode=0o700, parents=True, exist_ok=True)
+        port_file = self._profile / "DevToolsActivePort"
+        with contextlib.suppress(FileNotFoundError):
+            port_file.unlink()
+        try:
+            args = self.arguments(executable)
+            self._stderr = tempfile.TemporaryFile()
+            become_subreaper()
+            # A plain Popen, not asyncio's: its exit is polled here, and no child watcher races
+            # the synchronous reaping in kill_now().
+            self._process = subprocess.Popen(
+                [executable, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                start_new_session=True,
+            )
+            port = await self._wait_for_port(port_file)
+            self.browser = await self._connect(executable, port)
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def _wait_for_port(self, port_file: Path) -> int:
+        assert self._process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BrowserStartError(
+                    f"the browser exited with code {self._process.returncode} at start: {self.output_tail()}"
+                )
+            with contextlib.suppress(FileNotFoundError, ValueError, IndexError):
+                return int(port_file.read_text().splitlines()[0])
+            await asyncio.sleep(POLL)
+        raise BrowserStartError(f"the browser did not open its DevTools port in {START_TIMEOUT:g} s")
+
+    async def _connect(self, executable: str, port: int) -> Any:
+        import nodriver  # imported here: the rest of harvestkit runs without it
+
+        config = nodriver.Config(
+            user_data_dir=str(self._profile),
+            headless=self.options.headless,
+            browser_executable_path=executable,
+            host="127.0.0.1",
+            port=port,
+        )
+        browser = await nodriver.Browser.create(config)
+        # nodriver registers every browser for its own exit handler; this class owns the process.
+        nodriver.core.util.get_registered_instances().discard(browser)
+        return browser
+
+    def output_tail(self, limit: int = 2000) -> str:
+        """The end of what the browser wrote to stderr."""
+        if self._stderr is None:
+            return ""
+        with contextlib.suppress(OSError, ValueError):
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(size - limit, 0))
+            return self._stderr.read().decode("utf-8", "replace").strip()
+        return ""
+
+    async def stop(self) -> None:
+        """Close over CDP, then terminate, then kill the process group; reap; remove temp files."""
+        try:
+            await self._close_gracefully()
+        finally:
+            self.kill_now()
+
+    async def _close_gracefully(self) -> None:
+        browser, self.browser = self.browser, None
+        if browser is not None and browser.socket is not None:
+            from nodriver import cdp
+
+            # The browser drops the connection as it exits, so the command gets no answer:
+            # send it and wait for the process instead.
+            closing = asyncio.ensure_future(browser.send(cdp.browser.close()))
+            try:
+                await self._wait_or_signal()
+            finally:
+                closing.cancel()
+                await asyncio.gather(closing, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(browser.aclose(), CLOSE_GRACE)
+        else:
+            await self._wait_or_signal(signal.SIGTERM)
+
+    async def _wait_or_signal(self, first: int | None = None) -> None:
+        """Wait for the browser to exit; SIGTERM, then SIGKILL its group after each grace period."""
+        process = self._process
+        if process is None:
+            return
+        for sig in (first, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None:
+                self._signal_group(sig)
+            deadline = time.monotonic() + CLOSE_GRACE
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    return
+                await asyncio.sleep(POLL)
+
+    def _signal_group(self, sig: int) -> None:
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, sig)
+
+    def kill_now(self) -> None:
+        """Synchronous last resort: kill the group, reap the process, remove temporary files."""
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)  # also whatever of the group outlived it
+            process.wait()
+            reap_group(process.pid)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        if self._temporary_profile and self._profile is not None:
+            shutil.rmtree(self._profile, ignore_errors=True)
+            self._temporary_profile = False
+
+    async def __aenter__(self) -> "Chromium":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,66 @@
+"""One aiohttp application serving the three replica hosts by their Host header, logging every request."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from . import cerebras_api, cerebras_web, cloudflare_front, keys
+from .accounts import Accounts
+from .cerebras_api import CerebrasAPI
+from .cerebras_web import CerebrasWeb
+from .cloudflare_api import CloudflarePlayground
+from .cloudflare_front import CloudflareFront
+from .state import LoggedRequest, SandboxState
+
+HOSTS = (cerebras_web.HOST, cerebras_api.HOST, cloudflare_front.HOST)
+
+
+def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
+    """The replica of inference.cerebras.ai, api.cerebras.ai and playground.ai.cloudflare.com."""
+
+    @web.middleware
+    async def log_requests(request: web.Request, handler: Any) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        tunnel = state.tunnel_by_peer.get(tuple(peer[:2])) if peer else None
+        request[keys.CLIENT_CLASS] = tunnel.client_class if tunnel else None
+        request[keys.TUNNEL_ID] = tunnel.id if tunnel else None
+        host = request.host.rsplit(":", 1)[0].lower() if request.host else ""
+        entry = LoggedRequest(
+            time=time.time(),
+            tunnel=request[keys.TUNNEL_ID],
+            host=host,
+            method=request.method,
+            path=request.path_qs,
+            headers=dict(request.headers),
+            cookies=dict(request.cookies),
+            client_class=request[keys.CLIENT_CLASS],
+        )
+        state.requests.append(entry)
+        try:
+            if tunnel is not None and host != tunnel.host:
+                entry.note = f"Host {host!r} inside a tunnel to {tunnel.host!r}"
+                response: web.StreamResponse = web.Response(status=421, text="Misdirected Request")
+            else:
+                response = await handler(request)
+            entry.status = response.status
+            return response
+        except web.HTTPException as exc:
+            entry.status = exc.status
+            raise
+        except Exception:
+            entry.status, entry.outcome = 500, "error"
+            raise
+        finally:
+            entry.route = request.get(keys.ROUTE)
+            entry.note = request.get(keys.NOTE, entry.note)
+            entry.outcome = request.get(keys.OUTCOME, entry.outcome)
+
+    app = web.Application(middlewares=[log_requests], client_max_size=8 * 1024 * 1024)
+    app.add_domain(cerebras_web.HOST, CerebrasWeb(state, accounts).app())
+    app.add_domain(cerebras_api.HOST, CerebrasAPI(state, accounts).app())
+    app.add_domain(
+        cloudflare_front.HOST, CloudflarePlayground(state, CloudflareFront(state)).app()
+    )
+    return app

@@ -1,0 +1,288 @@
+"""playground.ai.cloudflare.com behind the challenge: the page, `/api/*` and the agents WebSocket."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from . import cloudflare_wire as wire
+from . import keys
+from .cloudflare_front import HOST, CloudflareFront
+from .state import Fault, LoggedRequest, SandboxState
+from .streaming import pump, stream_http
+from .textgen import make_reply
+
+ORIGIN = "https://" + HOST
+PLAYGROUND_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Workers AI LLM Playground</title></head>
+<body class="loading"><div id="root">Loading models&hellip;</div>
+<script>
+const GENERATION = "%s";
+function getModelsOverSocket() {
+  return new Promise((resolve, reject) => {
+    const id = Math.random().toString(36).slice(2, 10);
+    const ws = new WebSocket("wss://" + location.host + "/agents/playground/Cloudflare-AI-Playground-" + id
+                             + "?_pk=" + crypto.randomUUID());
+    ws.onopen = () => ws.send(JSON.stringify({type: "rpc", id: "r1", method: "getModels", args: []}));
+    ws.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      if (frame.type === "rpc" && frame.id === "r1") { resolve(frame.result); }
+    };
+    ws.onerror = () => reject(new Error("socket failed"));
+  });
+}
+async function start() {
+  const models = GENERATION === "agents" ? await getModelsOverSocket()
+                                         : (await (await fetch("/api/models")).json()).models;
+  document.getElementById("root").textContent = models.length + " models";
+  document.body.dataset.state = "ready";
+  document.body.classList.remove("loading");
+}
+start().catch(() => { document.body.dataset.state = "error"; });
+</script></body></html>
+"""
+
+
+def forced_error(fault: Fault, front: CloudflareFront) -> web.Response:
+    """The response for a fault's forced status, as Cloudflare's edge answers."""
+    status = fault.status or 500
+    headers = {}
+    if fault.retry_after is not None:
+        headers["retry-after"] = f"{fault.retry_after:g}"
+    if status == 403:
+        return front.challenge_page()
+    if status == 401:
+        return web.json_response({"error": "Unauthorized"}, status=401)
+    if status == 400:
+        return web.Response(status=400)
+    code = 1015 if status == 429 else status
+    return web.Response(status=status, text=f"error code: {code}", headers=headers)
+
+
+class CloudflarePlayground:
+    """Routes of the playground itself."""
+
+    def __init__(self, state: SandboxState, front: CloudflareFront) -> None:
+        self.state, self.front = state, front
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        self.front.install(app)
+        app.router.add_get("/", self.page)
+        app.router.add_get("/api/models", self.models)
+        app.router.add_post("/api/inference", self.inference)
+        app.router.add_get("/agents/playground/{name}", self.agent)
+        return app
+
+    @property
+    def generation(self) -> str:
+        return self.state.knobs.generation
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(text=PLAYGROUND_PAGE % self.generation, content_type="text/html")
+
+    async def models(self, request: web.Request) -> web.Response:
+        request[keys.ROUTE] = "cloudflare.models"
+        if self.generation == "agents":
+            raise web.HTTPNotFound()
+        fault = self.state.take_fault("cloudflare.models")
+        if fault is not None and fault.status:
+            return forced_error(fault, self.front)
+        return web.json_response(
+            {"models": wire.model_objects()}, headers={"Cache-Control": "s-maxage=300"}
+        )
+
+    async def inference(self, request: web.Request) -> web.StreamResponse:
+        request[keys.ROUTE] = "cloudflare.chat"
+        generation = self.generation
+        if generation == "agents":
+            raise web.HTTPNotFound()
+        fault = self.state.take_fault("cloudflare.chat")
+        if fault is not None and fault.status:
+            return forced_error(fault, self.front)
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return web.Response(status=400)
+        if (
+            not isinstance(body, dict)
+            or body.get("model") not in wire.TEXT_MODELS
+            or not isinstance(body.get("messages"), list)
+            or not body["messages"]
+        ):
+            return web.Response(status=400)
+        reply = make_reply(
+            body["messages"],
+            system=body.get("system_message"),
+            max_tokens=body.get("max_tokens"),
+            reply_tokens=self.state.knobs.reply_tokens,
+            reasoning=body["model"] in wire.REASONING_MODELS,
+        )
+        headers = {"Content-Type": wire.CONTENT_TYPES[generation], "Cache-Control": "no-cache"}
+        if generation == "data-stream":
+            headers["content-encoding"] = "identity"
+        if generation == "ui-stream":
+            headers["x-vercel-ai-ui-message-stream"] = "v1"
+        return await stream_http(
+            request,
+            web.StreamResponse(headers=headers),
+            wire.ENCODERS[generation](reply),
+            fault=fault,
+            pace=self.state.knobs.pace,
+            malformed=wire.MALFORMED[generation],
+            error=wire.ERRORS[generation],
+        )
+
+    # -- the agents WebSocket -----------------------------------------------------------------
+    async def agent(self, request: web.Request) -> web.StreamResponse:
+        request[keys.ROUTE] = "cloudflare.chat"
+        if self.generation != "agents":
+            raise web.HTTPNotFound()
+        fault = self.state.take_fault("cloudflare.chat", status_only=True)
+        if fault is not None:
+            return forced_error(fault, self.front)
+        if request.headers.get("Origin") != ORIGIN:
+            request[keys.NOTE] = "WebSocket from a foreign origin"
+            return web.Response(status=403, text="Forbidden")
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=4 * 1024 * 1024)
+        await ws.prepare(request)
+        session = AgentSession(self, request, ws)
+        await session.run()
+        return ws
+
+
+class AgentSession:
+    """One agent connection: its state and the chat streams running on it."""
+
+    def __init__(self, playground: CloudflarePlayground, request: web.Request, ws: web.WebSocketResponse) -> None:
+        self.playground, self.request, self.ws = playground, request, ws
+        self.state: dict[str, Any] = {
+            "model": "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
+            "temperature": 1,
+            "stream": True,
+            "system": "You are a helpful assistant.",
+            "useExternalProvider": False,
+        }
+        self.streams: dict[str, asyncio.Task[None]] = {}
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send_str(json.dumps(frame, separators=(",", ":")))
+
+    async def run(self) -> None:
+        name = self.request.match_info["name"]
+        await self.send({"type": "cf_agent_identity", "name": name, "agent": "playground"})
+        await self.send({"type": "cf_agent_state", "state": self.state})
+        await self.send({"type": "cf_agent_mcp_servers", "mcp": {"servers": {}, "tools": [], "prompts": [], "resources": []}})
+        try:
+            async for message in self.ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    frame = json.loads(message.data)
+                except ValueError:
+                    continue
+                if isinstance(frame, dict):
+                    await self.handle(frame)
+        finally:
+            for task in self.streams.values():
+                task.cancel()
+            await asyncio.gather(*self.streams.values(), return_exceptions=True)
+
+    async def handle(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "cf_agent_state" and isinstance(frame.get("state"), dict):
+            self.state.update(frame["state"])
+            await self.send({"type": "cf_agent_state", "state": self.state})
+        elif kind == "rpc" and frame.get("method") == "getModels":
+            self.playground.state.requests.append(self.log_entry("cloudflare.models", "rpc getModels"))
+            await self.send(
+                {"type": "rpc", "id": frame.get("id"), "success": True, "result": wire.model_objects(), "done": True}
+            )
+        elif kind == "rpc":
+            await self.send(
+                {"type": "rpc", "id": frame.get("id"), "success": False, "error": "Unknown method"}
+            )
+        elif kind == "cf_agent_use_chat_request":
+            request_id = str(frame.get("id"))
+            self.streams[request_id] = asyncio.create_task(self.chat(request_id, frame))
+        elif kind == "cf_agent_chat_request_cancel":
+            task = self.streams.get(str(frame.get("id")))
+            if task is not None:
+                task.cancel()
+        elif kind == "cf_agent_stream_resume_request":
+            await self.send({"type": "cf_agent_stream_resume_none"})
+        elif kind == "cf_agent_chat_clear":
+            await self.send({"type": "cf_agent_chat_messages", "messages": []})
+
+    def log_entry(self, route: str, what: str) -> LoggedRequest:
+        request = self.request
+        return LoggedRequest(
+            time=time.time(),
+            tunnel=request.get(keys.TUNNEL_ID),
+            host=HOST,
+            method="WS",
+            path=f"{request.path}#{what}",
+            headers=dict(request.headers),
+            cookies=dict(request.cookies),
+            client_class=request.get(keys.CLIENT_CLASS),
+            route=route,
+            status=101,
+        )
+
+    async def chat(self, request_id: str, frame: dict[str, Any]) -> None:
+        entry = self.log_entry("cloudflare.chat", "cf_agent_use_chat_request")
+        self.playground.state.requests.append(entry)
+        try:
+            entry.outcome = await self._chat(request_id, frame)
+        except asyncio.CancelledError:
+            entry.outcome = "cancelled"
+        except ConnectionError:
+            entry.outcome = "client_disconnected"
+        finally:
+            self.streams.pop(request_id, None)
+
+    async def _chat(self, request_id: str, frame: dict[str, Any]) -> str:
+        try:
+            body = json.loads((frame.get("init") or {}).get("body") or "")
+            messages = body["messages"]
+            assert isinstance(messages, list) and messages
+        except (ValueError, KeyError, TypeError, AssertionError):
+            error = json.dumps({"type": "error", "errorText": "Invalid chat request"})
+            await self.ws.send_str(wire.agent_response(request_id, error, done=True, error=True))
+            return "error"
+        model = self.state.get("model")
+        if model not in wire.TEXT_MODELS:
+            error = json.dumps({"type": "error", "errorText": f"Model not found: {model}"})
+            await self.ws.send_str(wire.agent_response(request_id, error, done=True, error=True))
+            return "error"
+        reply = make_reply(
+            messages,
+            system=self.state.get("system"),
+            max_tokens=self.state.get("max_tokens"),
+            reply_tokens=self.playground.state.knobs.reply_tokens,
+            reasoning=model in wire.REASONING_MODELS,
+        )
+        fault = self.playground.state.take_fault("cloudflare.chat")
+        chunks = (json.dumps(chunk, separators=(",", ":")) for chunk in wire.ui_chunks(reply))
+
+        async def send_body(body: str) -> None:
+            await self.ws.send_str(wire.agent_response(request_id, body, done=False))
+
+        outcome = await pump(
+            chunks,
+            send_body,
+            fault=fault,
+            pace=self.playground.state.knobs.pace,
+            malformed='{"type":"text-delta","id":"t1","delta":"bro',
+            error=json.dumps(wire.UI_ERROR),
+        )
+        if outcome == "truncated":
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
+            return outcome
+        await self.ws.send_str(wire.agent_response(request_id, "", done=True, error=outcome == "error"))
+        return outcome

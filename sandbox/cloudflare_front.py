@@ -1,0 +1,188 @@
+"""Cloudflare in front of the playground: the bot challenge, `cf_clearance` and `__cf_bm`.
+
+Clearance is earned by running the challenge page's script in a browser that does not look
+automated (`navigator.webdriver` false, no "HeadlessChrome" in the user agent), and it is bound to the
+user agent that earned it and to the TLS client class the proxy saw ("chrome" is required).
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from . import keys
+from .cookies import set_cookie
+from .state import SandboxState
+
+HOST = "playground.ai.cloudflare.com"
+COOKIE_DOMAIN = ".ai.cloudflare.com"
+CHALLENGE_PREFIX = "/cdn-cgi/challenge-platform/"
+VERIFY_PATH = CHALLENGE_PREFIX + "h/b/flow/ov1"
+
+CHALLENGE_PAGE = """<!DOCTYPE html>
+<html lang="en-US"><head><title>Just a moment...</title>
+<meta http-equiv="Content-Type" content="text/html; charset=UTF-8">
+<meta name="robots" content="noindex,nofollow"></head>
+<body><div class="main-wrapper" role="main"><div class="main-content">
+<h1 class="zone-name-title h1">playground.ai.cloudflare.com</h1>
+<div id="cf-please-wait"><p id="cf-spinner-please-wait">Verifying you are human. This may take a few seconds.</p></div>
+{widget}
+<p id="cf-result"></p>
+<noscript><div class="h2">Enable JavaScript and cookies to continue</div></noscript>
+</div></div>
+<script>
+window._cf_chl_opt = {{cvId: "3", cZone: "{host}", cType: "{kind}", cRay: "{ray}", cH: "{token}"}};
+(function () {{
+  function verify() {{
+    var automated = navigator.webdriver === true || /HeadlessChrome/.test(navigator.userAgent);
+    fetch("{verify}", {{method: "POST", headers: {{"content-type": "application/json"}},
+      body: JSON.stringify({{token: window._cf_chl_opt.cH, ua: navigator.userAgent, webdriver: navigator.webdriver === true}})}})
+      .then(function (r) {{
+        if (r.ok && !automated) {{ location.reload(); }}
+        else {{ document.getElementById("cf-result").textContent = "Sorry, you have been blocked"; document.title = "Attention Required! | Cloudflare"; }}
+      }});
+  }}
+  if (window._cf_chl_opt.cType === "interactive") {{
+    document.getElementById("cf-verify").addEventListener("click", verify);
+  }} else {{
+    setTimeout(verify, {delay_ms});
+  }}
+}})();
+</script></body></html>
+"""
+INTERACTIVE_WIDGET = (
+    '<div id="cf-turnstile"><label><input type="checkbox" id="cf-verify"> '
+    "Verify you are human</label></div>"
+)
+
+
+@dataclass
+class Clearance:
+    user_agent: str
+    client_class: str
+    issued_at: float
+    expires_at: float
+
+
+class CloudflareFront:
+    """The challenge and the cookies Cloudflare adds to every playground response."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.clearances: dict[str, Clearance] = {}
+        self.tokens: dict[str, float] = {}  # challenge token -> issued at
+        self.live_cf_bm: set[str] = set()
+
+    def install(self, app: web.Application) -> None:
+        app.middlewares.append(self.middleware)
+        app.on_response_prepare.append(self.add_cf_bm)
+        app.router.add_post(VERIFY_PATH, self.verify)
+
+    # -- the gate -----------------------------------------------------------------------------
+    def blocked_because(self, request: web.Request) -> str | None:
+        """Why this request must be challenged, or None when its clearance holds."""
+        cf_bm = request.cookies.get("__cf_bm")
+        if self.state.knobs.rotate_cookies and cf_bm and cf_bm not in self.live_cf_bm:
+            return "stale __cf_bm after rotation"
+        clearance = self.clearances.get(request.cookies.get("cf_clearance", ""))
+        if clearance is None:
+            return "no clearance"
+        if clearance.expires_at <= time.time() or clearance.issued_at < self.state.expired_before:
+            return "clearance expired"
+        if clearance.user_agent != request.headers.get("User-Agent", ""):
+            return "clearance bound to another user agent"
+        if clearance.client_class != request.get(keys.CLIENT_CLASS):
+            return "clearance bound to another TLS fingerprint"
+        return None
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith(CHALLENGE_PREFIX):
+            return await handler(request)
+        reason = self.blocked_because(request)
+        if reason is not None:
+            request[keys.NOTE] = reason
+            return self.challenge_page()
+        return await handler(request)
+
+    def challenge_page(self, status: int = 403) -> web.Response:
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = time.time()
+        interactive = self.state.knobs.interactive_challenge
+        page = CHALLENGE_PAGE.format(
+            host=HOST,
+            kind="interactive" if interactive else "managed",
+            ray=secrets.token_hex(8),
+            token=token,
+            verify=VERIFY_PATH,
+            delay_ms=int(self.state.knobs.challenge_delay * 1000),
+            widget=INTERACTIVE_WIDGET if interactive else "",
+        )
+        headers = {"cf-mitigated": "challenge", "server": "cloudflare", "cache-control": "no-store"}
+        return web.Response(status=status, text=page, content_type="text/html", headers=headers)
+
+    async def verify(self, request: web.Request) -> web.Response:
+        """The challenge script reports here; a browser that passes gets `cf_clearance`."""
+        try:
+            report = json.loads(await request.read())
+        except ValueError:
+            report = None
+        user_agent = request.headers.get("User-Agent", "")
+        reason = None
+        if not isinstance(report, dict) or self.tokens.pop(str(report.get("token")), None) is None:
+            reason = "unknown or reused challenge token"
+        elif report.get("webdriver") is not False:
+            reason = "navigator.webdriver is true"
+        elif "HeadlessChrome" in user_agent or "HeadlessChrome" in str(report.get("ua")):
+            reason = "HeadlessChrome user agent"
+        elif report.get("ua") != user_agent:
+            reason = "navigator.userAgent differs from the User-Agent header"
+        elif request.get(keys.CLIENT_CLASS) != "chrome":
+            reason = "TLS fingerprint is not a browser's"
+        if reason is not None:
+            request[keys.NOTE] = reason
+            return web.json_response({"success": False}, status=403)
+        now = time.time()
+        value = f"{secrets.token_hex(22)}-{int(now)}-1.2.1.1-{secrets.token_hex(40)}"
+        self.clearances[value] = Clearance(
+            user_agent, request[keys.CLIENT_CLASS], now, now + self.state.knobs.clearance_lifetime
+        )
+        response = web.json_response({"success": True})
+        set_cookie(
+            response,
+            "cf_clearance",
+            value,
+            expires=now + self.state.knobs.clearance_lifetime,
+            domain=COOKIE_DOMAIN,
+            same_site="None",
+            partitioned=True,
+        )
+        return response
+
+    # -- __cf_bm on every response -------------------------------------------------------------
+    async def add_cf_bm(self, request: web.Request, response: web.StreamResponse) -> None:
+        if request.host.split(":")[0] != HOST:
+            return
+        now = time.time()
+        presented = request.cookies.get("__cf_bm", "")
+        issued = _cf_bm_time(presented)
+        lifetime = self.state.knobs.cf_bm_lifetime
+        if not self.state.knobs.rotate_cookies and issued is not None and now - issued < lifetime / 2:
+            return
+        value = f"{secrets.token_hex(22)}-{int(now)}-1.0.1.1-{secrets.token_hex(48)}"
+        if self.state.knobs.rotate_cookies:
+            self.live_cf_bm.discard(presented)
+        self.live_cf_bm.add(value)
+        set_cookie(
+            response, "__cf_bm", value, expires=now + lifetime, domain=COOKIE_DOMAIN, same_site="None"
+        )
+
+
+def _cf_bm_time(value: str) -> float | None:
+    """The issue time embedded in a `__cf_bm` value."""
+    parts = value.split("-")
+    return float(parts[1]) if len(parts) == 4 and parts[1].isdigit() else None

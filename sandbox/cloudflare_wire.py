@@ -1,0 +1,138 @@
+"""The playground's four protocol generations as bytes and frames (spec 2.2 to 2.6)."""
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+from .textgen import Reply
+
+TEXT_GENERATION = {
+    "id": "c329a1f9-323d-4e91-b2aa-582dd4188d34",
+    "name": "Text Generation",
+    "description": "Family of generative text models, such as large language models (LLM).",
+}
+EMBEDDINGS = {
+    "id": "0137cdcf-162a-4108-94f2-1ca59e8c65ee",
+    "name": "Text Embeddings",
+    "description": "Feature extraction models transform raw data into numerical features.",
+}
+# (name, task, context window, reasoning)
+MODELS = (
+    ("@cf/meta/llama-3.3-70b-instruct-fp8-fast", TEXT_GENERATION, 24000, False),
+    ("@cf/meta/llama-3.1-8b-instruct-fast", TEXT_GENERATION, 128000, False),
+    ("@cf/mistralai/mistral-small-3.1-24b-instruct", TEXT_GENERATION, 128000, False),
+    ("@cf/qwen/qwq-32b", TEXT_GENERATION, 24000, True),
+    ("@cf/openai/gpt-oss-120b", TEXT_GENERATION, 128000, True),
+    ("@cf/baai/bge-m3", EMBEDDINGS, 8192, False),
+)
+TEXT_MODELS = frozenset(name for name, task, _, _ in MODELS if task is TEXT_GENERATION)
+REASONING_MODELS = frozenset(name for name, _, _, reasoning in MODELS if reasoning)
+
+
+def model_objects() -> list[dict[str, Any]]:
+    """The model list as `/api/models` and the getModels RPC give it."""
+    return [
+        {
+            "id": f"{index:08x}-0000-4000-8000-{index:012x}",
+            "source": 1,
+            "name": name,
+            "description": f"{name.rsplit('/', 1)[-1]} on Workers AI",
+            "task": task,
+            "created_at": "2024-02-06 18:16:27.183",
+            "tags": [],
+            "properties": [{"property_id": "context_window", "value": str(window)}]
+            + ([{"property_id": "reasoning", "value": "true"}] if reasoning else []),
+        }
+        for index, (name, task, window, reasoning) in enumerate(MODELS, start=1)
+    ]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def ui_chunks(reply: Reply) -> Iterator[dict[str, Any]]:
+    """A reply as UI-message-stream chunks (AI SDK 5)."""
+    yield {"type": "start", "messageId": "msg-" + secrets.token_hex(8)}
+    yield {"type": "start-step"}
+    if reply.reasoning:
+        yield {"type": "reasoning-start", "id": "r1"}
+        for thought in reply.reasoning:
+            yield {"type": "reasoning-delta", "id": "r1", "delta": thought}
+        yield {"type": "reasoning-end", "id": "r1"}
+    yield {"type": "text-start", "id": "t1"}
+    for token in reply.tokens:
+        yield {"type": "text-delta", "id": "t1", "delta": token}
+    yield {"type": "text-end", "id": "t1"}
+    yield {"type": "finish-step"}
+    usage = {
+        "inputTokens": reply.prompt_tokens,
+        "outputTokens": reply.completion_tokens,
+        "totalTokens": reply.prompt_tokens + reply.completion_tokens,
+    }
+    yield {"type": "finish", "finishReason": reply.finish_reason, "messageMetadata": {"usage": usage}}
+
+
+UI_ERROR = {"type": "error", "errorText": "Error during inference"}
+
+
+def ui_sse(reply: Reply) -> Iterator[bytes]:
+    """The UI message stream over HTTP: SSE events, then `[DONE]`."""
+    for chunk in ui_chunks(reply):
+        yield b"data: " + _compact(chunk).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+def data_stream(reply: Reply) -> Iterator[bytes]:
+    """The AI SDK data stream v4: one `CODE:JSON` line per part."""
+    yield b'f:{"messageId":"msg-' + secrets.token_hex(8).encode() + b'"}\n'
+    for thought in reply.reasoning:
+        yield b"g:" + _compact(thought).encode() + b"\n"
+    for token in reply.tokens:
+        yield b"0:" + _compact(token).encode() + b"\n"
+    usage = {"promptTokens": reply.prompt_tokens, "completionTokens": reply.completion_tokens}
+    finish = {"finishReason": reply.finish_reason, "usage": usage}
+    yield b"e:" + _compact(dict(finish, isContinued=False)).encode() + b"\n"
+    yield b"d:" + _compact(finish).encode() + b"\n"
+
+
+def workers_sse(reply: Reply) -> Iterator[bytes]:
+    """The oldest generation: Workers AI SSE with `response` fields, usage, then `[DONE]`."""
+    for token in reply.tokens:
+        yield b"data: " + _compact({"response": token, "p": "abcdefghijklmnopqrstuvwxyz0123"}).encode() + b"\n\n"
+    usage = {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+    }
+    yield b"data: " + _compact({"response": "", "usage": usage}).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+# What each generation sends for a fault's malformed line and mid-stream error.
+MALFORMED = {
+    "ui-stream": b'data: {"type":"text-delta","id":"t1","delta":"bro\n\n',
+    "data-stream": b'0:"unterminated\n',
+    "sse": b'data: {"response":"bro\n\n',
+}
+ERRORS = {
+    "ui-stream": b"data: " + _compact(UI_ERROR).encode() + b"\n\n",
+    "data-stream": b'3:"Error during inference"\n',
+    "sse": b'data: {"error":"Error during inference"}\n\n',
+}
+ENCODERS = {"ui-stream": ui_sse, "data-stream": data_stream, "sse": workers_sse}
+CONTENT_TYPES = {
+    "ui-stream": "text/event-stream",
+    "data-stream": "text/x-unknown",
+    "sse": "text/event-stream",
+}
+
+
+def agent_response(request_id: str, body: str, *, done: bool, error: bool = False) -> str:
+    """One `cf_agent_use_chat_response` frame."""
+    frame: dict[str, Any] = {"type": "cf_agent_use_chat_response", "id": request_id, "body": body, "done": done}
+    if error:
+        frame["error"] = True
+    return _compact(frame)

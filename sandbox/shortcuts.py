@@ -1,0 +1,61 @@
+"""Browserless shortcuts through the sandbox's two gates, for tests and the demo.
+
+A real harvest goes through Chromium; these do the same steps over plain HTTP with a curl_cffi
+session that impersonates Chrome (the sandbox only accepts a Chrome-like TLS fingerprint), so tests of
+the API surfaces do not each need a browser.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from curl_cffi.requests import AsyncSession
+
+from .accounts import SANDBOX_EMAIL, SANDBOX_PASSWORD
+from .cerebras_web import HOST as CEREBRAS_WEB
+from .cloudflare_front import HOST as PLAYGROUND
+from .cloudflare_front import VERIFY_PATH
+
+CHROME_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/136.0.0.0 Safari/537.36"
+)
+
+
+def sandbox_session(env: dict[str, str], **kwargs: Any) -> AsyncSession:
+    """A Chrome-impersonating curl_cffi session that goes through the sandbox's proxy and CA."""
+    kwargs.setdefault("impersonate", "chrome")
+    return AsyncSession(proxy=env["HARVESTKIT_PROXY"], verify=env["HARVESTKIT_CA_BUNDLE"], **kwargs)
+
+
+async def sign_in(session: AsyncSession, email: str = SANDBOX_EMAIL, password: str = SANDBOX_PASSWORD) -> dict[str, Any]:
+    """Sign in to the Cerebras demo with its form; return the `/api/auth/session` JSON."""
+    page = await session.get(f"https://{CEREBRAS_WEB}/api/auth/signin?callbackUrl=%2F")
+    match = re.search(r'name="csrfToken" value="([^"]+)"', page.text)
+    if match is None:
+        raise RuntimeError(f"no sign-in form (HTTP {page.status_code})")
+    await session.post(
+        f"https://{CEREBRAS_WEB}/api/auth/callback/credentials",
+        data={"csrfToken": match.group(1), "email": email, "password": password, "callbackUrl": "/"},
+        allow_redirects=False,
+    )
+    response = await session.get(f"https://{CEREBRAS_WEB}/api/auth/session")
+    return response.json()
+
+
+async def solve_challenge(session: AsyncSession, user_agent: str = CHROME_UA) -> bool:
+    """Report to the challenge what a clean browser's script would; True once `cf_clearance` is set.
+
+    The clearance is bound to `user_agent`: send the same User-Agent on later requests.
+    """
+    headers = {"User-Agent": user_agent}
+    page = await session.get(f"https://{PLAYGROUND}/", headers=headers)
+    match = re.search(r'cH: "([^"]+)"', page.text)
+    if match is None:
+        return page.status_code == 200
+    verdict = await session.post(
+        f"https://{PLAYGROUND}{VERIFY_PATH}",
+        json={"token": match.group(1), "ua": user_agent, "webdriver": False},
+        headers=headers,
+    )
+    return verdict.status_code == 200

@@ -1,0 +1,76 @@
+"""Sending a stream at the configured pace, with the failures a test asked for."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+from aiohttp import web
+
+from . import keys
+from .state import Fault
+
+T = TypeVar("T")
+
+
+async def pump(
+    chunks: Iterable[T],
+    send: Callable[[T], Awaitable[None]],
+    *,
+    fault: Fault | None,
+    pace: float,
+    malformed: T,
+    error: T,
+) -> str:
+    """Send `chunks` one by one; return "complete", "truncated" or "error".
+
+    A fault's `malformed_at` replaces that chunk with `malformed`; `error_at` sends `error` in place
+    of that chunk and stops; `truncate_after` stops after that many chunks without the rest (the
+    caller then cuts the connection). Connection errors from `send` propagate.
+    """
+    for index, chunk in enumerate(chunks):
+        if fault is not None:
+            if fault.truncate_after is not None and index >= fault.truncate_after:
+                return "truncated"
+            if fault.error_at is not None and index == fault.error_at:
+                await send(error)
+                return "error"
+            if fault.malformed_at is not None and index == fault.malformed_at:
+                chunk = malformed
+        await send(chunk)
+        if pace > 0:
+            await asyncio.sleep(pace)
+    return "complete"
+
+
+async def stream_http(
+    request: web.Request,
+    response: web.StreamResponse,
+    chunks: Iterable[bytes],
+    *,
+    fault: Fault | None,
+    pace: float,
+    malformed: bytes,
+    error: bytes,
+) -> web.StreamResponse:
+    """Stream `chunks` as the body of `response`; record the outcome in the request log."""
+    await response.prepare(request)
+    try:
+        outcome = await pump(
+            chunks, response.write, fault=fault, pace=pace, malformed=malformed, error=error
+        )
+    except ConnectionError:
+        request[keys.OUTCOME] = "client_disconnected"
+        return response
+    except asyncio.CancelledError:
+        request[keys.OUTCOME] = "client_disconnected"
+        raise
+    request[keys.OUTCOME] = outcome
+    if outcome == "truncated":
+        # No terminal chunk and no final event: the client sees the connection end mid-body.
+        response.force_close()
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write_eof()
+    return response
