@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BrowserNotFound, BrowserStartError
-from .reaper import become_subreaper, reap_group
+from .reaper import become_subreaper, reap_group, start_ticks
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 USUAL_PATHS = (
@@ -129,6 +129,7 @@ class Chromium:
         self._profile: Path | None = None
         self._temporary_profile = False
         self._stderr: Any = None
+        self._started_ticks = 0
 
     @property
     def pid(self) -> int | None:
@@ -179,6 +180,7 @@ class Chromium:
                 stderr=self._stderr,
                 start_new_session=True,
             )
+            self._started_ticks = start_ticks(self._process.pid)
             port = await self._wait_for_port(port_file)
             self.browser = await self._connect(executable, port)
         except BaseException:
@@ -276,7 +278,7 @@ class Chromium:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)  # also whatever of the group outlived it
             process.wait()
-            reap_group(process.pid)
+            reap_group(process.pid, self._started_ticks)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import signal
 import sys
 import time
 
@@ -30,37 +31,65 @@ def become_subreaper() -> bool:
     return _is_subreaper
 
 
-def group_children(pgid: int) -> dict[int, str]:
-    """This process's children in process group `pgid`, with their state letter (Z: zombie)."""
+def _stat(pid: int) -> tuple[str, str, int, int, int] | None:
+    """(comm, state, ppid, pgrp, start time in clock ticks) of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+        # The command name may contain spaces: the fields after ")" are fixed.
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        comm = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
+        return comm, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def start_ticks(pid: int) -> int:
+    """When a process started, in clock ticks since boot (0 if unknown)."""
+    stat = _stat(pid)
+    return stat[4] if stat else 0
+
+
+def browser_children(pgid: int, since: int) -> dict[int, str]:
+    """This process's children that belong to the browser of group `pgid`, with their state.
+
+    That is the group's members, and the crash handlers Chromium starts in sessions of their own
+    (re-parented here) since the browser started.
+    """
     members: dict[int, str] = {}
     me = os.getpid()
     with contextlib.suppress(OSError):
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    stat = handle.read()
-                # The command name may contain spaces: the fields after ")" are fixed.
-                fields = stat[stat.rindex(b")") + 2 :].split()
-                state, ppid, pgrp = fields[0].decode(), int(fields[1]), int(fields[2])
-                if ppid == me and pgrp == pgid:
-                    members[int(entry)] = state
+            stat = _stat(int(entry))
+            if stat is None:
+                continue
+            comm, state, ppid, pgrp, started = stat
+            if ppid == me and (pgrp == pgid or (comm.startswith("chrome_crashpad") and started >= since)):
+                members[int(entry)] = state
     return members
 
 
-def reap_group(pgid: int, timeout: float = 3.0) -> None:
-    """Wait for every child of ours in group `pgid` (already signalled to die)."""
+def reap_group(pgid: int, since: int, timeout: float = 3.0) -> None:
+    """Wait for every child of ours that belongs to the browser (its group already killed)."""
     if not _is_subreaper:
         return
     deadline = time.monotonic() + timeout
+    killed_stragglers = False
     while True:
-        members = group_children(pgid)
+        members = browser_children(pgid, since)
         if not members:
             return
         for pid in members:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
+        if time.monotonic() > deadline - timeout / 2 and not killed_stragglers:
+            for pid, state in members.items():  # crash handlers that did not follow the browser
+                if state != "Z":
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+            killed_stragglers = True
         if time.monotonic() > deadline:
             return
         time.sleep(0.005)
