@@ -1,0 +1,1 @@
+"""harvestkit.client."""
