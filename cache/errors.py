@@ -6,8 +6,10 @@ without import cycles; `harvestkit.client` re-exports the whole tree.
 No message built here ever contains a secret: callers pass paths, modes, versions,
 field names and line numbers, never cookie values or API keys.
 """
+
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 
@@ -25,7 +27,7 @@ class CachePermissionError(CacheError):
     def __init__(self, path: Path, mode: int, fix_mode: int) -> None:
         self.path = Path(path)
         self.mode = mode
-        self.fix = f"chmod {fix_mode:o} '{self.path}'"
+        self.fix = f"chmod {fix_mode:o} {shlex.quote(str(self.path))}"
         super().__init__(
             f"refusing to use {self.path}: its mode is {mode:04o}, but the harvestkit cache holds "
             f"secrets and must be accessible by its owner only. Fix it with: {self.fix}"

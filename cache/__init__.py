@@ -1,0 +1,71 @@
+"""harvestkit.cache: the auth cache of harvested browser sessions.
+
+`AuthCache` stores one `SessionRecord` per (site, profile) in owner-only files (see
+`harvestkit.cache.paths` for the location and permissions policy, `harvestkit.cache.store`
+for locking, freshness and corruption handling).
+"""
+
+from .cookie import Cookie, domain_match, path_match
+from .cookiefiles import (
+    FORMATS,
+    detect_cookie_format,
+    dump_cdp_cookies,
+    dump_cookies,
+    dump_extension_cookies,
+    dump_netscape_cookies,
+    parse_cdp_cookies,
+    parse_cookies,
+    parse_extension_cookies,
+    parse_netscape_cookies,
+)
+from .errors import (
+    CacheCorruptError,
+    CacheCorruptWarning,
+    CacheError,
+    CacheLockTimeout,
+    CachePermissionError,
+    CacheSchemaError,
+    CookieFormatError,
+    HarvestkitError,
+)
+from .paths import default_root
+from .record import DEFAULT_PROFILE, SOURCES, SessionRecord, session_expires_at
+from .redact import redact
+from .schema import SCHEMA_VERSION
+from .setcookie import parse_cookie_date, parse_set_cookie, parse_set_cookies
+from .store import AuthCache
+
+__all__ = [
+    "AuthCache",
+    "CacheCorruptError",
+    "CacheCorruptWarning",
+    "CacheError",
+    "CacheLockTimeout",
+    "CachePermissionError",
+    "CacheSchemaError",
+    "Cookie",
+    "CookieFormatError",
+    "DEFAULT_PROFILE",
+    "FORMATS",
+    "HarvestkitError",
+    "SCHEMA_VERSION",
+    "SOURCES",
+    "SessionRecord",
+    "default_root",
+    "detect_cookie_format",
+    "domain_match",
+    "dump_cdp_cookies",
+    "dump_cookies",
+    "dump_extension_cookies",
+    "dump_netscape_cookies",
+    "parse_cdp_cookies",
+    "parse_cookie_date",
+    "parse_cookies",
+    "parse_extension_cookies",
+    "parse_netscape_cookies",
+    "parse_set_cookie",
+    "parse_set_cookies",
+    "path_match",
+    "redact",
+    "session_expires_at",
+]

@@ -1,0 +1,371 @@
+"""`AuthCache`: one JSON record per (site, profile), safe across threads and processes.
+
+Writes are read-modify-write under the record's lock (`<profile>.lock`): the new content
+goes to a 0600 temp file that is fsync'd and renamed over the record, then the directory
+is fsync'd. Readers take no lock: they always see a whole file, old or new.
+
+Single-flight refresh uses a second lock per record (`<profile>.refresh.lock`), held for the
+whole harvest, so normal updates (cookie merges after each response) keep flowing while a
+harvest runs, and the harvest function may itself call `put`/`update` without deadlock.
+Locks are not reentrant: an `update` function must not call `put`/`update` on its own record.
+
+Freshness: a record with `expires_at` is fresh while `now + margin < expires_at`. A record
+with no known expiry (None) is fresh only while `now + margin - harvested_at < max_age`
+(12 hours unless the cache or the call says otherwise): an unknown expiry must not mean
+"valid forever".
+
+Unreadable records (bad JSON, wrong types, missing fields) are moved aside as
+`<profile>.json.corrupt-<UTC time>`, reported once with a `CacheCorruptWarning`, and read
+as no session. A record from a newer harvestkit raises `CacheSchemaError` and is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+import inspect
+import json
+import os
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from .cookiefiles import dump_cookies, parse_cookies
+from .errors import CacheCorruptError, CacheCorruptWarning, CacheError, CacheSchemaError
+from .locks import CacheLock
+from .paths import (
+    check_existing_private,
+    default_root,
+    ensure_private_dir,
+    fsync_dir,
+    quarantine,
+    read_private,
+    write_private_atomic,
+)
+from .record import DEFAULT_PROFILE, SessionRecord, check_name, valid_name
+
+UpdateFn = Callable[[SessionRecord | None], SessionRecord | None | Awaitable[SessionRecord | None]]
+HarvestFn = Callable[[], SessionRecord | Awaitable[SessionRecord]]
+DEFAULT_MAX_AGE = 12 * 3600.0
+
+
+async def _run(fn: Callable[..., Any], *args: Any) -> Any:
+    """Await an async `fn`; run a plain one in a worker thread (awaiting what it returns)."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args)
+    result = await asyncio.to_thread(fn, *args)
+    return await result if inspect.isawaitable(result) else result
+
+
+class AuthCache:
+    """The auth cache rooted at `root` (see `harvestkit.cache.paths` for the default).
+
+    `lock_timeout` bounds waits for a record lock, `refresh_timeout` waits for another
+    process's harvest; both raise `CacheLockTimeout`. `max_age` is the freshness window of
+    records without a known expiry.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float = 30.0,
+        refresh_timeout: float = 600.0,
+        max_age: float = DEFAULT_MAX_AGE,
+    ) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.lock_timeout = lock_timeout
+        self.refresh_timeout = refresh_timeout
+        self.max_age = max_age
+
+    def __repr__(self) -> str:
+        return f"AuthCache(root={str(self.root)!r})"
+
+    # -- layout -----------------------------------------------------------------------------------
+
+    def record_path(self, site: str, profile: str = DEFAULT_PROFILE) -> Path:
+        """The file that holds the record of (site, profile)."""
+        return self.root / check_name("site", site) / f"{check_name('profile', profile)}.json"
+
+    def _lock(self, site: str, profile: str, timeout: float | None, kind: str = "") -> CacheLock:
+        path = self.record_path(site, profile).with_name(f"{profile}{kind}.lock")
+        default = self.refresh_timeout if kind else self.lock_timeout
+        return CacheLock(path, default if timeout is None else timeout)
+
+    def _dirs(self, site: str, create: bool) -> bool:
+        return ensure_private_dir(self.root, create=create) and ensure_private_dir(
+            self.root / check_name("site", site), create=create
+        )
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _load(self, site: str, profile: str) -> SessionRecord | None:
+        path = self.record_path(site, profile)
+        data = read_private(path)
+        if data is None:
+            return None
+        try:
+            record = SessionRecord.from_dict(json.loads(data.decode("utf-8")))
+        except CacheSchemaError as exc:
+            raise CacheSchemaError(exc.found, exc.supported, path) from None
+        except json.JSONDecodeError as exc:
+            raise CacheCorruptError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        except UnicodeDecodeError:
+            raise CacheCorruptError("not UTF-8 text") from None
+        except RecursionError:
+            raise CacheCorruptError("JSON nested too deeply") from None
+        if (record.site, record.profile) != (site, profile):
+            raise CacheCorruptError(f"it holds the record of {record.site}/{record.profile}")
+        return record
+
+    def _load_or_quarantine(self, site: str, profile: str) -> SessionRecord | None:
+        # The caller holds the record lock, so no writer can replace the file meanwhile.
+        try:
+            return self._load(site, profile)
+        except CacheCorruptError as exc:
+            path = self.record_path(site, profile)
+            moved = quarantine(path)
+            warnings.warn(
+                f"harvestkit: the cached session {site}/{profile} was unreadable ({exc}); "
+                f"moved {path} aside as {moved.name} and treating it as no session",
+                CacheCorruptWarning,
+                stacklevel=3,
+            )
+            return None
+
+    def get(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
+        """The record of (site, profile), or None (also after quarantining an unreadable one)."""
+        if not self._dirs(site, create=False):
+            return None
+        try:
+            return self._load(site, profile)
+        except CacheCorruptError:
+            with self._lock(site, profile, None):
+                return self._load_or_quarantine(site, profile)
+
+    def _keys(self) -> builtins.list[tuple[str, str]]:
+        if not ensure_private_dir(self.root, create=False):
+            return []
+        keys = []
+        for site in os.scandir(self.root):
+            if site.is_dir(follow_symlinks=False) and valid_name(site.name):
+                for entry in os.scandir(site.path):
+                    profile, ext = os.path.splitext(entry.name)
+                    if ext == ".json" and valid_name(profile):
+                        keys.append((site.name, profile))
+        return sorted(keys)
+
+    def list(self) -> builtins.list[SessionRecord]:
+        """Every readable record, sorted by (site, profile)."""
+        records = (self.get(site, profile) for site, profile in self._keys())
+        return [record for record in records if record is not None]
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _encode(record: SessionRecord, key: tuple[str, str] | None = None) -> bytes:
+        """The file content for `record`, which must be valid (and for `key`, if given)."""
+        if not isinstance(record, SessionRecord):
+            raise TypeError(f"expected a SessionRecord, not {type(record).__name__}")
+        site, profile = key or (record.site, record.profile)
+        if (record.site, record.profile) != (site, profile):
+            raise ValueError(f"expected a record for {site}/{profile}, not {record.site}/{record.profile}")
+        try:
+            text = json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False)
+            SessionRecord.from_dict(json.loads(text))  # never write what would read back as corrupt
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"refusing to store an invalid record for {site}/{profile}: {exc}") from None
+        return text.encode("utf-8")
+
+    def _write(self, record: SessionRecord, data: bytes) -> None:
+        # The caller holds the record lock.
+        path = self.record_path(record.site, record.profile)
+        check_existing_private(path)
+        write_private_atomic(path, data)
+
+    def put(self, record: SessionRecord, *, timeout: float | None = None) -> None:
+        """Store `record` as the record of (record.site, record.profile)."""
+        self._put(record, None, timeout)
+
+    def _put(self, record: SessionRecord, key: tuple[str, str] | None, timeout: float | None) -> None:
+        data = self._encode(record, key)
+        self._dirs(record.site, create=True)
+        with self._lock(record.site, record.profile, timeout):
+            self._write(record, data)
+
+    def update(
+        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+    ) -> SessionRecord | None:
+        """Atomically replace the record with `fn(current)` under the record lock.
+
+        `fn` receives None when there is no record (or it was unreadable): it may create one,
+        or return None to write nothing; `update` then returns the current record (maybe
+        None). So `cache.update(site, lambda r: r and r.merge_cookies(cookies))` merges only
+        into an existing session. Returns the stored record.
+        """
+        self._dirs(site, create=True)
+        with self._lock(site, profile, timeout):
+            current = self._load_or_quarantine(site, profile)
+            new = fn(current)
+            if new is None:
+                return current
+            self._write(new, self._encode(new, (site, profile)))
+            return new
+
+    def delete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
+        """Remove the record; returns whether there was one."""
+        if not self._dirs(site, create=False):
+            return False
+        path = self.record_path(site, profile)
+        with self._lock(site, profile, timeout):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            fsync_dir(path.parent)
+            return True
+
+    # -- freshness and single-flight refresh --------------------------------------------------------
+
+    def is_fresh(
+        self,
+        record: SessionRecord | None,
+        margin: float = 0.0,
+        *,
+        max_age: float | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Whether `record` stays usable for `margin` more seconds (False for None).
+
+        With `expires_at`: `now + margin < expires_at`. Without a known expiry: only within
+        `max_age` (default: the cache's) of `harvested_at`.
+        """
+        if record is None:
+            return False
+        now = time.time() if now is None else now
+        if record.expires_at is not None:
+            return now + margin < record.expires_at
+        return now + margin - record.harvested_at < (self.max_age if max_age is None else max_age)
+
+    def _settled(
+        self, record: SessionRecord | None, seen: float | None, force: bool, margin: float, max_age: float | None
+    ) -> bool:
+        """After waiting for the refresh lock: can `record` be returned without a harvest?"""
+        if force:  # only if someone else harvested while we waited
+            return record is not None and record.harvested_at != seen
+        return self.is_fresh(record, margin, max_age=max_age)
+
+    def refresh(
+        self,
+        site: str,
+        fn: Callable[[], SessionRecord],
+        margin: float = 0.0,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        force: bool = False,
+        max_age: float | None = None,
+        timeout: float | None = None,
+    ) -> SessionRecord:
+        """The fresh record of (site, profile), harvesting it with `fn()` when stale.
+
+        Single-flight across processes: callers that find the record stale queue on its
+        refresh lock; the first one calls `fn()` and stores its record, the others then find
+        it fresh and return it. `force=True` harvests even a fresh record, unless another
+        caller harvested while this one waited. `timeout` bounds the wait for the lock.
+        """
+        current = self.get(site, profile)
+        if not force and self.is_fresh(current, margin, max_age=max_age):
+            return current
+        seen = current.harvested_at if current else None
+        self._dirs(site, create=True)
+        with self._lock(site, profile, timeout, kind=".refresh"):
+            current = self.get(site, profile)
+            if self._settled(current, seen, force, margin, max_age):
+                return current
+            new = fn()
+            self._put(new, (site, profile), None)
+            return new
+
+    # -- async twins: every lock wait and file operation runs in a worker thread ----------------------
+
+    async def aget(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
+        """`get` without blocking the event loop."""
+        return await asyncio.to_thread(self.get, site, profile)
+
+    async def alist(self) -> builtins.list[SessionRecord]:
+        """`list` without blocking the event loop."""
+        return await asyncio.to_thread(self.list)
+
+    async def aput(self, record: SessionRecord, *, timeout: float | None = None) -> None:
+        """`put` without blocking the event loop."""
+        await asyncio.to_thread(self.put, record, timeout=timeout)
+
+    async def adelete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
+        """`delete` without blocking the event loop."""
+        return await asyncio.to_thread(self.delete, site, profile, timeout=timeout)
+
+    async def aupdate(
+        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+    ) -> SessionRecord | None:
+        """`update` without blocking the event loop; `fn` may be async (a plain one runs in a thread)."""
+        await asyncio.to_thread(self._dirs, site, True)
+        async with self._lock(site, profile, timeout):
+            current = await asyncio.to_thread(self._load_or_quarantine, site, profile)
+            new = await _run(fn, current)
+            if new is None:
+                return current
+            await asyncio.to_thread(self._write, new, self._encode(new, (site, profile)))
+            return new
+
+    async def arefresh(
+        self,
+        site: str,
+        fn: HarvestFn,
+        margin: float = 0.0,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        force: bool = False,
+        max_age: float | None = None,
+        timeout: float | None = None,
+    ) -> SessionRecord:
+        """`refresh` without blocking the event loop; `fn` may be async (a plain one runs in a thread)."""
+        current = await self.aget(site, profile)
+        if not force and self.is_fresh(current, margin, max_age=max_age):
+            return current
+        seen = current.harvested_at if current else None
+        await asyncio.to_thread(self._dirs, site, True)
+        async with self._lock(site, profile, timeout, kind=".refresh"):
+            current = await self.aget(site, profile)
+            if self._settled(current, seen, force, margin, max_age):
+                return current
+            new = await _run(fn)
+            await asyncio.to_thread(self._put, new, (site, profile), None)
+            return new
+
+    # -- cookie files -------------------------------------------------------------------------------
+
+    def import_cookies(
+        self, site: str, text: str, fmt: str | None = None, profile: str = DEFAULT_PROFILE, *, replace: bool = False
+    ) -> SessionRecord:
+        """Merge the cookies of a cookie file's `text` (format detected unless `fmt`) into the
+        record, creating one with source "import" if there is none; `replace` drops the
+        cookies held before. Returns the stored record."""
+        cookies = parse_cookies(text, fmt)
+
+        def merge(record: SessionRecord | None) -> SessionRecord:
+            record = record or SessionRecord(site, profile, source="import")
+            if replace:
+                record = dataclasses.replace(record, cookies=[])
+            return record.merge_cookies(cookies)
+
+        return self.update(site, merge, profile)
+
+    def export_cookies(self, site: str, fmt: str = "netscape", profile: str = DEFAULT_PROFILE) -> str:
+        """The record's cookies as the text of a cookie file in `fmt`."""
+        record = self.get(site, profile)
+        if record is None:
+            raise CacheError(f"no cached session for {site}/{profile}")
+        return dump_cookies(record.cookies, fmt)

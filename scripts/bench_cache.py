@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Benchmark the auth cache: `get` latency, and locked updates from 8 processes at once.
+
+Usage: python scripts/bench_cache.py [--gets N] [--procs P] [--updates U]
+Everything happens in a temporary directory that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harvestkit.cache import AuthCache, Cookie, SessionRecord
+
+
+def sample_record() -> SessionRecord:
+    now = time.time()
+    cookies = [Cookie(f"cookie{i}", "v" * 120, ".example.com", expires=now + 3600) for i in range(20)]
+    return SessionRecord(
+        "bench",
+        harvested_at=now,
+        expires_at=now + 3600,
+        user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0 Safari/537.36",
+        client_hints={"sec-ch-ua": '"Chromium";v="131"', "sec-ch-ua-mobile": "?0", "sec-ch-ua-platform": '"Linux"'},
+        impersonate="chrome131",
+        cookies=cookies,
+        api_key="csk-" + "k" * 48,
+    )
+
+
+def bench_get(root: Path, calls: int) -> None:
+    cache = AuthCache(root)
+    cache.put(sample_record())
+    timings = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        cache.get("bench")
+        timings.append(time.perf_counter() - start)
+    timings.sort()
+    print(
+        f"get ({calls} calls, record with 20 cookies): median {statistics.median(timings) * 1e3:.3f} ms, "
+        f"p99 {timings[int(len(timings) * 0.99)] * 1e3:.3f} ms"
+    )
+    timings = []
+    for _ in range(100):
+        start = time.perf_counter()
+        cache.update("bench", lambda r: r)
+        timings.append(time.perf_counter() - start)
+    print(f"update, one process (100 calls, fsync'd): median {statistics.median(timings) * 1e3:.3f} ms")
+
+
+def worker(root: str, updates: int, name: str) -> None:
+    def bump(record: SessionRecord | None) -> SessionRecord:
+        record = record or SessionRecord("counter", source="import")
+        record.extra["counter"] = record.extra.get("counter", 0) + 1
+        record.extra[name] = record.extra.get(name, 0) + 1
+        return record
+
+    cache = AuthCache(root)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for _ in range(updates):
+        cache.update("counter", bump)
+
+
+def bench_updates(root: Path, procs: int, updates: int) -> None:
+    command = [sys.executable, __file__, "--worker", str(root), str(updates)]
+    workers = [
+        subprocess.Popen([*command, f"w{i}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for i in range(procs)
+    ]
+    try:
+        for proc in workers:
+            assert proc.stdout.readline().strip() == "ready"
+        start = time.perf_counter()
+        for proc in workers:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        codes = [proc.wait(timeout=600) for proc in workers]
+        wall = time.perf_counter() - start
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    expected = procs * updates
+    final = AuthCache(root).get("counter").extra.get("counter", 0)
+    print(
+        f"{procs} processes x {updates} locked updates: wall {wall:.2f} s, {expected / wall:.0f} updates/s, "
+        f"lost updates {expected - final}, worker exit codes {sorted(set(codes))}"
+    )
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--worker"]:
+        worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gets", type=int, default=5000)
+    parser.add_argument("--procs", type=int, default=8)
+    parser.add_argument("--updates", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="harvestkit-bench-") as tmp:
+        bench_get(Path(tmp) / "cache", args.gets)
+        bench_updates(Path(tmp) / "cache", args.procs, args.updates)
+
+
+if __name__ == "__main__":
+    main()
