@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -9,30 +8,36 @@ import pytest
 pytest_plugins = ["harvestkit.sandbox.pytest_plugin"]
 
 
+def _stat(pid: str) -> tuple[str, str, int] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    name = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return name, fields[0].decode(), int(fields[1])
+
+
 def chromium_processes() -> list[str]:
-    """Browsers with a profile in the temp dir (the tests' own), and zombies among our children."""
-    found = []
+    """Browser processes descended from this test process (live or zombie), and our zombies."""
     me = os.getpid()
-    profile_flag = ("--user-data-dir=" + tempfile.gettempdir()).encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        name = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        state, ppid = fields[0].decode(), int(fields[1])
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-        except OSError:
-            cmdline = b""
-        if profile_flag in cmdline or (state == "Z" and (ppid == me or "chrom" in name)):
-            found.append(f"{entry} {state} {name}")
-    return found
+    table = {pid: stat for pid in os.listdir("/proc") if pid.isdigit() and (stat := _stat(pid))}
+
+    def ours(pid: str) -> bool:
+        seen = 0
+        while pid in table and seen < 64:
+            parent = table[pid][2]
+            if parent == me:
+                return True
+            pid, seen = str(parent), seen + 1
+        return False
+
+    return [
+        f"{pid} {state} {name}"
+        for pid, (name, state, _) in table.items()
+        if ours(pid) and ("chrom" in name.lower() or state == "Z")
+    ]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,415 @@
+"""The client's error tree and the mapping of error responses onto it.
+
+Every error keeps what the server said (``message``, ``code``, ``type``, ``param``), the HTTP
+``status_code``, the ``provider`` and a safe subset of the response ``headers``.  Messages never
+carry request headers, cookies or keys; anything key-like a server echoes back is redacted.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from harvestkit.cache.errors import HarvestkitError
+from harvestkit.cache.redact import redact
+
+__all__ = [
+    "AuthError",
+    "AuthExpired",
+    "BadRequest",
+    "ChallengeError",
+    "ClientError",
+    "ConnectError",
+    "HarvestkitError",
+    "MissingCredentials",
+    "ModelNotFound",
+    "ProtocolError",
+    "RateLimited",
+    "ServerError",
+    "StreamBroken",
+    "Timeout",
+    "error_from_body",
+    "error_from_response",
+    "html_summary",
+    "is_challenge_page",
+    "parse_retry_after",
+    "redact_text",
+    "safe_headers",
+]
+
+MAX_RETRY_AFTER = 60.0
+_MAX_MESSAGE = 300
+_SAFE_HEADERS = frozenset(("retry-after", "retry-after-ms", "x-should-retry", "x-request-id",
+                           "cf-ray", "cf-mitigated", "content-type", "server"))  # fmt: skip
+
+
+class ClientError(HarvestkitError):
+    """Base of the client's errors; ``str(error)`` is a short sentence that says what to do."""
+
+    hint = ""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        provider: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = _shorten(redact_text(message)) or _readable(self.__class__)
+        self.status_code = status_code
+        self.code = code
+        self.type = type
+        self.param = param
+        self.provider = provider
+        self.headers = safe_headers(headers or {})
+        if hint is not None:
+            self.hint = hint
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        details = [f"HTTP {self.status_code}"] if self.status_code is not None else []
+        if self.code:
+            details.append(str(self.code))
+        text = f"{self.provider}: " if self.provider else ""
+        text += self.message.rstrip(". ")
+        if details:
+            text += f" ({', '.join(details)})"
+        return f"{text}. {self.hint}" if self.hint else text
+
+
+class AuthError(ClientError):
+    """The credentials were refused."""
+
+    hint = "Log in again in the browser and harvest a fresh session."
+
+
+class MissingCredentials(AuthError):
+    """No credentials were sent, or the session has none (e.g. logged out)."""
+
+    hint = "Harvest a session first (log in in the browser)."
+
+
+class AuthExpired(AuthError):
+    """The credentials were valid once: the demo key or the session expired."""
+
+    hint = "The session or demo key expired; harvest a fresh session."
+
+
+class ChallengeError(ClientError):
+    """Cloudflare answered with a challenge page instead of the site."""
+
+    hint = (
+        "Solve the challenge by harvesting again in the browser, and reuse the session with "
+        "the same user agent, TLS fingerprint and IP."
+    )
+
+
+class RateLimited(ClientError):
+    """Too many requests or tokens; ``retry_after`` (seconds) is given or read from ``headers``."""
+
+    def __init__(
+        self, message: str = "", *, retry_after: float | None = None, **kwargs: Any
+    ) -> None:
+        if retry_after is None:
+            retry_after = parse_retry_after(kwargs.get("headers") or {})
+        self.retry_after = retry_after
+        if "hint" not in kwargs:
+            kwargs["hint"] = (
+                f"Retry in {retry_after:.1f} s."
+                if retry_after is not None
+                else "Wait a little and retry."
+            )
+        super().__init__(message, **kwargs)
+
+
+class ModelNotFound(ClientError):
+    """The model id is unknown to the service (or not available to this account)."""
+
+    hint = "Check the id against the provider's live model list."
+
+
+class BadRequest(ClientError):
+    """The service rejected the request as invalid."""
+
+
+class ServerError(ClientError):
+    """The service failed (5xx)."""
+
+    hint = "Retry later."
+
+
+class StreamBroken(ClientError):
+    """The stream failed or was cut mid-way; ``text`` holds the text received before that."""
+
+    hint = "Retry the request."
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        text: str = "",
+        cause: BaseException | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.text = text
+        self.cause = cause
+        super().__init__(message, **kwargs)
+        if cause is not None:
+            self.__cause__ = cause
+
+
+class ProtocolError(StreamBroken):
+    """The service sent something that is not the expected wire format."""
+
+    hint = "The service may have changed its wire format; please report it."
+
+
+class ConnectError(ClientError):
+    """The connection could not be made (DNS, TCP, TLS, proxy)."""
+
+    hint = "Check the network and the proxy."
+
+
+class Timeout(ClientError):
+    """The service did not answer in time."""
+
+    hint = "Retry, or raise the timeout."
+
+
+def _readable(cls: type[BaseException]) -> str:
+    """``ServerError`` -> ``server error``: the default message of an error without one."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", cls.__name__).lower()
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+_NAMED_SECRET = re.compile(
+    r"(?i)\b(bearer\s+|basic\s+|(?:authorization|cookie|set-cookie|api[_-]?key|apikey|token|"
+    r"access[_-]?token|cf_clearance|__cf_bm|_cfuvid|[\w.-]*session[\w.-]*|[\w.-]*csrf[\w.-]*)"
+    r"[\"']?\s*[=:]\s*[\"']?(?:bearer\s+)?)([^\s;,\"'&]{4,})"
+)
+_KEY_LIKE = re.compile(r"\b(?:csk|sk|pk|rk|key)-[A-Za-z0-9_\-]{8,}|\beyJ[\w\-]{8,}\.[\w\-.]+")
+
+
+def redact_text(text: str) -> str:
+    """Mask API keys, bearer tokens, JWTs and cookie/key values found in ``text`` (e.g. a
+    server message echoing a key) with the project's one masking rule (``cache.redact``)."""
+    text = _NAMED_SECRET.sub(lambda m: m.group(1) + redact(m.group(2)), text)
+    return _KEY_LIKE.sub(lambda m: redact(m.group(0)), text)
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The response headers worth keeping on an error (lower-cased), never cookies."""
+    kept = {}
+    for name, value in headers.items():
+        name = str(name).lower()
+        if name in _SAFE_HEADERS or name.startswith("x-ratelimit-"):
+            kept[name] = str(value)
+    return kept
+
+
+# --- response mapping ----------------------------------------------------------------------
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms``, ``retry-after`` (seconds or HTTP date) or
+    Cerebras' ``x-ratelimit-reset-tokens-minute``; clamped to ``[0, 60]``; ``None`` if absent."""
+    lower = {str(k).lower(): str(v).strip() for k, v in headers.items()}
+    seconds = _seconds(lower.get("retry-after-ms"))
+    if seconds is not None:
+        seconds /= 1000
+    elif "retry-after" in lower:
+        seconds = _seconds(lower["retry-after"])
+        if seconds is None:
+            try:
+                date = email.utils.parsedate_to_datetime(lower["retry-after"])
+                seconds = date.timestamp() - (time.time() if now is None else now)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                seconds = None
+    if seconds is None:
+        seconds = _seconds(lower.get("x-ratelimit-reset-tokens-minute"))
+    if seconds is None:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+_CHALLENGE_MARKERS = (
+    "Just a moment...",
+    "Attention Required",
+    "cf-please-wait",
+    "challenge-platform",
+    "cf_chl_opt",
+)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def is_challenge_page(text: str, headers: Mapping[str, str] | None = None) -> bool:
+    """True when ``text`` (a response body) is a Cloudflare challenge / block page."""
+    for name, value in (headers or {}).items():
+        if str(name).lower() == "cf-mitigated" and "challenge" in str(value).lower():
+            return True
+    head = text.lstrip()[:1]
+    return head == "<" and any(marker in text for marker in _CHALLENGE_MARKERS)
+
+
+def html_summary(text: str) -> str | None:
+    """``'an HTML page titled ...'`` if ``text`` is HTML, else ``None``."""
+    if text.lstrip()[:1] != "<":
+        return None
+    title = _TITLE.search(text)
+    name = " ".join(title.group(1).split())[:80] if title else ""
+    return f"an HTML page titled {name!r}" if name else "an HTML page"
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # FastAPI 422: [{"loc": [...], "msg": "..."}]
+        return "; ".join(_as_text(v.get("msg", v) if isinstance(v, dict) else v) for v in value)
+    try:
+        return "" if value is None else json.dumps(value, ensure_ascii=False)[:_MAX_MESSAGE]
+    except (ValueError, RecursionError):
+        return "(unreadable)"
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or isinstance(value, (dict, list)) else str(value)
+
+
+def _fields(data: Any) -> tuple[str, str | None, str | None, str | None, int | None]:
+    """(message, code, type, param, status) from a JSON error body, wrapped or not."""
+    if not isinstance(data, dict):
+        return _as_text(data), None, None, None, None
+    inner = data.get("error")
+    if isinstance(inner, dict):
+        merged = {**data, **inner}
+    else:
+        merged = dict(data)
+        if inner is not None and inner is not True:
+            merged.setdefault("message", inner)
+    message = next(
+        (merged[k] for k in ("message", "detail", "errorText", "msg") if merged.get(k)), ""
+    )
+    status = next(
+        (merged[k] for k in ("status_code", "status") if type(merged.get(k)) is int), None
+    )
+    if status is None and type(merged.get("code")) is int and 400 <= merged["code"] <= 599:
+        status = merged["code"]  # OpenAI-style bodies whose code is the HTTP status
+    return (
+        _as_text(message),
+        _opt_str(merged.get("code")),
+        _opt_str(merged.get("type")),
+        _opt_str(merged.get("param")),
+        status,
+    )
+
+
+def _classify(
+    status: int | None, code: str, kind: str, param: str, message: str, default: type[ClientError]
+) -> type[ClientError]:
+    if code in ("wrong_api_key", "invalid_api_key") or status == 401:
+        return AuthExpired
+    if status == 403:
+        return MissingCredentials if message.lower().startswith("not authenticated") else AuthError
+    if code == "model_not_found" or (param == "model" and kind == "not_found_error"):
+        return ModelNotFound
+    if (
+        status == 429
+        or code.endswith("quota_exceeded")
+        or code == "queue_exceeded"
+        or kind in ("too_many_requests_error", "rate_limit_error")
+    ):
+        return RateLimited
+    if status == 408:
+        return Timeout
+    if status is not None and 400 <= status < 500:
+        return BadRequest
+    if status is not None and status >= 500:
+        return ServerError
+    return default
+
+
+def error_from_body(
+    status: int | None,
+    data: Any,
+    provider: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    text: str = "",
+    default: type[ClientError] = StreamBroken,
+) -> ClientError:
+    """Map a decoded JSON error body (or an in-band stream error) to the error tree.
+
+    ``status`` may be ``None`` for an error reported inside a stream; then a status or code in
+    the body decides, else ``default`` (``StreamBroken`` carrying ``text``, the text so far).
+    """
+    message, code, kind, param, body_status = _fields(data)
+    status = status if status is not None else body_status
+    cls = _classify(
+        status, (code or "").lower(), (kind or "").lower(), (param or "").lower(), message, default
+    )
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "code": code,
+        "type": kind,
+        "param": param,
+        "provider": provider,
+        "headers": headers,
+    }
+    if issubclass(cls, StreamBroken):
+        kwargs["text"] = text
+    return cls(message or f"the service reported an error: {_readable(cls)}", **kwargs)
+
+
+def error_from_response(
+    status: int, headers: Mapping[str, str], body: bytes, provider: str
+) -> ClientError:
+    """Map an HTTP error response to the error tree (pure: no I/O, never raises)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
+    kept = safe_headers(headers)
+    common: dict[str, Any] = {"status_code": status, "provider": provider, "headers": kept}
+    if is_challenge_page(text, headers):
+        return ChallengeError("blocked by a Cloudflare challenge page", **common)
+    if not text.strip():
+        if status == 400:
+            return BadRequest(
+                "empty 400 response: the model may be unknown or the request invalid",
+                hint="Check the model id against the provider's live model list.",
+                **common,
+            )
+        message = "empty response body"
+    else:
+        html = html_summary(text)
+        if html is not None:
+            message = f"expected JSON but got {html}"
+        else:
+            try:
+                data = json.loads(text)
+            except (ValueError, RecursionError):
+                message = f"unexpected non-JSON response: {text.strip()[:120]}"
+            else:
+                return error_from_body(status, data, provider, headers=kept, default=ProtocolError)
+    return _classify(status, "", "", "", "", ProtocolError)(message, **common)

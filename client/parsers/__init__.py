@@ -1,0 +1,1 @@
+"""Incremental stream decoders and body parsers (pure: bytes in, events out, no I/O)."""

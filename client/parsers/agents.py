@@ -1,0 +1,191 @@
+"""The Cloudflare playground's agents WebSocket (current generation): client frames to send
+and the decoding of server frames."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harvestkit.client.errors import ProtocolError, error_from_body
+from harvestkit.client.events import Event
+from harvestkit.client.parsers._common import loads
+from harvestkit.client.parsers.uistream import UIStreamParser
+
+__all__ = [
+    "AgentChatParser",
+    "RpcReply",
+    "cancel_frame",
+    "chat_request_frame",
+    "parse_rpc_reply",
+    "rpc_frame",
+    "state_frame",
+    "ui_messages",
+]
+
+
+def _frame(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts: keep the text ones
+        return "".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return "" if content is None else str(content)
+
+
+def ui_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI-style ``{role, content}`` messages -> UI messages ``{id, role, parts}``.
+
+    Messages that already have ``parts`` keep them; each gets a fresh random ``id`` if it
+    has none.
+    """
+    result = []
+    for message in messages:
+        parts = message.get("parts")
+        if parts is None:
+            parts = [{"type": "text", "text": _text_of(message.get("content"))}]
+        result.append(
+            {
+                "id": str(message.get("id") or uuid.uuid4().hex[:16]),
+                "role": message.get("role", "user"),
+                "parts": list(parts),
+            }
+        )
+    return result
+
+
+def chat_request_frame(request_id: str, messages: Iterable[Mapping[str, Any]], **body: Any) -> str:
+    """A ``cf_agent_use_chat_request`` frame; ``init.body`` is a JSON string holding the UI
+    ``messages``, ``trigger: "submit-message"`` and any extra ``body`` fields."""
+    payload = {"messages": ui_messages(messages), "trigger": "submit-message", **body}
+    return _frame(
+        {
+            "type": "cf_agent_use_chat_request",
+            "id": request_id,
+            "init": {"method": "POST", "body": _frame(payload)},
+        }
+    )
+
+
+def state_frame(
+    model: str,
+    *,
+    temperature: float = 1,
+    stream: bool = True,
+    system: str = "",
+    use_external_provider: bool = False,
+) -> str:
+    """A ``cf_agent_state`` frame choosing the model and its settings."""
+    return _frame(
+        {
+            "type": "cf_agent_state",
+            "state": {
+                "model": model,
+                "temperature": temperature,
+                "stream": stream,
+                "system": system,
+                "useExternalProvider": use_external_provider,
+            },
+        }
+    )
+
+
+def cancel_frame(request_id: str) -> str:
+    """A ``cf_agent_chat_request_cancel`` frame for ``request_id``."""
+    return _frame({"type": "cf_agent_chat_request_cancel", "id": request_id})
+
+
+def rpc_frame(rpc_id: str, method: str = "getModels", args: Iterable[Any] = ()) -> str:
+    """An ``rpc`` call frame (``getModels`` by default)."""
+    return _frame({"type": "rpc", "id": rpc_id, "method": method, "args": list(args)})
+
+
+def _object(frame: str | bytes) -> dict[str, Any] | None:
+    """The frame as a JSON object, or ``None`` if it is not one (then it is not ours)."""
+    if isinstance(frame, (bytes, bytearray)):
+        frame = frame.decode("utf-8", "replace")
+    try:
+        value = loads(frame)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class RpcReply:
+    """The result of an RPC call; ``done`` is False for a streamed partial result."""
+
+    result: Any
+    done: bool
+
+
+def parse_rpc_reply(
+    frame: str | bytes, rpc_id: str, provider: str = "cloudflare"
+) -> RpcReply | None:
+    """The reply to RPC ``rpc_id`` carried by ``frame``, ``None`` if the frame is another one;
+    a failed call raises the matching error."""
+    obj = _object(frame)
+    if obj is None or obj.get("type") != "rpc" or obj.get("id") != rpc_id:
+        return None
+    if obj.get("success") is False or obj.get("error"):
+        raise error_from_body(
+            None, obj.get("error") or "RPC call failed", provider, default=ProtocolError
+        )
+    return RpcReply(obj.get("result"), obj.get("done") is not False)
+
+
+class AgentChatParser(UIStreamParser):
+    """Decodes the server frames of one chat request (``request_id``).
+
+    ``feed(frame)`` takes one WebSocket text message (``str`` or ``bytes``).  The ``body`` of
+    each ``cf_agent_use_chat_response`` for our id is a UI-message chunk: events as in
+    :class:`UIStreamParser`; ``done: true`` ends the response.  A frame with ``error: true``
+    raises the matching error.  Other frames and other ids are ignored.  ``close()`` raises
+    :class:`StreamBroken` if the response did not end.
+    """
+
+    def __init__(self, request_id: str, provider: str = "cloudflare") -> None:
+        super().__init__(provider)
+        self.request_id = request_id
+        self._done = False
+
+    def feed(self, frame: str | bytes) -> list[Event]:  # type: ignore[override]
+        """Decode one frame; return its events."""
+        obj = _object(frame)
+        if (
+            self._done
+            or obj is None
+            or obj.get("type") != "cf_agent_use_chat_response"
+            or obj.get("id") != self.request_id
+        ):
+            return []
+        body = obj.get("body")
+        body = body.strip() if isinstance(body, str) else ""
+        if obj.get("error"):
+            error = obj["error"]
+            data = (
+                _object(body)
+                or body
+                or (error if isinstance(error, dict) else "the agent reported an error")
+            )
+            raise error_from_body(None, data, self.provider, text=self.text_so_far)
+        out: list[Event] = []
+        if body:
+            self._payload(body, out)
+        if obj.get("done") is True:
+            self._done = True
+            self._end(out)
+        return out
+
+    def close(self) -> list[Event]:
+        """Raise :class:`StreamBroken` if the response did not end (no ``done: true``)."""
+        if not self._done:
+            raise self._broken("the connection closed before the response finished")
+        return []

@@ -1,0 +1,75 @@
+"""Server-sent events: bytes in arbitrary splits -> the data payload of each event."""
+
+from __future__ import annotations
+
+from harvestkit.client.errors import ProtocolError
+from harvestkit.client.parsers._common import MAX_LINE, TextBuffer
+
+__all__ = ["SSEDecoder"]
+
+
+class SSEDecoder:
+    """Incremental SSE decoder following the WHATWG parsing rules.
+
+    ``feed(bytes)`` returns the data payloads of the events it completes, in order.  ``data:``
+    with or without the space, LF / CRLF / CR line endings, ``:`` comments and multi-line data
+    (joined with ``"\\n"``) are handled; ``event``, ``id``, ``retry`` and unknown fields are
+    ignored; events without data yield nothing.  A line, or an event's data, longer than
+    ``max_line`` bytes raises :class:`ProtocolError`.
+    """
+
+    __slots__ = ("_data", "_max", "_size", "_text")
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._text = TextBuffer(max_line)
+        self._max = max_line
+        self._data: list[str] = []  # data lines of the event being read
+        self._size = 0
+
+    def feed(self, data: bytes) -> list[str]:
+        """Add ``data``; return the payloads of the events it completes."""
+        text = self._text.feed(data)
+        if not text:
+            return []
+        out: list[str] = []
+        blocks = text.split("\n\n")
+        last = blocks.pop()  # complete lines of an event whose blank line is still to come
+        for block in blocks:
+            # fast path: one "data: ..." line and nothing pending
+            if block[:6] == "data: " and not self._data and "\n" not in block:
+                out.append(block[6:])
+            else:
+                self._lines(block.split("\n"), out)
+                self._dispatch(out)
+        if last:
+            self._lines(last[:-1].split("\n"), out)
+        return out
+
+    def close(self) -> list[str]:
+        """End of stream: return the payload of a last event that lacked its blank line."""
+        out: list[str] = []
+        tail = self._text.close()
+        if tail:
+            self._lines([tail], out)
+        self._dispatch(out)
+        return out
+
+    def _lines(self, lines: list[str], out: list[str]) -> None:
+        for line in lines:
+            if not line:
+                self._dispatch(out)
+            elif line[0] != ":":
+                name, _, value = line.partition(":")
+                if name == "data":
+                    if value[:1] == " ":
+                        value = value[1:]
+                    self._data.append(value)
+                    self._size += len(value) + 1
+                    if self._size > self._max:
+                        raise ProtocolError(f"an event's data exceeds the {self._max}-byte limit")
+
+    def _dispatch(self, out: list[str]) -> None:
+        if self._data:
+            out.append("\n".join(self._data))
+            self._data = []
+            self._size = 0

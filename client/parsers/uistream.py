@@ -1,0 +1,125 @@
+"""The AI SDK UI message stream (Cloudflare playground, late 2025): SSE JSON chunks -> events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harvestkit.client.errors import ProtocolError, error_from_body
+from harvestkit.client.events import (
+    Event,
+    FinishReason,
+    Reasoning,
+    ToolCalls,
+    Usage,
+    normalize_tool_call,
+)
+from harvestkit.client.parsers._common import (
+    MAX_LINE,
+    SHAPE_ERRORS,
+    StreamParser,
+    usage_from,
+)
+from harvestkit.client.parsers.sse import SSEDecoder
+
+__all__ = ["UIStreamParser"]
+
+
+class UIStreamParser(StreamParser):
+    """Decodes a UI message stream (SSE ``data: {"type": ...}`` chunks, then ``[DONE]``).
+
+    Events: ``text-delta`` -> ``str`` (empty skipped, repeats kept); ``reasoning-delta`` ->
+    :class:`Reasoning`; ``tool-input-available`` -> :class:`ToolCalls` with one call;
+    ``finish`` -> :class:`Usage` (from ``usage`` or ``messageMetadata``, also of an earlier
+    ``message-metadata`` chunk) then :class:`FinishReason`, when given, once; ``error`` raises
+    the matching error (by default :class:`StreamBroken` with the text so far).  Other types
+    (start, *-start, *-end, steps, tool output, sources, data-*) are ignored.  ``close()`` raises
+    :class:`StreamBroken` if neither ``finish`` nor ``[DONE]`` came.
+    """
+
+    def __init__(self, provider: str = "cloudflare", *, max_line: int = MAX_LINE) -> None:
+        super().__init__(provider)
+        self._sse = SSEDecoder(max_line)
+        self._usage: Usage | None = None
+        self._reason: str | None = None
+        self._finished = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Decode ``data``; return the events it completes."""
+        out: list[Event] = []
+        for payload in self._sse.feed(data):
+            self._payload(payload, out)
+        return out
+
+    def close(self) -> list[Event]:
+        """Flush; raise :class:`StreamBroken` if the stream ended before ``finish``/``[DONE]``."""
+        out: list[Event] = []
+        try:
+            for payload in self._sse.close():
+                self._payload(payload, out)
+        except ProtocolError as exc:
+            raise self._broken("the stream was cut in the middle of a chunk", exc) from None
+        if not self._finished:
+            raise self._broken("the stream ended before its finish chunk")
+        return out
+
+    def handle_chunk(self, chunk: Any) -> list[Event]:
+        """The events of one decoded UI-message chunk (a ``{"type": ...}`` object)."""
+        out: list[Event] = []
+        if self._finished:
+            return out
+        if not isinstance(chunk, dict):
+            raise self._protocol("a UI-message chunk is not a JSON object")
+        try:
+            self._chunk(chunk, out)
+        except SHAPE_ERRORS as exc:
+            raise self._reraise(exc, "UI-message chunk") from exc
+        return out
+
+    def _payload(self, payload: str, out: list[Event]) -> None:
+        stripped = payload.strip()
+        if stripped == "[DONE]":
+            self._end(out)
+        elif stripped and not self._finished:
+            out += self.handle_chunk(self._decode(payload, "UI-message chunk"))
+
+    def _chunk(self, chunk: dict[str, Any], out: list[Event]) -> None:
+        kind = chunk.get("type")
+        if kind == "text-delta":
+            text = chunk.get("delta", chunk.get("textDelta"))
+            if text and isinstance(text, str):
+                out.append(text)
+                self._texts.append(text)
+        elif kind in ("reasoning-delta", "reasoning"):
+            text = chunk.get("delta", chunk.get("text"))
+            if text and isinstance(text, str):
+                out.append(Reasoning(text))
+        elif kind == "tool-input-available":
+            out.append(ToolCalls([normalize_tool_call(chunk)]))
+        elif kind == "error":
+            body = {k: v for k, v in chunk.items() if k != "type"}
+            raise error_from_body(None, body, self.provider, text=self.text_so_far)
+        elif kind in ("message-metadata", "finish"):
+            self._metadata(chunk)
+            if kind == "finish":
+                self._end(out)
+
+    def _metadata(self, chunk: dict[str, Any]) -> None:
+        meta = chunk.get("messageMetadata")
+        meta = meta if isinstance(meta, dict) else {}
+        for source in (chunk.get("usage"), meta.get("usage"), meta):
+            usage = usage_from(source)
+            if usage is not None:
+                self._usage = usage
+                break
+        reason = chunk.get("finishReason") or meta.get("finishReason")
+        if reason:
+            self._reason = str(reason)
+
+    def _end(self, out: list[Event]) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._usage is not None:
+            out.append(self._usage)
+        if self._reason is not None:
+            out.append(FinishReason(self._reason))
