@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from typing import Any
@@ -28,10 +29,6 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     return asyncio.run(_demo(use_browser=not args.no_browser))
-
-
-def _hide(secret: str) -> str:
-    return secret[:4] + "…" + secret[-4:] if len(secret) >= 12 else "****"
 
 
 class Steps:
@@ -78,6 +75,7 @@ async def _demo(use_browser: bool) -> int:
 
 
 async def _browser_steps(sandbox: Any, steps: Steps) -> str | None:
+    from harvestkit.cache import redact
     from harvestkit.harvester.browser import Chromium, LaunchOptions
     from harvestkit.harvester.errors import BrowserError
 
@@ -101,10 +99,8 @@ async def _browser_steps(sandbox: Any, steps: Steps) -> str | None:
     except BrowserError as exc:
         print(f"  browser step failed: {exc}", file=sys.stderr)
         return None
-    import json
-
     key = json.loads(body)["user"]["demoApiKey"]
-    steps.done(f"demo API key from the session: {_hide(key)} (browser stopped)")
+    steps.done(f"demo API key from the session: {redact(key)} (browser stopped)")
     return key
 
 
@@ -117,8 +113,6 @@ async def _wait(tab: Any, condition: str, timeout: float = 15.0) -> None:
 
 
 async def _stream_answer(env: dict[str, str], key: str, steps: Steps) -> None:
-    import json
-
     async with AsyncSession(
         proxy=env["HARVESTKIT_PROXY"], verify=env["HARVESTKIT_CA_BUNDLE"], impersonate="chrome"
     ) as http:

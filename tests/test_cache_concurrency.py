@@ -132,7 +132,7 @@ async def test_async_waits_end_when_another_process_releases(tmp_path, workers):
         return SessionRecord("cerebras", extra={"async": True})
 
     updated, refreshed = await asyncio.gather(
-        cache.aupdate("cerebras", lambda r: SessionRecord("cerebras", extra={"updated": True}), timeout=10),
+        cache.aupdate("cerebras", lambda r: SessionRecord("cerebras", expires_at=0.0, extra={"updated": True}), timeout=10),
         cache.arefresh("cerebras", harvest, timeout=10),
     )
     assert updated.extra == {"updated": True} and refreshed.extra == {"async": True}

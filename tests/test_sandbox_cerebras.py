@@ -306,3 +306,15 @@ async def test_browser_origin_gets_cors(sandbox: Sandbox) -> None:
         response = await http.get(f"{CEREBRAS_API}/v1/tcp_warming", headers={"Origin": CEREBRAS_WEB})
     assert preflight.status_code == 204
     assert response.headers["access-control-allow-origin"] == CEREBRAS_WEB
+
+
+async def test_faults_on_models_and_session_routes(sandbox: Sandbox) -> None:
+    key = await demo_key(sandbox)
+    sandbox.fault("cerebras.models", status=503, retry_after=1)
+    sandbox.fault("cerebras.session", status=500)
+    async with sandbox_session(sandbox.env) as http:
+        models = await http.get(f"{CEREBRAS_API}/v1/models", headers={"Authorization": f"Bearer {key}"})
+        session = await http.get(f"{CEREBRAS_WEB}/api/auth/session")
+        again = await http.get(f"{CEREBRAS_WEB}/api/auth/session")
+    assert models.status_code == 503 and models.headers["retry-after"] == "1"
+    assert session.status_code == 500 and again.status_code == 200

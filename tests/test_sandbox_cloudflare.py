@@ -236,3 +236,13 @@ async def test_http_generation_faults(sandbox: Sandbox, generation: str) -> None
     assert b"Error during inference" in errored.splitlines()[-1] or b"Error during inference" in errored.split(b"\n\n")[-2]
     assert limited.status_code == 429 and limited.headers["retry-after"] == "1"
     assert challenged.status_code == 403 and "Just a moment..." in challenged.text
+
+
+async def test_models_route_fault(sandbox: Sandbox) -> None:
+    sandbox.set_knobs(generation="data-stream")
+    async with await cleared_session(sandbox) as http:
+        sandbox.fault("cloudflare.models", status=503, retry_after=2)
+        failed = await http.get(f"{PLAYGROUND}/api/models")
+        ok = await http.get(f"{PLAYGROUND}/api/models")
+    assert failed.status_code == 503 and failed.headers["retry-after"] == "2" and "error code" in failed.text
+    assert ok.status_code == 200
