@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import time
 from typing import Any
@@ -28,6 +29,9 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        # Chromium's own background requests are refused by the proxy; that is the point, not news.
+        logging.getLogger("harvestkit.sandbox").setLevel(logging.ERROR)
     return asyncio.run(_demo(use_browser=not args.no_browser))
 
 
