@@ -246,10 +246,10 @@ class AgentSession:
 
     async def _chat(self, request_id: str, frame: dict[str, Any]) -> str:
         try:
-            body = json.loads((frame.get("init") or {}).get("body") or "")
-            messages = body["messages"]
-            assert isinstance(messages, list) and messages
-        except (ValueError, KeyError, TypeError, AssertionError):
+            messages = json.loads((frame.get("init") or {}).get("body") or "")["messages"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            messages = None
+        if not isinstance(messages, list) or not messages:
             error = json.dumps({"type": "error", "errorText": "Invalid chat request"})
             await self.ws.send_str(wire.agent_response(request_id, error, done=True, error=True))
             return "error"
