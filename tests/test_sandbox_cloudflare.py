@@ -246,3 +246,15 @@ async def test_models_route_fault(sandbox: Sandbox) -> None:
         ok = await http.get(f"{PLAYGROUND}/api/models")
     assert failed.status_code == 503 and failed.headers["retry-after"] == "2" and "error code" in failed.text
     assert ok.status_code == 200
+
+
+async def test_agents_bad_chat_request_and_unknown_model(sandbox: Sandbox) -> None:
+    async with await cleared_session(sandbox) as http:
+        async with http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
+            await ws.send_str(json.dumps({"type": "cf_agent_use_chat_request", "id": "bad", "init": {"body": "{}"}}))
+            (bad,) = [f for f in await ws_frames(ws, lambda f: f.get("done")) if f.get("id") == "bad"]
+            await ws.send_str(json.dumps({"type": "cf_agent_state", "state": {"model": "@cf/none"}}))
+            await ws.send_str(chat_request("nomodel"))
+            frames = await ws_frames(ws, lambda f: f.get("done"))
+    assert bad["error"] is True and json.loads(bad["body"])["errorText"] == "Invalid chat request"
+    assert frames[-1]["error"] is True and "Model not found: @cf/none" in frames[-1]["body"]
