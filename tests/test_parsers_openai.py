@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 from harvestkit.cache.errors import HarvestkitError
@@ -15,6 +14,7 @@ from harvestkit.client.errors import (
     StreamBroken,
 )
 from harvestkit.client.events import FinishReason, Reasoning, ToolCalls, Usage
+from parser_helpers import assert_split_invariant, parse_in_pieces
 from harvestkit.client.parsers.openai import OpenAIStreamParser, parse_completion
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,21 +61,11 @@ def sse(*chunks: dict | str, eol: str = "\n") -> bytes:
 
 
 def parse(data: bytes, cuts: list[int] = ()) -> list:
-    parser, out, prev = OpenAIStreamParser(), [], 0
-    for cut in [*sorted(cuts), len(data)]:
-        out += parser.feed(data[prev:cut])
-        prev = cut
-    return out + parser.close()
+    return parse_in_pieces(OpenAIStreamParser, data, cuts)
 
 
 def every_split(data: bytes) -> list:
-    whole = parse(data)
-    for cut in range(len(data) + 1):
-        assert parse(data, [cut]) == whole, cut
-    rng = random.Random(len(data))
-    for _ in range(20):
-        assert parse(data, rng.sample(range(len(data)), 8)) == whole
-    return whole
+    return assert_split_invariant(OpenAIStreamParser, data, random_samples=20)
 
 
 FINAL = chunk(finish="stop", usage=USAGE, time_info=TIME_INFO)

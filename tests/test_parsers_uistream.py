@@ -7,23 +7,16 @@ import json
 import pytest
 from harvestkit.client.errors import ProtocolError, RateLimited, StreamBroken
 from harvestkit.client.events import FinishReason, Reasoning, ToolCalls, Usage
+from parser_helpers import assert_split_invariant, parse_in_pieces
 from harvestkit.client.parsers.uistream import UIStreamParser
 
 
 def parse(data: bytes, cuts: list[int] = ()) -> list:
-    parser, out, prev = UIStreamParser(), [], 0
-    for cut in [*sorted(cuts), len(data)]:
-        out += parser.feed(data[prev:cut])
-        prev = cut
-    return out + parser.close()
+    return parse_in_pieces(UIStreamParser, data, cuts)
 
 
 def every_split(data: bytes) -> list:
-    whole = parse(data)
-    for cut in range(len(data) + 1):
-        assert parse(data, [cut]) == whole, cut
-    assert parse(data, list(range(len(data)))) == whole
-    return whole
+    return assert_split_invariant(UIStreamParser, data)
 
 
 def sse(*chunks: dict | str, eol: str = "\n") -> bytes:

@@ -12,16 +12,13 @@ from harvestkit.client.errors import (
     StreamBroken,
 )
 from harvestkit.client.events import ToolCalls, Usage
+from parser_helpers import parse_in_pieces
 from harvestkit.client.parsers.models import cerebras_models, cloudflare_models
 from harvestkit.client.parsers.workers import WorkersParser
 
 
 def parse(data: bytes, cuts: list[int] = ()) -> list:
-    parser, out, prev = WorkersParser(), [], 0
-    for cut in [*sorted(cuts), len(data)]:
-        out += parser.feed(data[prev:cut])
-        prev = cut
-    return out + parser.close()
+    return parse_in_pieces(WorkersParser, data, cuts)
 
 
 def sse(*chunks: dict | str) -> bytes:
