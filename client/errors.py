@@ -32,6 +32,7 @@ __all__ = [
     "RateLimited",
     "ServerError",
     "StreamBroken",
+    "StreamTimeout",
     "Timeout",
     "error_from_body",
     "error_from_response",
@@ -184,6 +185,12 @@ class Timeout(ClientError):
     """The service did not answer in time."""
 
     hint = "Retry, or raise the timeout."
+
+
+class StreamTimeout(StreamBroken, Timeout):
+    """The stream went silent for longer than the idle timeout; ``text`` holds what came before."""
+
+    hint = "Retry, or raise the idle timeout."
 
 
 def _readable(cls: type[BaseException]) -> str:

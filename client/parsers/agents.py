@@ -156,6 +156,11 @@ class AgentChatParser(UIStreamParser):
         self.request_id = request_id
         self._done = False
 
+    @property
+    def done(self) -> bool:
+        """Whether the response's last frame (``done: true``) arrived."""
+        return self._done
+
     def feed(self, frame: str | bytes) -> list[Event]:  # type: ignore[override]
         """Decode one frame; return its events."""
         obj = _object(frame)

@@ -1,0 +1,96 @@
+"""The Cloudflare playground's agents WebSocket: one chat, or one ``getModels`` RPC, per socket.
+
+Frames are built and decoded by :mod:`harvestkit.client.parsers.agents`; this module only
+drives the conversation: state, request, responses until ``done``, and a cancel frame when
+the caller leaves early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+from .errors import ProtocolError, StreamTimeout
+from .events import Event
+from .parsers.agents import (
+    AgentChatParser,
+    cancel_frame,
+    chat_request_frame,
+    parse_rpc_reply,
+    rpc_frame,
+    state_frame,
+)
+from .transport import WebSocket
+
+__all__ = ["agent_chat", "agent_models", "agent_url"]
+
+
+def agent_url(base: str) -> str:
+    """A fresh agent's socket URL under the playground's ``base`` URL."""
+    host = base.split("://", 1)[-1].split("/", 1)[0]
+    name = f"Cloudflare-AI-Playground-{uuid.uuid4().hex[:21]}"
+    return f"wss://{host}/agents/playground/{name}?_pk={uuid.uuid4()}"
+
+
+async def _frame(ws: WebSocket, idle: Callable[[], float], text_so_far: Callable[[], str]) -> str | None:
+    wait = idle()
+    try:
+        return await ws.recv(wait)
+    except asyncio.TimeoutError:
+        raise StreamTimeout(f"no frame for {wait:g} s", text=text_so_far(), provider=ws.provider) from None
+
+
+async def agent_chat(
+    ws: WebSocket,
+    model: str,
+    messages: list[dict[str, Any]],
+    idle: Callable[[], float],
+    *,
+    temperature: float = 1,
+) -> AsyncGenerator[Event, None]:
+    """Chat over a connected agent socket; the system message goes into the agent's state."""
+    system = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+    conversation = [m for m in messages if m.get("role") != "system"]
+    request_id = f"req_{uuid.uuid4().hex[:12]}"
+    parser = AgentChatParser(request_id, ws.provider)
+    finished = False
+    try:
+        await ws.send(state_frame(model, temperature=temperature, system=system))
+        await ws.send(chat_request_frame(request_id, conversation))
+        while not parser.done:
+            frame = await _frame(ws, idle, lambda: parser.text_so_far)
+            if frame is None:
+                break
+            for event in parser.feed(frame):
+                yield event
+        for event in parser.close():
+            yield event
+        finished = True
+    finally:
+        if not finished:
+            with contextlib.suppress(Exception):
+                await ws.send(cancel_frame(request_id))
+        await ws.aclose()
+
+
+async def agent_models(ws: WebSocket, idle: Callable[[], float]) -> Any:
+    """The ``getModels`` RPC result (a list of model objects)."""
+    rpc_id = f"r{uuid.uuid4().hex[:8]}"
+    try:
+        await ws.send(rpc_frame(rpc_id))
+        parts: list[Any] = []
+        while True:
+            frame = await _frame(ws, idle, str)
+            if frame is None:
+                raise ProtocolError("the socket closed before the model list came", provider=ws.provider)
+            reply = parse_rpc_reply(frame, rpc_id, ws.provider)
+            if reply is None:
+                continue
+            parts.extend(reply.result if isinstance(reply.result, list) else [reply.result])
+            if reply.done:
+                return parts
+    finally:
+        await ws.aclose()

@@ -1,0 +1,63 @@
+"""How the client behaves: timeouts, retries, credentials policy, proxy and CA.
+
+Defaults come from the environment once (``HARVESTKIT_PROXY``, ``HARVESTKIT_CA_BUNDLE``,
+``HARVESTKIT_NO_HARVEST``); every provider call can override any field by keyword.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harvestkit.cache import AuthCache, SessionRecord
+
+__all__ = ["HarvestFn", "Settings"]
+
+HarvestFn = Callable[..., Awaitable[SessionRecord]]
+"""``await harvest(site, profile=..., proxy=...)`` returns the record it saved to the cache."""
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Client settings; ``Settings.from_env()`` is the default of every provider."""
+
+    connect_timeout: float = 10.0
+    idle_timeout: float = 60.0  # longest silence between two chunks of a stream
+    total_timeout: float | None = None  # whole request, stream included; None: unbounded
+    max_retries: int = 2
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    max_retry_wait: float = 60.0  # longest server-requested wait that is honoured
+    models_ttl: float = 600.0
+    profile: str = "default"
+    allow_harvest: bool = True
+    harvest: HarvestFn | None = None  # None: harvestkit.harvester.harvest, imported when needed
+    cache: AuthCache | None = None  # None: AuthCache() at the default location
+    proxy: str | None = None  # overrides the proxy recorded at harvest
+    ca_bundle: str | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Settings with the proxy, CA bundle and harvest policy taken from the environment."""
+        env: dict[str, Any] = {
+            "proxy": os.environ.get("HARVESTKIT_PROXY") or None,
+            "ca_bundle": os.environ.get("HARVESTKIT_CA_BUNDLE") or None,
+        }
+        if os.environ.get("HARVESTKIT_NO_HARVEST", "").strip().lower() in _TRUE:
+            env["allow_harvest"] = False
+        return cls(**{**env, **overrides})
+
+    def with_overrides(self, kwargs: dict[str, Any]) -> Settings:
+        """A copy with the fields named in ``kwargs`` replaced; those keys are removed from it."""
+        names = {f.name for f in dataclasses.fields(self)}
+        changes = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def auth_cache(self) -> AuthCache:
+        """The cache to read and update credentials in."""
+        return self.cache if self.cache is not None else AuthCache()

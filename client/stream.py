@@ -1,0 +1,119 @@
+"""The one stream type: an async iterator of events and an async context manager.
+
+Leaving a ``ChatStream`` early (``break``, an exception, ``aclose()``) closes the underlying
+HTTP transfer or WebSocket at once. What went by is kept: ``text``, ``reasoning``, ``usage``,
+``finish_reason`` and ``tool_calls``; ``collect()`` reads the rest into a :class:`ChatResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from .events import Event, FinishReason, Reasoning, ToolCalls, Usage
+
+__all__ = ["ChatResult", "ChatStream"]
+
+
+@dataclass
+class ChatResult:
+    """A whole answer."""
+
+    text: str
+    provider: str
+    model: str
+    reasoning: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ChatStream:
+    """``async with provider.stream(...) as stream: async for event in stream: ...``"""
+
+    def __init__(self, events: AsyncGenerator[Event, None], *, provider: str, model: str) -> None:
+        self._events = events
+        self.provider = provider
+        self.model = model
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.tool_calls: list[dict[str, Any]] = []
+        self.closed = False
+
+    @property
+    def text(self) -> str:
+        """The answer text received so far."""
+        return "".join(self._text)
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning text received so far."""
+        return "".join(self._reasoning)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self.closed:
+            raise StopAsyncIteration
+        try:
+            event = await self._events.__anext__()
+        except BaseException:
+            await self.aclose()
+            raise
+        self._record(event)
+        return event
+
+    def _record(self, event: Event) -> None:
+        if isinstance(event, str):
+            self._text.append(event)
+        elif isinstance(event, Reasoning):
+            self._reasoning.append(event.text)
+        elif isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, FinishReason):
+            self.finish_reason = event.reason
+        elif isinstance(event, ToolCalls):
+            self.tool_calls.extend(event.calls)
+
+    async def text_stream(self) -> AsyncIterator[str]:
+        """Only the answer's text chunks."""
+        async for event in self:
+            if isinstance(event, str):
+                yield event
+
+    async def collect(self) -> ChatResult:
+        """Read the stream to its end; the whole answer."""
+        async for _ in self:
+            pass
+        return self.result()
+
+    def result(self) -> ChatResult:
+        """What was received so far, as a :class:`ChatResult`."""
+        return ChatResult(
+            text=self.text,
+            provider=self.provider,
+            model=self.model,
+            reasoning=self.reasoning,
+            usage=self.usage,
+            finish_reason=self.finish_reason,
+            tool_calls=list(self.tool_calls),
+        )
+
+    async def aclose(self) -> None:
+        """Stop the stream and release its connection (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            await self._events.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

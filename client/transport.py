@@ -1,0 +1,215 @@
+"""HTTP and WebSocket over curl_cffi: one session per provider per event loop, typed errors.
+
+This layer knows nothing of wire formats or credentials: it sends a :class:`Request` and hands
+back a :class:`Response` whose body is read chunk by chunk under an idle timeout, and which is
+aborted (the connection released, the server sees the disconnect) when closed early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from curl_cffi.requests import AsyncSession
+from curl_cffi.requests import exceptions as curl_errors
+
+from .errors import ClientError, ConnectError, Timeout, error_from_response
+from .impersonate import BrowserIdentity
+
+__all__ = ["Request", "Response", "Transport", "WebSocket", "close_loop_sessions", "translate"]
+
+MAX_ERROR_BODY = 1 << 20
+_REFUSED = re.compile(r"Refused WebSocket upgrade: (\d{3})")
+
+
+@dataclass
+class Request:
+    """One HTTP request, with everything the transport needs to present it."""
+
+    method: str
+    url: str
+    identity: BrowserIdentity
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    proxy: str | None = None
+    ca_bundle: str | None = None
+    connect_timeout: float = 10.0
+    idle_timeout: float = 60.0
+
+    def curl_kwargs(self) -> dict[str, Any]:
+        """The curl_cffi keyword arguments shared by HTTP requests and WebSocket connects."""
+        kwargs: dict[str, Any] = {
+            "headers": {**self.identity.headers(), **self.headers},
+            "cookies": self.cookies,
+            "impersonate": self.identity.impersonate,
+            "timeout": (self.connect_timeout, self.idle_timeout),
+        }
+        if self.proxy:
+            kwargs["proxy"] = self.proxy
+        if self.ca_bundle:
+            kwargs["verify"] = self.ca_bundle
+        return kwargs
+
+
+def translate(exc: BaseException, provider: str, url: str) -> ClientError:
+    """A curl_cffi failure as the client's error (the URL without its query)."""
+    where = url.split("?", 1)[0]
+    message = str(exc).split(". See ", 1)[0]
+    if isinstance(exc, curl_errors.Timeout):
+        return Timeout(f"timed out talking to {where}: {message}", provider=provider)
+    return ConnectError(f"cannot reach {where}: {message}", provider=provider)
+
+
+class Response:
+    """A response whose headers have arrived; the body is read with :meth:`iter_bytes` or
+    :meth:`read`. Always :meth:`aclose` it (the provider's stream does)."""
+
+    def __init__(self, raw: Any, session: AsyncSession, provider: str, url: str) -> None:
+        self._raw = raw
+        self._session = session
+        self.provider = provider
+        self.url = url
+        self.status: int = raw.status_code
+        self.headers: dict[str, str] = {k.lower(): v for k, v in raw.headers.items() if v is not None}
+        self.set_cookies: list[str] = [v for v in raw.headers.get_list("set-cookie") if v]
+        self._done = False
+
+    async def next_chunk(self, timeout: float) -> bytes | None:
+        """The next piece of the body, None at its end. A silence longer than ``timeout``
+        raises :class:`asyncio.TimeoutError`; a broken transfer a :class:`ClientError`."""
+        if self._done:
+            return None
+        item = await asyncio.wait_for(self._raw.queue.get(), timeout)
+        if isinstance(item, BaseException):
+            self._done = True
+            raise translate(item, self.provider, self.url) from None
+        if not isinstance(item, bytes):  # curl_cffi's end-of-stream marker
+            self._done = True
+            return None
+        return item
+
+    async def read(self, limit: int = MAX_ERROR_BODY, timeout: float = 30.0) -> bytes:
+        """The whole body (at most ``limit`` bytes are kept)."""
+        parts: list[bytes] = []
+        size = 0
+        while (data := await self.next_chunk(timeout)) is not None:
+            if size < limit:
+                parts.append(data[: limit - size])
+                size += len(parts[-1])
+        return b"".join(parts)
+
+    async def aclose(self) -> None:
+        """Release the transfer; one not read to its end is aborted."""
+        task = getattr(self._raw, "astream_task", None)
+        if task is None:
+            return
+        if not self._done and not task.done():
+            self._raw.quit_now.set()
+            with contextlib.suppress(Exception):
+                self._session.acurl.remove_handle(self._raw.curl)
+        await asyncio.gather(task, return_exceptions=True)
+        self._done = True
+
+
+class WebSocket:
+    """A connected WebSocket: text frames in and out, closed by :meth:`aclose`."""
+
+    def __init__(self, raw: Any, provider: str, url: str) -> None:
+        self._raw = raw
+        self.provider = provider
+        self.url = url
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._raw.send_str(text)
+        except Exception as exc:  # noqa: BLE001 - every transport failure becomes typed
+            raise translate(exc, self.provider, self.url) from None
+
+    async def recv(self, idle_timeout: float) -> str | None:
+        """The next text frame; None once the server closed the socket."""
+        try:
+            data, _flags = await asyncio.wait_for(self._raw.recv(), idle_timeout)
+        except asyncio.TimeoutError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if getattr(self._raw, "closed", False) or "closed" in str(exc).lower():
+                return None
+            raise translate(exc, self.provider, self.url) from None
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._raw.close(), 2.0)
+        with contextlib.suppress(Exception):
+            self._raw.terminate()
+
+
+class Transport:
+    """The sessions of one provider: one curl_cffi ``AsyncSession`` per running event loop."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSession] = (
+            weakref.WeakKeyDictionary()
+        )
+        _TRANSPORTS.add(self)
+
+    def session(self) -> AsyncSession:
+        """This loop's session, created on first use and kept for keep-alive."""
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None:
+            session = AsyncSession(max_clients=64)
+            self._sessions[loop] = session
+        return session
+
+    async def send(self, request: Request) -> Response:
+        """Send ``request``; return once its status and headers arrived (body still streaming)."""
+        session = self.session()
+        try:
+            raw = await session.request(
+                request.method,
+                request.url,
+                json=request.json,
+                stream=True,
+                discard_cookies=True,  # cookies travel per request, never in the shared session
+                **request.curl_kwargs(),
+            )
+        except curl_errors.RequestException as exc:
+            raise translate(exc, self.provider, request.url) from None
+        return Response(raw, session, self.provider, request.url)
+
+    async def websocket(self, request: Request) -> WebSocket:
+        """Open a WebSocket with the request's identity, headers and cookies."""
+        session = self.session()
+        kwargs = request.curl_kwargs()
+        kwargs["timeout"] = request.connect_timeout
+        try:
+            raw = await session.ws_connect(request.url, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - curl_cffi raises several unrelated types here
+            refused = _REFUSED.search(str(exc))
+            if refused:  # the server answered the upgrade with an HTTP error status
+                raise error_from_response(int(refused.group(1)), {}, b"", self.provider) from None
+            raise translate(exc, self.provider, request.url) from None
+        return WebSocket(raw, self.provider, request.url)
+
+    async def aclose(self) -> None:
+        """Close the session of the running loop, if any."""
+        with contextlib.suppress(RuntimeError):
+            session = self._sessions.pop(asyncio.get_running_loop(), None)
+            if session is not None:
+                await session.close()
+
+
+_TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+async def close_loop_sessions() -> None:
+    """Close every transport's session on the running loop (before the loop goes away)."""
+    for transport in list(_TRANSPORTS):
+        await transport.aclose()
