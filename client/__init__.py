@@ -4,7 +4,7 @@
 """
 
 from .cerebras import Cerebras
-from .chat import PROVIDERS, chat, chat_sync, get_provider, stream
+from .chat import PROVIDERS, aclose, chat, chat_sync, get_provider, stream
 from .cloudflare import Cloudflare
 from .errors import (
     AuthError,
@@ -54,6 +54,7 @@ __all__ = [
     "Timeout",
     "ToolCalls",
     "Usage",
+    "aclose",
     "chat",
     "chat_sync",
     "get_provider",

@@ -19,7 +19,7 @@ from .events import Event
 from .parsers.models import cerebras_models
 from .parsers.openai import OpenAIStreamParser
 from .provider import Call, Provider
-from .transport import Request, Response
+from .transport import Request, Response, fetch_headers
 
 __all__ = ["Cerebras"]
 
@@ -60,6 +60,7 @@ class Cerebras(Provider):
         "glm-4.7": "zai-glm-4.7",
     }
     site = "cerebras"
+    models_endpoint = "api_base"
     url_attributes = ("url", "login_url", "api_base")
     login_hint = (
         "Run `harvestkit login cerebras` once to sign in (or import the browser's cookies with "
@@ -92,7 +93,7 @@ class Cerebras(Provider):
     async def _session_key(cls, call: Call, credentials: Credentials) -> str | None:
         """The demo key ``GET /api/auth/session`` gives for the session's cookies (None: signed out)."""
         url = urljoin(call.urls["url"], "/api/auth/session")
-        request = cls._request(call, credentials, "GET", url, {"Accept": "application/json"})
+        request = cls._request(call, credentials, "GET", url, {"Accept": "application/json", **fetch_headers()})
         response = await cls._transport.send(request)
         try:
             await call.auth.merge_set_cookies(credentials, url, response.set_cookies)
@@ -138,7 +139,7 @@ class Cerebras(Provider):
     # -- requests -----------------------------------------------------------------------------
     @classmethod
     def _request(
-        cls, call: Call, credentials: Credentials, method: str, url: str, headers: dict[str, str], body: Any = None
+        cls, call: Call, credentials: Credentials, method: str, url: str, headers: dict[str, str | None], body: Any = None
     ) -> Request:
         return Request(
             method,
@@ -162,6 +163,7 @@ class Cerebras(Provider):
             "Origin": origin,
             "Referer": origin + "/",
             **SDK_HEADERS,
+            **fetch_headers("same-site"),
         }
         url = call.urls["api_base"].rstrip("/") + path
         return Request(

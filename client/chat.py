@@ -9,8 +9,9 @@ from .cloudflare import Cloudflare
 from .provider import Messages, Provider
 from .stream import ChatResult, ChatStream
 from .sync import run_sync
+from .transport import close_loop_sessions
 
-__all__ = ["PROVIDERS", "chat", "chat_sync", "get_provider", "stream"]
+__all__ = ["PROVIDERS", "aclose", "chat", "chat_sync", "get_provider", "stream"]
 
 PROVIDERS: dict[str, type[Provider]] = {"cerebras": Cerebras, "cloudflare": Cloudflare}
 
@@ -44,3 +45,8 @@ def chat_sync(
 ) -> ChatResult:
     """:func:`chat` for synchronous code, also inside a running event loop."""
     return run_sync(lambda: chat(messages, provider=provider, model=model, **kwargs))
+
+
+async def aclose() -> None:
+    """Close every provider's connections on the running event loop."""
+    await close_loop_sessions()

@@ -30,7 +30,7 @@ from .parsers.models import cloudflare_models
 from .parsers.uistream import UIStreamParser
 from .parsers.workers import WorkersParser
 from .provider import Call, Provider
-from .transport import Request, Response
+from .transport import Request, Response, fetch_headers
 
 __all__ = ["GENERATIONS", "Cloudflare"]
 
@@ -80,6 +80,7 @@ class Cloudflare(Provider):
         "gemma-3-12b": "@cf/google/gemma-3-12b-it",
     }
     site = "cloudflare"
+    models_endpoint = "models_url"
     url_attributes = ("url", "api_endpoint", "models_url")
 
     # -- credentials ----------------------------------------------------------------------------
@@ -113,7 +114,8 @@ class Cloudflare(Provider):
     @classmethod
     def _request(cls, call: Call, credentials: Credentials, method: str, url: str, body: Any = None) -> Request:
         origin = call.urls["url"].rstrip("/")
-        headers = {"Origin": origin, "Referer": origin + "/", "Accept": "*/*"}
+        mode = "websocket" if url.startswith("wss://") else "cors"
+        headers = {"Origin": origin, "Referer": origin + "/", "Accept": "*/*", **fetch_headers(mode=mode)}
         return Request(
             method,
             url,

@@ -130,12 +130,13 @@ class Provider:
     login_hint: ClassVar[str] = ""
     settings: ClassVar[Settings | None] = None  # None: Settings.from_env() at every call
     _transport: ClassVar[Transport]
-    _live_models: ClassVar[tuple[float, list[str]] | None] = None
+    models_endpoint: ClassVar[str] = "url"  # the URL attribute the live model list comes from
+    _live_models: ClassVar[dict[str, tuple[float, list[str]]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._transport = Transport(cls.site or cls.__name__.lower())
-        cls._live_models = None
+        cls._live_models = {}
 
     # -- the seeds' surface -------------------------------------------------------------------
     @classmethod
@@ -225,16 +226,19 @@ class Provider:
             )
         retry, attempt, recovered = call.retry, 0, False
         while True:
+            received: list[str] = []
             yielded = False
             try:
                 async with contextlib.aclosing(cls._events(call, credentials, model, messages)) as events:
                     async for event in events:
                         yielded = True
+                        if isinstance(event, str):
+                            received.append(event)
                         yield event
                 return
             except ClientError as error:
                 if yielded:
-                    raise
+                    raise cls._broken(error, "".join(received)) from error
                 if not recovered and cls._recoverable(error, credentials):
                     recovered = True
                     credentials = await cls._recover(call, credentials, error)
@@ -247,10 +251,25 @@ class Provider:
                     raise
                 await asyncio.sleep(delay)
 
+    @staticmethod
+    def _broken(error: ClientError, text: str) -> StreamBroken:
+        """A failure after the first chunk, as :class:`StreamBroken` carrying the text so far."""
+        if isinstance(error, StreamBroken):
+            return error
+        return StreamBroken(
+            f"the stream failed mid-way: {error.message}",
+            text=text,
+            cause=error,
+            status_code=error.status_code,
+            code=error.code,
+            provider=error.provider,
+        )
+
     @classmethod
     async def _models(cls, call: Call, credentials: Credentials | None = None) -> list[str] | None:
         """The live model list, cached for ``models_ttl``; None when it cannot be had."""
-        cached = cls._live_models
+        endpoint = call.urls[cls.models_endpoint]
+        cached = cls._live_models.get(endpoint)
         if cached is not None and time.monotonic() - cached[0] < call.settings.models_ttl:
             return cached[1]
         try:
@@ -260,7 +279,7 @@ class Provider:
         except ClientError:
             return None
         if live:
-            cls._live_models = (time.monotonic(), live)
+            cls._live_models[endpoint] = (time.monotonic(), live)
         return live or None
 
     # -- hooks ---------------------------------------------------------------------------------

@@ -35,7 +35,11 @@ class RetryPolicy:
         """Seconds to wait before retry number ``attempt`` (1-based), or None to give up."""
         if attempt > self.max_retries or not is_retryable(error):
             return None
-        requested = error.retry_after if isinstance(error, RateLimited) else parse_retry_after(error.headers)
+        if isinstance(error, RateLimited):
+            requested = error.retry_after
+        else:  # a 503 may ask for a wait too; rate-limit reset headers only matter on a 429
+            asked = {k: v for k, v in error.headers.items() if k in ("retry-after", "retry-after-ms")}
+            requested = parse_retry_after(asked)
         if requested is not None:
             return min(requested, self.max_wait)
         ceiling = min(self.cap, self.base * 2 ** (attempt - 1))

@@ -20,10 +20,23 @@ from curl_cffi.requests import exceptions as curl_errors
 from .errors import ClientError, ConnectError, Timeout, error_from_response
 from .impersonate import BrowserIdentity
 
-__all__ = ["Request", "Response", "Transport", "WebSocket", "close_loop_sessions", "translate"]
+__all__ = ["Request", "Response", "Transport", "WebSocket", "close_loop_sessions", "fetch_headers", "translate"]
 
 MAX_ERROR_BODY = 1 << 20
 _REFUSED = re.compile(r"Refused WebSocket upgrade: (\d{3})")
+
+
+def fetch_headers(site: str = "same-origin", mode: str = "cors") -> dict[str, str | None]:
+    """The fetch metadata a page's script request carries (curl_cffi's defaults are those of a
+    navigation); ``None`` removes a default header."""
+    dest = "websocket" if mode == "websocket" else "empty"
+    return {
+        "Sec-Fetch-Site": site,
+        "Sec-Fetch-Mode": mode,
+        "Sec-Fetch-Dest": dest,
+        "Sec-Fetch-User": None,
+        "Upgrade-Insecure-Requests": None,
+    }
 
 
 @dataclass
@@ -33,7 +46,7 @@ class Request:
     method: str
     url: str
     identity: BrowserIdentity
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str | None] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
     json: Any = None
     proxy: str | None = None
@@ -43,9 +56,11 @@ class Request:
 
     def curl_kwargs(self) -> dict[str, Any]:
         """The curl_cffi keyword arguments shared by HTTP requests and WebSocket connects."""
+        headers: dict[str, str | None] = {**self.identity.headers(), **self.headers}
+        if self.cookies:  # one header, as a browser sends it (curl's cookie engine stays empty)
+            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
         kwargs: dict[str, Any] = {
-            "headers": {**self.identity.headers(), **self.headers},
-            "cookies": self.cookies,
+            "headers": headers,
             "impersonate": self.identity.impersonate,
             "timeout": (self.connect_timeout, self.idle_timeout),
         }

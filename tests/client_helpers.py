@@ -8,11 +8,19 @@ real harvester does. It counts its harvests.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import pytest
 from harvestkit.cache import AuthCache, Cookie, SessionRecord
+from harvestkit.client import Cerebras, Cloudflare, Settings, aclose
 from harvestkit.sandbox import Sandbox
-from harvestkit.sandbox.shortcuts import CHROME_UA, sandbox_session, sign_in, solve_challenge
+from harvestkit.sandbox.shortcuts import (
+    CHROME_UA,
+    sandbox_session,
+    sign_in,
+    solve_challenge,
+)
 
 HINTS = {"sec-ch-ua": '"Chromium";v="136", "Not.A/Brand";v="99"', "sec-ch-ua-mobile": "?0", "sec-ch-ua-platform": '"Linux"'}
 ESSENTIAL = {"cerebras": ["__Secure-authjs.session-token"], "cloudflare": ["cf_clearance"]}
@@ -79,3 +87,30 @@ class StandInHarvester:
             return await self.record(site, profile, proxy)
 
         return await cache.arefresh(site, harvest, profile=profile, force=True)
+
+
+@dataclass
+class ClientEnv:
+    """A test's client world: the sandbox, a private cache and the stand-in harvester."""
+
+    sandbox: Sandbox
+    cache: AuthCache
+    harvester: StandInHarvester
+
+    def chats(self, host: str = "api.cerebras.ai", path: str = "/v1/chat/completions") -> list:
+        return self.sandbox.requests(host, path)
+
+
+@pytest.fixture
+async def client_env(sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path, monkeypatch) -> AsyncIterator[ClientEnv]:
+    """Providers pointed at the sandbox, with a private HARVESTKIT_HOME, the stand-in
+    harvester, fast backoff, and no model list carried over from another test. The test's
+    event loop closes the client's sessions at the end."""
+    monkeypatch.setenv("HARVESTKIT_HOME", str(tmp_path / "home"))
+    harvester = StandInHarvester(sandbox)
+    settings = Settings.from_env(harvest=harvester, backoff_base=0.01, backoff_cap=0.05, idle_timeout=10)
+    for provider in (Cerebras, Cloudflare):
+        monkeypatch.setattr(provider, "settings", settings)
+        monkeypatch.setattr(provider, "_live_models", {})
+    yield ClientEnv(sandbox, AuthCache(), harvester)
+    await aclose()

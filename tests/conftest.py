@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["harvestkit.sandbox.pytest_plugin"]
+pytest_plugins = ["harvestkit.sandbox.pytest_plugin", "client_helpers"]
 
 
 def _stat(pid: str) -> tuple[str, str, int] | None:
