@@ -30,12 +30,11 @@ from .parsers.models import cloudflare_models
 from .parsers.uistream import UIStreamParser
 from .parsers.workers import WorkersParser
 from .provider import Call, Provider
-from .transport import Request, Response, fetch_headers
+from .transport import Request, Response, WebSocket, fetch_headers
 
 __all__ = ["GENERATIONS", "Cloudflare"]
 
 GENERATIONS = ("agents", "data-stream", "ui-stream", "sse")
-HTTP_GENERATIONS = GENERATIONS[1:]
 PARSERS: dict[str, type[StreamParser]] = {
     "data-stream": DataStreamParser,
     "ui-stream": UIStreamParser,
@@ -145,6 +144,17 @@ class Cloudflare(Provider):
         raise error_from_response(response.status, response.headers, body, cls.site)
 
     @classmethod
+    async def _socket(cls, call: Call, credentials: Credentials) -> WebSocket:
+        """A connected agent socket; the cookies its upgrade set are merged at once."""
+        ws = await cls._transport.websocket(cls._request(call, credentials, "GET", agent_url(call.urls["url"])))
+        try:
+            await call.auth.merge_cookies(credentials, ws.cookies)
+        except BaseException:
+            await ws.aclose()
+            raise
+        return ws
+
+    @classmethod
     def _order(cls, call: Call, credentials: Credentials) -> list[str]:
         """The generations to try: the one asked for, else the remembered one first."""
         chosen = str(call.params.get("transport") or "auto")
@@ -152,11 +162,10 @@ class Cloudflare(Provider):
             if chosen not in GENERATIONS:
                 raise BadRequest(f"transport must be 'auto' or one of {', '.join(GENERATIONS)}, not {chosen!r}")
             return [chosen]
-        order = ["agents", "http"]
+        # Without a remembered generation HTTP goes first: its 404 still sets cookies the client
+        # can read, where a refused socket upgrade leaves none.
         remembered = credentials.record.extra.get("generation") if credentials.record else None
-        if remembered in HTTP_GENERATIONS:
-            order.reverse()
-        return order
+        return ["agents", "http"] if remembered == "agents" else ["http", "agents"]
 
     @classmethod
     async def _events(
@@ -166,7 +175,7 @@ class Cloudflare(Provider):
         for index, generation in enumerate(order):
             try:
                 if generation == "agents":
-                    ws = await cls._transport.websocket(cls._request(call, credentials, "GET", agent_url(call.urls["url"])))
+                    ws = await cls._socket(call, credentials)
                     events = agent_chat(ws, model, messages, call.idle, temperature=call.params.get("temperature", 1))
                     used = "agents"
                 else:
@@ -225,7 +234,7 @@ class Cloudflare(Provider):
         except ClientError as error:
             if error.status_code != 404:
                 raise
-            ws = await cls._transport.websocket(cls._request(call, credentials, "GET", agent_url(call.urls["url"])))
+            ws = await cls._socket(call, credentials)
             return cloudflare_models(await agent_models(ws, call.idle), cls.site)
         try:
             body = await response.read(timeout=call.idle())

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harvestkit.cache import AuthCache, SessionRecord, parse_set_cookies
+from harvestkit.cache import AuthCache, Cookie, SessionRecord, parse_set_cookies
 
 from .errors import MissingCredentials
 from .impersonate import BrowserIdentity, default_identity, harvested_identity
@@ -158,9 +158,13 @@ class SiteAuth:
     async def merge_set_cookies(self, credentials: Credentials, url: str, headers: Iterable[str]) -> None:
         """Merge a response's Set-Cookie headers into the cached session at once."""
         headers = list(headers)
-        if not headers:
+        if headers:
+            await self.merge_cookies(credentials, parse_set_cookies(headers, url))
+
+    async def merge_cookies(self, credentials: Credentials, cookies: list[Cookie]) -> None:
+        """Merge cookies a response set into the cached session (or the explicit cookies)."""
+        if not cookies:
             return
-        cookies = parse_set_cookies(headers, url)
         if credentials.record is None:
             if credentials.source == "explicit" and self.explicit_cookies:
                 credentials.cookies.update({c.name: c.value for c in cookies})

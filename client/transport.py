@@ -14,8 +14,10 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from curl_cffi import CurlInfo
 from curl_cffi.requests import AsyncSession
 from curl_cffi.requests import exceptions as curl_errors
+from harvestkit.cache import Cookie, parse_netscape_cookies
 
 from .errors import ClientError, ConnectError, Timeout, error_from_response
 from .impersonate import BrowserIdentity
@@ -132,12 +134,19 @@ class Response:
 
 
 class WebSocket:
-    """A connected WebSocket: text frames in and out, closed by :meth:`aclose`."""
+    """A connected WebSocket: text frames in and out, closed by :meth:`aclose`.
+
+    ``cookies`` holds what the upgrade response set (curl's cookie engine parsed it)."""
 
     def __init__(self, raw: Any, provider: str, url: str) -> None:
         self._raw = raw
         self.provider = provider
         self.url = url
+        self.cookies: list[Cookie] = []
+        with contextlib.suppress(Exception):
+            lines = raw.curl.getinfo(CurlInfo.COOKIELIST) or []
+            text = "\n".join(line.decode() if isinstance(line, bytes) else str(line) for line in lines)
+            self.cookies = parse_netscape_cookies(text)
 
     async def send(self, text: str) -> None:
         try:
@@ -204,8 +213,8 @@ class Transport:
         session = self.session()
         kwargs = request.curl_kwargs()
         kwargs["timeout"] = request.connect_timeout
-        try:
-            raw = await session.ws_connect(request.url, **kwargs)
+        try:  # drain_on_error: frames that arrived before the connection broke are still read
+            raw = await session.ws_connect(request.url, drain_on_error=True, **kwargs)
         except Exception as exc:  # noqa: BLE001 - curl_cffi raises several unrelated types here
             refused = _REFUSED.search(str(exc))
             if refused:  # the server answered the upgrade with an HTTP error status

@@ -279,10 +279,10 @@ class AgentSession:
             malformed='{"type":"text-delta","id":"t1","delta":"bro',
             error=json.dumps(wire.UI_ERROR),
         )
-        if outcome == "truncated":
+        if outcome == "truncated":  # drop the connection with no close frame, after what was sent
             transport = self.request.transport
             if transport is not None:
-                transport.abort()
+                transport.close()
             return outcome
         await self.ws.send_str(wire.agent_response(request_id, "", done=True, error=outcome == "error"))
         return outcome

@@ -7,6 +7,7 @@ real harvester does. It counts its harvests.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -114,3 +115,12 @@ async def client_env(sandbox: Sandbox, sandbox_env: dict[str, str], tmp_path, mo
         monkeypatch.setattr(provider, "_live_models", {})
     yield ClientEnv(sandbox, AuthCache(), harvester)
     await aclose()
+
+
+async def eventually(check, timeout: float = 5.0) -> None:
+    """Wait until ``check()`` is true: the sandbox logs a request when its handler ends, which
+    may be just after the client has read the whole answer."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the sandbox never logged what was expected"
+        await asyncio.sleep(0.01)
