@@ -249,3 +249,19 @@ async def test_url_attributes_can_be_overridden_per_call(client_env) -> None:
     with pytest.raises(Exception) as caught:
         await Cerebras.chat("Hi", model="llama3.1-8b", api_base="https://api.example.invalid/v1", max_retries=0)
     assert "api.example.invalid" in str(caught.value)
+
+
+async def test_the_proxy_recorded_at_harvest_is_used_unless_overridden(client_env, monkeypatch) -> None:
+    import dataclasses
+
+    from harvestkit.client import ConnectError
+
+    await Cerebras.chat("Hi", model="llama3.1-8b")
+    assert client_env.cache.get("cerebras").proxy == client_env.sandbox.proxy_url
+    # No proxy setting any more; a dead environment proxy catches a request that ignores the record.
+    monkeypatch.setattr(Cerebras, "settings", dataclasses.replace(Cerebras.settings, proxy=None))
+    for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    assert (await Cerebras.chat("Via the recorded proxy", model="llama3.1-8b")).text
+    with pytest.raises(ConnectError):
+        await Cerebras.chat("Hi", model="llama3.1-8b", proxy="http://127.0.0.1:9", max_retries=0)
