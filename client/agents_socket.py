@@ -7,7 +7,6 @@ the caller leaves early.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator, Callable
@@ -39,7 +38,7 @@ async def _frame(ws: WebSocket, idle: Callable[[], float], text_so_far: Callable
     wait = idle()
     try:
         return await ws.recv(wait)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise StreamTimeout(f"no frame for {wait:g} s", text=text_so_far(), provider=ws.provider) from None
 
 

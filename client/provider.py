@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -64,42 +64,35 @@ class Call:
             raise Timeout(f"the request took longer than its total timeout ({self.settings.total_timeout:g} s)")
         return min(idle, left)
 
-    async def chunks(self, response: Response, text_so_far: Callable[[], str]) -> AsyncGenerator[bytes, None]:
-        """The response body; a silence beyond the idle timeout raises :class:`StreamTimeout`
-        carrying ``text_so_far()``."""
+    async def events(self, response: Response, parser: StreamParser) -> AsyncGenerator[Event, None]:
+        """The events of a streamed body. A silence beyond the idle timeout raises
+        :class:`StreamTimeout` with the text so far; a transfer that breaks mid-way ends the
+        stream if the parser saw it complete, else raises :class:`StreamBroken`."""
+        received = False
         while True:
             wait = self.idle()
             try:
                 data = await response.next_chunk(wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise StreamTimeout(
-                    f"no data for {wait:g} s", text=text_so_far(), provider=response.provider
+                    f"no data for {wait:g} s", text=parser.text_so_far, provider=response.provider
                 ) from None
-            if data is None:
-                return
-            yield data
-
-
-    async def events(self, response: Response, parser: StreamParser) -> AsyncGenerator[Event, None]:
-        """The events of a streamed body. A transfer that breaks mid-way ends the stream if
-        the parser saw it complete, else raises :class:`StreamBroken` with the text so far."""
-        received = False
-        try:
-            async for data in self.chunks(response, lambda: parser.text_so_far):
-                received = True
-                for event in parser.feed(data):
+            except (ConnectError, Timeout) as error:
+                if not received:
+                    raise
+                try:
+                    tail = parser.close()
+                except StreamBroken as broken:
+                    broken.cause = error
+                    raise broken from error
+                for event in tail:
                     yield event
-        except (ConnectError, Timeout) as error:
-            if not received or isinstance(error, StreamBroken):
-                raise
-            try:
-                tail = parser.close()
-            except StreamBroken as broken:
-                broken.cause = error
-                raise broken from error
-            for event in tail:
+                return
+            if data is None:
+                break
+            received = True
+            for event in parser.feed(data):
                 yield event
-            return
         for event in parser.close():
             yield event
 

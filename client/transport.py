@@ -95,20 +95,35 @@ class Response:
         self.headers: dict[str, str] = {k.lower(): v for k, v in raw.headers.items() if v is not None}
         self.set_cookies: list[str] = [v for v in raw.headers.get_list("set-cookie") if v]
         self._done = False
+        self._pending: Any = None
 
     async def next_chunk(self, timeout: float) -> bytes | None:
-        """The next piece of the body, None at its end. A silence longer than ``timeout``
-        raises :class:`asyncio.TimeoutError`; a broken transfer a :class:`ClientError`."""
-        if self._done:
-            return None
-        item = await asyncio.wait_for(self._raw.queue.get(), timeout)
+        """What arrived of the body since the last call (every piece waiting, joined), None at
+        its end. A silence longer than ``timeout`` raises :class:`TimeoutError`; a broken
+        transfer a :class:`ClientError`, once the data that came before it was returned."""
+        queue = self._raw.queue
+        item, self._pending = self._pending, None
+        if item is None:
+            if self._done:
+                return None
+            if queue.empty():
+                async with asyncio.timeout(timeout):
+                    item = await queue.get()
+            else:
+                item = queue.get_nowait()
+        pieces: list[bytes] = []
+        while isinstance(item, bytes):
+            pieces.append(item)
+            if queue.empty():
+                return b"".join(pieces)
+            item = queue.get_nowait()
+        if pieces:  # an error or the end marker: for the next call, after this data
+            self._pending = item
+            return b"".join(pieces)
+        self._done = True
         if isinstance(item, BaseException):
-            self._done = True
             raise translate(item, self.provider, self.url) from None
-        if not isinstance(item, bytes):  # curl_cffi's end-of-stream marker
-            self._done = True
-            return None
-        return item
+        return None  # curl_cffi's end-of-stream marker
 
     async def read(self, limit: int = MAX_ERROR_BODY, timeout: float = 30.0) -> bytes:
         """The whole body (at most ``limit`` bytes are kept)."""
@@ -158,7 +173,7 @@ class WebSocket:
         """The next text frame; None once the server closed the socket."""
         try:
             data, _flags = await asyncio.wait_for(self._raw.recv(), idle_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise
         except Exception as exc:  # noqa: BLE001
             if getattr(self._raw, "closed", False) or "closed" in str(exc).lower():

@@ -214,7 +214,7 @@ class CerebrasAPI:
         return await stream_http(
             request,
             response,
-            (b"data: " + json.dumps(c, separators=(",", ":")).encode() + b"\n\n" for c in completion.chunks()),
+            completion.sse(),
             fault=fault,
             pace=self.state.knobs.pace,
             malformed=b'data: {"id":"' + completion.id.encode() + b'","choices":[{"delta":{"content":"brok\n\n',
@@ -273,6 +273,14 @@ def tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+_MARK = "\u0000content\u0000"
+_encode_string = json.encoder.encode_basestring_ascii  # what json.dumps does to a str
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 class Completion:
     """One answer, as Cerebras shapes it whole or as stream chunks."""
 
@@ -326,6 +334,17 @@ class Completion:
         last = self._chunk({}, self.finish_reason())
         last["usage"], last["time_info"] = self.usage(), self.time_info()
         yield last
+
+    def sse(self) -> Iterator[bytes]:
+        """The stream as SSE events, byte for byte ``data: json.dumps(chunk)``; content chunks
+        share one pre-encoded envelope, so a long stream costs the server little."""
+        head, tail = _compact(self._chunk({"content": _MARK})).split(json.dumps(_MARK))
+        for chunk in self.chunks():
+            delta = chunk["choices"][0]["delta"]
+            if list(delta) == ["content"] and chunk["choices"][0]["finish_reason"] is None:
+                yield f"data: {head}{_encode_string(delta['content'])}{tail}\n\n".encode()
+            else:
+                yield b"data: " + _compact(chunk).encode() + b"\n\n"
 
     def whole(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": None if self.call else self.reply.text}

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from client_helpers import eventually
 from harvestkit.client import (
     AuthExpired,
     Cerebras,
@@ -131,8 +132,7 @@ async def test_expired_demo_key_is_renewed_from_the_session_once(client_env) -> 
     assert result.text.startswith("Sandbox reply to: After expiry.")
     new_key = client_env.cache.get("cerebras").api_key
     assert new_key != old_key and client_env.harvester.calls == ["cerebras"]  # no new harvest
-    statuses = [r.status for r in client_env.chats()]
-    assert statuses == [200, 401, 200]
+    await eventually(lambda: [r.status for r in client_env.chats()] == [200, 401, 200])
 
 
 async def test_dead_session_is_harvested_again_once(client_env) -> None:
@@ -166,7 +166,7 @@ async def test_rate_limit_is_retried_honouring_retry_after(client_env) -> None:
     started = time.monotonic()
     result = await Cerebras.chat("Hi", model="llama3.1-8b")
     assert result.text and time.monotonic() - started >= 0.3
-    assert [r.status for r in client_env.chats()] == [200, 429, 200]
+    await eventually(lambda: [r.status for r in client_env.chats()] == [200, 429, 200])
 
 
 async def test_server_errors_give_up_after_the_configured_retries(client_env) -> None:
@@ -175,7 +175,7 @@ async def test_server_errors_give_up_after_the_configured_retries(client_env) ->
     with pytest.raises(ServerError) as caught:
         await Cerebras.chat("Hi", model="llama3.1-8b", max_retries=3)
     assert caught.value.status_code == 503
-    assert [r.status for r in client_env.chats()] == [200, 503, 503, 503, 503]
+    await eventually(lambda: [r.status for r in client_env.chats()] == [200, 503, 503, 503, 503])
 
 
 async def test_rate_limit_without_retries_carries_retry_after(client_env) -> None:

@@ -165,13 +165,15 @@ def test_error_chunk() -> None:
 
 
 def test_malformed_chunks() -> None:
-    for body in (
-        b"data: {oops\n\n",
-        b"data: [1]\n\n",
-        sse({"type": "text-delta", "delta": "x"}) + b"data: 2\n\n",
-    ):
+    for body in (b"data: {oops\n\n", b"data: [1]\n\n"):
         with pytest.raises(ProtocolError):
             UIStreamParser().feed(body)
+    # text before the bad chunk in the same piece is delivered; the error comes next
+    parser = UIStreamParser()
+    assert parser.feed(sse({"type": "text-delta", "delta": "x"}) + b"data: 2\n\n") == ["x"]
+    with pytest.raises(ProtocolError) as caught:
+        parser.close()
+    assert caught.value.text == "x"
     # wrong types inside known chunks are ignored or rejected, never a crash
     for chunk in (
         {"type": "finish", "messageMetadata": 3},

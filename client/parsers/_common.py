@@ -155,6 +155,7 @@ class StreamParser:
     def __init__(self, provider: str) -> None:
         self.provider = provider
         self._texts: list[str] = []
+        self._error: ClientError | None = None
 
     @property
     def text_so_far(self) -> str:
@@ -162,11 +163,33 @@ class StreamParser:
         return "".join(self._texts)
 
     def feed(self, data: bytes) -> list[Event]:
-        """Decode ``data`` (any split of the stream); return the events it completes."""
-        raise NotImplementedError
+        """Decode ``data`` (any split of the stream); return the events it completes.
+
+        When ``data`` holds events and then an error, the events are returned and the error is
+        raised by the next ``feed`` or ``close``: nothing that arrived is lost."""
+        if self._error is not None:
+            raise self._error
+        out: list[Event] = []
+        try:
+            self._feed(data, out)
+        except ClientError as error:
+            if not out:
+                raise
+            self._error = error
+        return out
 
     def close(self) -> list[Event]:
         """Flush at the end of the stream; raise :class:`StreamBroken` if it was cut short."""
+        if self._error is not None:
+            raise self._error
+        out: list[Event] = []
+        self._close(out)
+        return out
+
+    def _feed(self, data: bytes, out: list[Event]) -> None:
+        raise NotImplementedError
+
+    def _close(self, out: list[Event]) -> None:
         raise NotImplementedError
 
     def _broken(self, message: str, cause: BaseException | None = None) -> StreamBroken:

@@ -45,19 +45,15 @@ class DataStreamParser(StreamParser):
         self._step: dict[str, Any] | None = None  # the last finish-step value
         self._finished = False  # d: seen
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode ``data``; return the events it completes."""
-        out: list[Event] = []
+    def _feed(self, data: bytes, out: list[Event]) -> None:
         text = self._lines.feed(data)
         if text:
             for line in text.split("\n"):
                 if line:
                     self._line(line, out)
-        return out
 
-    def close(self) -> list[Event]:
-        """Flush; raise :class:`StreamBroken` if the stream ended before its finish line."""
-        out: list[Event] = []
+    def _close(self, out: list[Event]) -> None:
+        """Raise :class:`StreamBroken` if the stream ended before its finish line."""
         tail = self._lines.close()
         if tail:
             try:
@@ -70,7 +66,6 @@ class DataStreamParser(StreamParser):
             if self._step is None:
                 raise self._broken("the stream ended before its finish message")
             self._finish(self._step, out)
-        return out
 
     def _line(self, line: str, out: list[Event]) -> None:
         code, sep, raw = line.partition(":")

@@ -62,9 +62,7 @@ class OpenAIStreamParser(StreamParser):
         self._done = False  # [DONE] seen
         self._ended = False  # Usage / FinishReason emitted
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode ``data``; return the events it completes."""
-        out: list[Event] = []
+    def _feed(self, data: bytes, out: list[Event]) -> None:
         texts = self._texts
         hit = False
         for payload in self._sse.feed(data):
@@ -93,11 +91,9 @@ class OpenAIStreamParser(StreamParser):
                 self._payload(payload, out)
         if hit:
             self._learn_budget = _LEARN_BUDGET
-        return out
 
-    def close(self) -> list[Event]:
-        """Flush; raise :class:`StreamBroken` if the stream ended before its final chunk."""
-        out: list[Event] = []
+    def _close(self, out: list[Event]) -> None:
+        """Raise :class:`StreamBroken` if the stream ended before its final chunk."""
         try:
             for payload in self._sse.close():
                 self._payload(payload, out)
@@ -108,7 +104,6 @@ class OpenAIStreamParser(StreamParser):
             if self._finish is None and not self._done:
                 raise self._broken("the stream ended before its final chunk")
             self._end(out)
-        return out
 
     def handle_chunk(self, chunk: Any) -> list[Event]:
         """The events of one decoded chunk (or of a ``chat.completion`` body)."""

@@ -43,16 +43,12 @@ class UIStreamParser(StreamParser):
         self._reason: str | None = None
         self._finished = False
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode ``data``; return the events it completes."""
-        out: list[Event] = []
+    def _feed(self, data: bytes, out: list[Event]) -> None:
         for payload in self._sse.feed(data):
             self._payload(payload, out)
-        return out
 
-    def close(self) -> list[Event]:
-        """Flush; raise :class:`StreamBroken` if the stream ended before ``finish``/``[DONE]``."""
-        out: list[Event] = []
+    def _close(self, out: list[Event]) -> None:
+        """Raise :class:`StreamBroken` if the stream ended before ``finish``/``[DONE]``."""
         try:
             for payload in self._sse.close():
                 self._payload(payload, out)
@@ -60,7 +56,6 @@ class UIStreamParser(StreamParser):
             raise self._broken("the stream was cut in the middle of a chunk", exc) from None
         if not self._finished:
             raise self._broken("the stream ended before its finish chunk")
-        return out
 
     def handle_chunk(self, chunk: Any) -> list[Event]:
         """The events of one decoded UI-message chunk (a ``{"type": ...}`` object)."""

@@ -33,16 +33,12 @@ class WorkersParser(StreamParser):
         self._usage: Usage | None = None
         self._done = False
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode ``data``; return the events it completes."""
-        out: list[Event] = []
+    def _feed(self, data: bytes, out: list[Event]) -> None:
         for payload in self._sse.feed(data):
             self._payload(payload, out)
-        return out
 
-    def close(self) -> list[Event]:
-        """Flush; raise :class:`StreamBroken` if the stream ended before its last chunk."""
-        out: list[Event] = []
+    def _close(self, out: list[Event]) -> None:
+        """Raise :class:`StreamBroken` if the stream ended before its last chunk."""
         try:
             for payload in self._sse.close():
                 self._payload(payload, out)
@@ -52,7 +48,6 @@ class WorkersParser(StreamParser):
         if not self._done and self._usage is None:
             raise self._broken("the stream ended before its final chunk")
         self._end(out)
-        return out
 
     def _payload(self, payload: str, out: list[Event]) -> None:
         stripped = payload.strip()
