@@ -5,7 +5,8 @@ import argparse
 import logging
 import sys
 
-from . import demo, sandbox_cmd
+from . import cache_cmd, chat_cmd, demo, doctor_cmd, harvest_cmd, sandbox_cmd
+from .common import USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    harvest_cmd.add_parsers(commands)
+    cache_cmd.add_parsers(commands)
+    chat_cmd.add_parsers(commands)
+    doctor_cmd.add_parsers(commands)
     sandbox_cmd.add_parser(commands)
     demo.add_parser(commands)
     return parser
@@ -25,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
+        return USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -1,139 +1,149 @@
-"""`harvestkit demo`: start the sandbox and show both services answering, end to end.
+"""`harvestkit demo`: the whole product, end to end, against the sandbox.
 
-Steps: start the sandbox; show the signed-out session and a refused foreign host; show a plain
-client challenged by Cloudflare; then, in a real Chromium, pass the challenge and sign in to the
-Cerebras demo as a user would; read the demo key from the session; stream one answer from the
-Cerebras API with it. Secrets are shown redacted. Every step prints its time.
+Starts the sandbox; signs in to its Cerebras demo in a real Chromium as a user would (the login
+flow, with the sandbox's demo credentials typed into the form); harvests both sites in one
+browser with live progress; streams one answer from each provider through the client; prints
+the timings; stops everything. It uses a temporary HARVESTKIT_HOME: your own sessions and
+browser profiles are never touched. Secrets are shown redacted.
 """
+
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import time
 from typing import Any
 
-from curl_cffi.requests import AsyncSession
-
-CEREBRAS_WEB = "https://inference.cerebras.ai"
-CEREBRAS_API = "https://api.cerebras.ai"
-PLAYGROUND = "https://playground.ai.cloudflare.com"
+from .common import OK, report_error
 
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("demo", help="run the end-to-end demo against the sandbox")
-    parser.add_argument("--no-browser", action="store_true", help="skip the steps that need Chromium")
     parser.set_defaults(run=run)
+
+
+class Steps:
+    """Prints each step with the time since the previous one."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+        self.timings: list[tuple[str, float]] = []
+
+    def done(self, what: str, label: str | None = None) -> None:
+        now = time.monotonic()
+        print(f"  [{now - self.last:6.3f} s] {what}", flush=True)
+        if label:
+            self.timings.append((label, now - self.last))
+        self.last = now
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.verbose:
         # Chromium's own background requests are refused by the proxy; that is the point, not news.
         logging.getLogger("harvestkit.sandbox").setLevel(logging.ERROR)
-    return asyncio.run(_demo(use_browser=not args.no_browser))
+    home = tempfile.mkdtemp(prefix="harvestkit-demo-")
+    saved = {name: os.environ.get(name) for name in ("HARVESTKIT_HOME", "HARVESTKIT_PROXY", "HARVESTKIT_CA_BUNDLE")}
+    os.environ["HARVESTKIT_HOME"] = home
+    try:
+        return asyncio.run(_demo())
+    except Exception as exc:  # noqa: BLE001 - one line and an exit code, like every command
+        return report_error(exc, "harvestkit demo")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(home, ignore_errors=True)
 
 
-class Steps:
-    """Prints each step with the time it took."""
-
-    def __init__(self) -> None:
-        self.started = self.last = time.monotonic()
-
-    def done(self, what: str) -> None:
-        now = time.monotonic()
-        print(f"  [{now - self.last:6.3f} s] {what}", flush=True)
-        self.last = now
-
-
-async def _demo(use_browser: bool) -> int:
+async def _demo() -> int:
     from harvestkit.sandbox import Sandbox
-    from harvestkit.sandbox.shortcuts import sandbox_session
 
     steps = Steps()
+    print("harvestkit demo: everything below talks to the local sandbox; nothing leaves this machine.")
     async with Sandbox() as sandbox:
-        steps.done(f"sandbox listening: HARVESTKIT_PROXY={sandbox.proxy_url}")
-        env = sandbox.env
-        async with sandbox_session(env) as http:
-            session = await http.get(f"{CEREBRAS_WEB}/api/auth/session")
-            steps.done(f"GET {CEREBRAS_WEB}/api/auth/session -> {session.status_code} {session.text}")
-            try:
-                await http.get("https://example.com/")
-                steps.done("example.com answered: THE PROXY LEAKS")
-                return 1
-            except Exception:  # curl reports the proxy's 403 to CONNECT as a connection error
-                steps.done("https://example.com/ -> refused by the proxy (nothing leaves loopback)")
-        async with sandbox_session(env, impersonate=None) as plain:
-            page = await plain.get(f"{PLAYGROUND}/")
-            title = page.text.split("<title>", 1)[-1].split("</title>", 1)[0]
-            steps.done(f"plain TLS client at the playground -> {page.status_code} {title!r}")
-        if not use_browser:
-            return 0
-        key = await _browser_steps(sandbox, steps)
-        if key is None:
-            return 1
-        await _stream_answer(env, key, steps)
-        print(f"  total {time.monotonic() - steps.started:.3f} s", flush=True)
-    return 0
+        os.environ.update(sandbox.env)
+        steps.done(f"sandbox up: HARVESTKIT_PROXY={sandbox.proxy_url}", "sandbox")
+        await _login(sandbox, steps)
+        await _harvest_both(steps)
+        for provider in ("cerebras", "cloudflare"):
+            await _answer(provider, steps)
+        from harvestkit.client import aclose
+
+        await aclose()
+    steps.done("sandbox stopped")
+    print("\ntimings:")
+    for label, seconds in steps.timings:
+        print(f"  {label:<28} {seconds:6.3f} s")
+    print(f"  {'total':<28} {time.monotonic() - steps.started:6.3f} s")
+    return OK
 
 
-async def _browser_steps(sandbox: Any, steps: Steps) -> str | None:
+async def _login(sandbox: Any, steps: Steps) -> None:
+    """The first run: a person signs in once. Here the demo types the sandbox's credentials."""
+    from harvestkit.harvester import login
+
+    async def sign_in_like_a_user(tab: Any) -> None:
+        await _wait(tab, "document.body && document.body.dataset.state === 'signed-out'")
+        await (await tab.select("#signin")).click()
+        await _wait(tab, "document.getElementById('email') !== null")
+        await (await tab.select("#email")).send_keys(sandbox.email)
+        await (await tab.select("#password")).send_keys(sandbox.password)
+        await (await tab.select("#submit")).click()
+
+    await login("cerebras", headless=True, on_page=sign_in_like_a_user, timeout=60)
+    steps.done(f"signed in to the Cerebras demo in Chromium as {sandbox.email} (harvestkit login cerebras)", "login (first run)")
+
+
+async def _harvest_both(steps: Steps) -> None:
     from harvestkit.cache import redact
-    from harvestkit.harvester.browser import Chromium, LaunchOptions
-    from harvestkit.harvester.errors import BrowserError
+    from harvestkit.harvester import harvest_many
 
-    options = LaunchOptions(proxy=sandbox.proxy_url, spki_pins=sandbox.certificates.spki_pins)
-    try:
-        async with Chromium(options) as chromium:
-            steps.done(f"Chromium {chromium.version} started (pid {chromium.pid})")
-            tab = await chromium.browser.get(f"{PLAYGROUND}/")
-            await _wait(tab, "document.body && document.body.dataset.state === 'ready'")
-            steps.done("Cloudflare challenge passed in the browser; playground loaded its models")
-            tab = await chromium.browser.get(f"{CEREBRAS_WEB}/api/auth/signin?callbackUrl=%2F")
-            await _wait(tab, "document.getElementById('email') !== null")
-            await (await tab.select("#email")).send_keys(sandbox.email)
-            await (await tab.select("#password")).send_keys(sandbox.password)
-            await (await tab.select("#submit")).click()
-            await _wait(tab, "document.body && document.body.dataset.state === 'signed-in'")
-            steps.done(f"signed in to the Cerebras demo as {sandbox.email}")
-            body = await tab.evaluate(
-                "fetch('/api/auth/session').then(r => r.text())", await_promise=True
-            )
-    except BrowserError as exc:
-        print(f"  browser step failed: {exc}", file=sys.stderr)
-        return None
-    key = json.loads(body)["user"]["demoApiKey"]
-    steps.done(f"demo API key from the session: {redact(key)} (browser stopped)")
-    return key
+    def show(event: Any) -> None:
+        detail = f"  {event.detail}" if event.detail else ""
+        print(f"           {event.elapsed:6.3f} s  {event.site:<10} {event.step}{detail}", flush=True)
+
+    print("  harvesting both sites in one headless browser (harvestkit harvest):", flush=True)
+    results = await harvest_many(["cerebras", "cloudflare"], progress=show, timeout=60)
+    failed = {site: r for site, r in results.items() if isinstance(r, Exception)}
+    if failed:
+        raise next(iter(failed.values()))
+    cerebras, cloudflare = results["cerebras"], results["cloudflare"]
+    cookies = ", ".join(sorted({c.name for c in cloudflare.cookies}))
+    steps.done(
+        f"saved: cerebras demo key {redact(cerebras.api_key or '')}; cloudflare cookies {cookies}; "
+        f"user agent Chrome/{(cerebras.user_agent or '').split('Chrome/')[-1].split(' ')[0]}",
+        "harvest both sites",
+    )
+
+
+async def _answer(provider: str, steps: Steps) -> None:
+    from harvestkit.client import get_provider
+
+    print(f"  {provider} answers: ", end="", flush=True)
+    first = None
+    started = time.monotonic()
+    async with get_provider(provider).stream(f"Hello from harvestkit to {provider}", allow_harvest=False) as stream:
+        async for event in stream:
+            if isinstance(event, str):
+                first = first or time.monotonic() - started
+                sys.stdout.write(event)
+                sys.stdout.flush()
+    usage = stream.usage
+    tokens = f"{usage.completion_tokens} tokens" if usage else "no usage"
+    print(flush=True)
+    steps.done(f"{provider}: {tokens}, finish {stream.finish_reason}, first chunk after {first or 0:.3f} s", f"{provider} answer")
 
 
 async def _wait(tab: Any, condition: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not await tab.evaluate(f"!!({condition})"):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"page never satisfied: {condition}")
+            raise TimeoutError(f"the page never satisfied: {condition}")
         await asyncio.sleep(0.05)
-
-
-async def _stream_answer(env: dict[str, str], key: str, steps: Steps) -> None:
-    async with AsyncSession(
-        proxy=env["HARVESTKIT_PROXY"], verify=env["HARVESTKIT_CA_BUNDLE"], impersonate="chrome"
-    ) as http:
-        response = await http.post(
-            f"{CEREBRAS_API}/v1/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"model": "llama3.1-8b", "stream": True, "messages": [{"role": "user", "content": "Hello from harvestkit"}]},
-            stream=True,
-        )
-        print("  answer: ", end="", flush=True)
-        async for line in response.aiter_lines():
-            if line.startswith(b"data: "):
-                chunk = json.loads(line[6:])
-                delta = chunk["choices"][0]["delta"].get("content")
-                if delta:
-                    print(delta, end="", flush=True)
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
-        print(flush=True)
-        steps.done(f"streamed from {CEREBRAS_API}: {usage['completion_tokens']} tokens, finish={chunk['choices'][0]['finish_reason']}")

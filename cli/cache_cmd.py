@@ -1,0 +1,148 @@
+"""`harvestkit status` and `harvestkit cache path|show|clear|export|import`.
+
+Secrets stay redacted unless `cache show --reveal` asks for them; `cache export` writes cookie
+values on purpose (that is what it is for) and says so on stderr when stdout is a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harvestkit.cache import FORMATS, AuthCache, SessionRecord
+
+from .common import (
+    FAILURE,
+    OK,
+    SITE_NAMES,
+    USAGE,
+    human_duration,
+    print_json,
+    report_error,
+    table,
+)
+
+
+def add_parsers(commands: Any) -> None:
+    status = commands.add_parser("status", help="the cached sessions, secrets redacted")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(run=run_status)
+
+    cache = commands.add_parser("cache", help="inspect and manage the auth cache")
+    actions = cache.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("path", help="where the cache lives").set_defaults(run=run_path)
+
+    show = actions.add_parser("show", help="one session's record (redacted)")
+    show.add_argument("site", choices=SITE_NAMES)
+    show.add_argument("--profile", default="default")
+    show.add_argument("--reveal", action="store_true", help="print the secrets too")
+    show.set_defaults(run=run_show)
+
+    clear = actions.add_parser("clear", help="delete sessions")
+    clear.add_argument("site", nargs="?", choices=SITE_NAMES)
+    clear.add_argument("--profile", default="default")
+    clear.add_argument("--all", action="store_true", help="every site and profile")
+    clear.set_defaults(run=run_clear)
+
+    export = actions.add_parser("export", help="a session's cookies as cookies.txt or JSON (stdout)")
+    export.add_argument("site", choices=SITE_NAMES)
+    export.add_argument("--profile", default="default")
+    export.add_argument("--format", choices=FORMATS, default="netscape", help="netscape (cookies.txt), extension or cdp (JSON)")
+    export.set_defaults(run=run_export)
+
+    load = actions.add_parser("import", help="cookies from a file (cookies.txt or JSON; '-' reads stdin)")
+    load.add_argument("site", choices=SITE_NAMES)
+    load.add_argument("file")
+    load.add_argument("--profile", default="default")
+    load.add_argument("--format", choices=FORMATS, default=None, help="default: detected")
+    load.add_argument("--replace", action="store_true", help="drop the cookies held before")
+    load.set_defaults(run=run_import)
+
+
+def _row(record: SessionRecord, cache: AuthCache) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "site": record.site,
+        "profile": record.profile,
+        "age": round(now - record.harvested_at),
+        "expires_in": None if record.expires_at is None else round(record.expires_at - now),
+        "fresh": cache.is_fresh(record),
+        "api_key": bool(record.api_key),
+        "cookies": len(record.cookies),
+        "proxy": record.proxy,
+        "source": record.source,
+    }
+
+
+def run_status(args: argparse.Namespace) -> int:
+    cache = AuthCache()
+    try:
+        rows = [_row(r, cache) for r in cache.list()]
+    except Exception as exc:  # noqa: BLE001
+        return report_error(exc)
+    if args.json:
+        print_json(rows)
+        return OK
+    if not rows:
+        print(f"no sessions in {cache.root}; run `harvestkit harvest` (or `harvestkit login cerebras`)")
+        return OK
+    body = [
+        [r["site"], r["profile"], human_duration(r["age"]), human_duration(r["expires_in"]), "yes" if r["fresh"] else "no",
+         "yes" if r["api_key"] else "no", str(r["cookies"]), r["proxy"] or "-"]
+        for r in rows
+    ]  # fmt: skip
+    print(table(body, ["SITE", "PROFILE", "AGE", "EXPIRES IN", "FRESH", "KEY", "COOKIES", "PROXY"]))
+    return OK
+
+
+def run_path(args: argparse.Namespace) -> int:
+    print(AuthCache().root)
+    return OK
+
+
+def run_show(args: argparse.Namespace) -> int:
+    record = AuthCache().get(args.site, args.profile)
+    if record is None:
+        print(f"harvestkit: no {args.site} session for profile {args.profile!r}", file=sys.stderr)
+        return FAILURE
+    print(json.dumps(record.to_dict() if args.reveal else record.redacted(), indent=2, ensure_ascii=False))
+    return OK
+
+
+def run_clear(args: argparse.Namespace) -> int:
+    cache = AuthCache()
+    if args.all == bool(args.site):
+        print("harvestkit: name a SITE, or pass --all", file=sys.stderr)
+        return USAGE
+    targets = [(r.site, r.profile) for r in cache.list()] if args.all else [(args.site, args.profile)]
+    removed = [f"{site}/{profile}" for site, profile in targets if cache.delete(site, profile)]
+    print(f"removed {len(removed)} session(s){': ' + ', '.join(removed) if removed else ''}")
+    return OK
+
+
+def run_export(args: argparse.Namespace) -> int:
+    cache = AuthCache()
+    if cache.get(args.site, args.profile) is None:
+        print(f"harvestkit: no {args.site} session for profile {args.profile!r}", file=sys.stderr)
+        return FAILURE
+    if sys.stdout.isatty():
+        print("harvestkit: these are live session cookies; keep them private", file=sys.stderr)
+    sys.stdout.write(cache.export_cookies(args.site, args.format, args.profile))
+    return OK
+
+
+def run_import(args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8-sig")
+        record = AuthCache().import_cookies(args.site, text, args.format, args.profile, replace=args.replace)
+    except OSError as exc:
+        print(f"harvestkit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return FAILURE
+    except Exception as exc:  # noqa: BLE001
+        return report_error(exc)
+    print(f"imported: {args.site}/{args.profile} now holds {len(record.cookies)} cookies")
+    return OK

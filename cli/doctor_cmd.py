@@ -1,0 +1,112 @@
+"""`harvestkit doctor`: is this machine ready to harvest and chat?
+
+Checks the browser (found, its version), the curl_cffi impersonation target for it, the auth
+cache (location and permissions), the proxy and CA when set, and the clock (against the Date
+header of the Cerebras web host, through the configured proxy only: never directly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.utils
+import os
+import ssl
+import sys
+import time
+from typing import Any
+
+from .common import FAILURE, OK, Style, print_json
+
+
+def add_parsers(commands: Any) -> None:
+    doctor = commands.add_parser("doctor", help="check the browser, TLS impersonation, cache, proxy and clock")
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+    doctor.set_defaults(run=run_doctor)
+
+
+def _browser() -> tuple[bool, str, int | None]:
+    from harvestkit.harvester.browser import browser_version, find_browser
+    from harvestkit.harvester.errors import BrowserError
+
+    try:
+        executable = find_browser()
+        version, major = browser_version(executable)
+    except BrowserError as exc:
+        return False, str(exc), None
+    return True, f"{executable} ({version})", major
+
+
+def _impersonation(major: int | None) -> tuple[bool, str]:
+    import curl_cffi
+    from harvestkit.client.impersonate import target_for
+
+    return True, f"curl_cffi {curl_cffi.__version__}: {target_for(major)} for Chrome {major or '(none found)'}"
+
+
+def _cache() -> tuple[bool, str]:
+    from harvestkit.cache import AuthCache
+
+    cache = AuthCache()
+    try:
+        records = cache.list()
+    except Exception as exc:  # noqa: BLE001 - e.g. CachePermissionError with the chmod to run
+        return False, str(exc)
+    return True, f"{cache.root}: {len(records)} session(s), owner-only"
+
+
+def _proxy() -> tuple[bool, str] | None:
+    proxy, ca = os.environ.get("HARVESTKIT_PROXY"), os.environ.get("HARVESTKIT_CA_BUNDLE")
+    if not proxy and not ca:
+        return None
+    notes, ok = [], True
+    if ca:
+        try:
+            ssl.create_default_context(cafile=ca)
+            notes.append(f"CA bundle {ca} loads")
+        except (OSError, ssl.SSLError) as exc:
+            ok = False
+            notes.append(f"CA bundle {ca} does not load: {exc}")
+    if proxy:
+        notes.append(f"proxy {proxy}")
+    return ok, "; ".join(notes)
+
+
+def _clock() -> tuple[bool, str]:
+    """The clock's offset from a server's Date header, when a proxy says how to reach one."""
+    proxy = os.environ.get("HARVESTKIT_PROXY")
+    local = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    if not proxy:
+        return True, f"{local} (not compared: set HARVESTKIT_PROXY, or check NTP)"
+    from curl_cffi import requests
+
+    try:
+        response = requests.get(
+            "https://inference.cerebras.ai/api/auth/session",
+            proxy=proxy,
+            verify=os.environ.get("HARVESTKIT_CA_BUNDLE") or True,
+            impersonate="chrome",
+            timeout=10,
+        )
+        server = email.utils.parsedate_to_datetime(response.headers.get("date", "")).timestamp()
+    except Exception as exc:  # noqa: BLE001 - a check, not an operation
+        return False, f"{local}; cannot compare with a server: {type(exc).__name__}"
+    skew = time.time() - server
+    return abs(skew) < 60, f"{local}; {skew:+.1f} s from the server's clock"
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    found, browser, major = _browser()
+    checks: dict[str, tuple[bool, str]] = {"browser": (found, browser), "impersonation": _impersonation(major), "cache": _cache()}
+    proxy = _proxy()
+    if proxy is not None:
+        checks["proxy"] = proxy
+    checks["clock"] = _clock()
+    healthy = all(ok for ok, _ in checks.values())
+    if args.json:
+        print_json({"ok": healthy, "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()}})
+    else:
+        style = Style(sys.stdout)
+        for name, (ok, detail) in checks.items():
+            mark = style.good("ok  ") if ok else style.bad("FAIL")
+            print(f"{mark} {name:<14} {detail}")
+    return OK if healthy else FAILURE

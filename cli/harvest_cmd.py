@@ -1,0 +1,215 @@
+"""`harvestkit harvest`, `login` and `refresh`: getting sessions into the cache.
+
+On a terminal each step of a harvest is shown live with its time; otherwise one summary line
+per site. `refresh` is the cron entry point: it harvests only what is missing, expires within the
+margin or is older than max-age, runs one instance at a time and never prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+from filelock import FileLock, Timeout
+from harvestkit.cache import AuthCache, SessionRecord
+from harvestkit.cache.paths import default_root
+
+from .common import (
+    FAILURE,
+    NEEDS_HUMAN,
+    OK,
+    PARTIAL,
+    SITE_NAMES,
+    Style,
+    duration_arg,
+    human_duration,
+    needs_human,
+    print_json,
+    report_error,
+)
+
+
+def add_parsers(commands: Any) -> None:
+    harvest = commands.add_parser("harvest", help="harvest sessions in a browser (default: every site)")
+    harvest.add_argument("sites", nargs="*", metavar="SITE", help=f"one of {', '.join(SITE_NAMES)}")
+    _browser_options(harvest, timeout=60)
+    harvest.add_argument("--headful", action="store_true", help="show the browser window")
+    harvest.add_argument("--json", action="store_true", help="print the results as JSON")
+    harvest.set_defaults(run=run_harvest)
+
+    login = commands.add_parser("login", help="sign in once in a visible browser, then capture the session")
+    login.add_argument("site", metavar="SITE", choices=SITE_NAMES)
+    _browser_options(login, timeout=600)
+    login.add_argument("--json", action="store_true", help="print the result as JSON")
+    login.set_defaults(run=run_login)
+
+    refresh = commands.add_parser("refresh", help="renew what is missing or about to expire (for cron)")
+    refresh.add_argument("sites", nargs="*", metavar="SITE", help="default: the sites with a session")
+    refresh.add_argument("--profile", default="default")
+    refresh.add_argument("--margin", type=duration_arg, default=600.0, help="renew what expires within this (10m)")
+    refresh.add_argument("--max-age", type=duration_arg, default=6 * 3600.0, help="renew what is older (6h)")
+    refresh.add_argument("--timeout", type=duration_arg, default=120.0, help="per browser run (120s)")
+    refresh.add_argument("--wait", action="store_true", help="wait for a running refresh instead of exiting")
+    refresh.add_argument("--json", action="store_true", help="JSON summary (the default without a terminal)")
+    refresh.set_defaults(run=run_refresh)
+
+
+def _browser_options(parser: argparse.ArgumentParser, timeout: float) -> None:
+    parser.add_argument("--profile", default="default", help="browser and cache profile (default)")
+    parser.add_argument("--proxy", default=None, help="proxy URL (default: HARVESTKIT_PROXY)")
+    parser.add_argument("--timeout", type=duration_arg, default=timeout, help=f"seconds ({timeout:g})")
+
+
+def _check_sites(sites: list[str]) -> list[str]:
+    unknown = [s for s in sites if s not in SITE_NAMES]
+    if unknown:
+        raise SystemExit(f"harvestkit: unknown site {unknown[0]!r}; choose from {', '.join(SITE_NAMES)}")
+    return list(dict.fromkeys(sites))
+
+
+class ProgressPrinter:
+    """Live progress on a terminal; silence otherwise (the caller prints a summary)."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self.style = Style(sys.stderr)
+
+    def __call__(self, event: Any) -> None:
+        if self.live:
+            detail = f"  {self.style.dim(event.detail)}" if event.detail else ""
+            print(f"  {event.elapsed:6.2f} s  {event.site:<10} {event.step}{detail}", file=sys.stderr, flush=True)
+
+
+def _summary(record: SessionRecord) -> dict[str, Any]:
+    return {
+        "site": record.site,
+        "profile": record.profile,
+        "cookies": len(record.cookies),
+        "api_key": bool(record.api_key),
+        "expires_in": None if record.expires_at is None else round(record.expires_at - time.time()),
+        "user_agent": record.user_agent,
+    }
+
+
+def _line(site: str, outcome: SessionRecord | BaseException, seconds: float, style: Style) -> str:
+    if isinstance(outcome, SessionRecord):
+        info = _summary(outcome)
+        key = ", demo key" if info["api_key"] else ""
+        return f"{style.good('ok')}   {site}: {info['cookies']} cookies{key}, expires in {human_duration(info['expires_in'])} ({seconds:.2f} s)"
+    return f"{style.bad('fail')} {site}: {outcome}"
+
+
+def _outcome_code(outcomes: dict[str, SessionRecord | BaseException]) -> int:
+    failed = [o for o in outcomes.values() if not isinstance(o, SessionRecord)]
+    if not failed:
+        return OK
+    if len(failed) < len(outcomes):
+        return PARTIAL
+    return NEEDS_HUMAN if all(needs_human(o) for o in failed) else FAILURE
+
+
+def _print_outcomes(outcomes: dict[str, SessionRecord | BaseException], seconds: float, as_json: bool) -> None:
+    if as_json:
+        print_json({site: _summary(o) if isinstance(o, SessionRecord) else {"error": str(o), "needs_human": needs_human(o)} for site, o in outcomes.items()})
+        return
+    style = Style(sys.stdout)
+    for site, outcome in outcomes.items():
+        print(_line(site, outcome, seconds, style))
+
+
+async def _harvest(sites: list[str], args: argparse.Namespace, cache: AuthCache) -> dict[str, SessionRecord | BaseException]:
+    from harvestkit.harvester import harvest, harvest_many
+
+    common = {"profile": args.profile, "proxy": args.proxy, "timeout": args.timeout, "cache": cache, "progress": ProgressPrinter()}
+    headless = not getattr(args, "headful", False)
+    if len(sites) == 1:
+        try:
+            return {sites[0]: await harvest(sites[0], headless=headless, **common)}
+        except Exception as exc:  # noqa: BLE001 - reported per site
+            return {sites[0]: exc}
+    return dict(await harvest_many(sites, headless=headless, **common))
+
+
+def run_harvest(args: argparse.Namespace) -> int:
+    sites = _check_sites(args.sites) or list(SITE_NAMES)
+    started = time.monotonic()
+    try:
+        outcomes = asyncio.run(_harvest(sites, args, AuthCache()))
+    except Exception as exc:  # noqa: BLE001 - a failure of the whole browser
+        return report_error(exc)
+    _print_outcomes(outcomes, time.monotonic() - started, args.json)
+    return _outcome_code(outcomes)
+
+
+def run_login(args: argparse.Namespace) -> int:
+    from harvestkit.harvester import login
+
+    if not args.json:
+        print(f"harvestkit: opening a browser window: sign in to {args.site} there; this command waits.", file=sys.stderr)
+    started = time.monotonic()
+    try:
+        record = asyncio.run(login(args.site, profile=args.profile, proxy=args.proxy, timeout=args.timeout, progress=ProgressPrinter()))
+    except Exception as exc:  # noqa: BLE001
+        return report_error(exc)
+    _print_outcomes({args.site: record}, time.monotonic() - started, args.json)
+    return OK
+
+
+# -- refresh ----------------------------------------------------------------------------------------
+
+def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_age: float) -> tuple[list[str], dict[str, str]]:
+    """The sites to harvest, and why each of the others is left alone."""
+    due, fresh = [], {}
+    for site in sites:
+        record = cache.get(site, profile)
+        if record is None or not cache.is_fresh(record, margin, max_age=max_age):
+            due.append(site)
+        else:
+            left = None if record.expires_at is None else record.expires_at - time.time()
+            fresh[site] = f"fresh, expires in {human_duration(left)}"
+    return due, fresh
+
+
+def run_refresh(args: argparse.Namespace) -> int:
+    cache = AuthCache()
+    sites = _check_sites(args.sites) or sorted({r.site for r in cache.list() if r.profile == args.profile} & set(SITE_NAMES)) or list(SITE_NAMES)
+    as_json = args.json or not sys.stdout.isatty()
+    lock_path = default_root().parent / "refresh.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path), timeout=-1 if args.wait else 0)
+    try:
+        lock.acquire()
+    except Timeout:
+        message = "another harvestkit refresh is running; nothing to do (use --wait to wait for it)"
+        print_json({"status": "busy", "message": message}) if as_json else print(message)
+        return OK
+    try:
+        due, fresh = _due(cache, sites, args.profile, args.margin, args.max_age)
+        outcomes: dict[str, SessionRecord | BaseException] = {}
+        started = time.monotonic()
+        if due:
+            args.proxy, args.headful = None, False
+            try:
+                outcomes = asyncio.run(_harvest(due, args, cache))
+            except Exception as exc:  # noqa: BLE001
+                outcomes = {site: exc for site in due}
+        code = _outcome_code(outcomes) if outcomes else OK
+        if as_json:
+            print_json({
+                "status": "ok" if code == OK else "partial" if code == PARTIAL else "failed",
+                "refreshed": [s for s, o in outcomes.items() if isinstance(o, SessionRecord)],
+                "fresh": fresh,
+                "failed": {s: str(o) for s, o in outcomes.items() if not isinstance(o, SessionRecord)},
+                "needs_human": [s for s, o in outcomes.items() if not isinstance(o, SessionRecord) and needs_human(o)],
+                "seconds": round(time.monotonic() - started, 3),
+            })
+        else:
+            for site, why in fresh.items():
+                print(f"ok   {site}: {why}")
+            _print_outcomes(outcomes, time.monotonic() - started, False)
+        return code
+    finally:
+        lock.release()
