@@ -13,12 +13,12 @@ from .errors import (
     ClientError,
     MissingCredentials,
     ProtocolError,
-    error_from_response,
 )
 from .events import Event
 from .parsers.models import cerebras_models
 from .parsers.openai import OpenAIStreamParser
 from .provider import Call, Provider
+from .responses import error_from_response
 from .transport import Request, Response, fetch_headers
 
 __all__ = ["Cerebras"]

@@ -20,7 +20,6 @@ from .errors import (
     ChallengeError,
     ClientError,
     MissingCredentials,
-    error_from_response,
 )
 from .events import Event
 from .parsers._common import StreamParser
@@ -30,6 +29,7 @@ from .parsers.models import cloudflare_models
 from .parsers.uistream import UIStreamParser
 from .parsers.workers import WorkersParser
 from .provider import Call, Provider
+from .responses import error_from_response
 from .transport import Request, Response, WebSocket, fetch_headers
 
 __all__ = ["GENERATIONS", "Cloudflare"]

@@ -19,8 +19,9 @@ from curl_cffi.requests import AsyncSession
 from curl_cffi.requests import exceptions as curl_errors
 from harvestkit.cache import Cookie, parse_netscape_cookies
 
-from .errors import ClientError, ConnectError, Timeout, error_from_response
+from .errors import ClientError, ConnectError, Timeout
 from .impersonate import BrowserIdentity
+from .responses import error_from_response
 
 __all__ = ["Request", "Response", "Transport", "WebSocket", "close_loop_sessions", "fetch_headers", "translate"]
 

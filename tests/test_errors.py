@@ -23,11 +23,10 @@ from harvestkit.client.errors import (
     ServerError,
     StreamBroken,
     Timeout,
-    error_from_body,
-    error_from_response,
     parse_retry_after,
     redact_text,
 )
+from harvestkit.client.responses import error_from_body, error_from_response
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -11,10 +11,9 @@ from harvestkit.client.errors import (
     ClientError,
     ProtocolError,
     StreamBroken,
-    html_summary,
-    is_challenge_page,
 )
 from harvestkit.client.events import Event, Usage
+from harvestkit.client.responses import html_summary, is_challenge_page
 
 MAX_LINE = 1 << 20
 """Default bound (bytes) of one line, and of one SSE event's data."""

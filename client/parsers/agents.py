@@ -9,10 +9,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harvestkit.client.errors import ProtocolError, error_from_body
+from harvestkit.client.errors import ProtocolError
 from harvestkit.client.events import Event
 from harvestkit.client.parsers._common import loads
 from harvestkit.client.parsers.uistream import UIStreamParser
+from harvestkit.client.responses import error_from_body
 
 __all__ = [
     "AgentChatParser",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harvestkit.client.errors import ProtocolError, error_from_body
+from harvestkit.client.errors import ProtocolError
 from harvestkit.client.events import (
     Event,
     FinishReason,
@@ -19,6 +19,7 @@ from harvestkit.client.parsers._common import (
     TextBuffer,
     usage_from,
 )
+from harvestkit.client.responses import error_from_body
 
 __all__ = ["DataStreamParser"]
 

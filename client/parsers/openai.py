@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from json.decoder import scanstring as _scanstring
 from typing import Any
 
-from harvestkit.client.errors import ProtocolError, ServerError, error_from_body
+from harvestkit.client.errors import ProtocolError, ServerError
 from harvestkit.client.events import (
     Event,
     FinishReason,
@@ -25,6 +25,7 @@ from harvestkit.client.parsers._common import (
     usage_from,
 )
 from harvestkit.client.parsers.sse import SSEDecoder
+from harvestkit.client.responses import error_from_body
 
 __all__ = ["OpenAIStreamParser", "parse_completion"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harvestkit.client.errors import ProtocolError, error_from_body
+from harvestkit.client.errors import ProtocolError
 from harvestkit.client.events import Event, ToolCalls, Usage, normalize_tool_call
 from harvestkit.client.parsers._common import (
     MAX_LINE,
@@ -13,6 +13,7 @@ from harvestkit.client.parsers._common import (
     usage_from,
 )
 from harvestkit.client.parsers.sse import SSEDecoder
+from harvestkit.client.responses import error_from_body
 
 __all__ = ["WorkersParser"]
 
