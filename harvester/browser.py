@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib
 import os
 import re
 import shutil
@@ -18,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from .errors import BrowserNotFound, BrowserStartError
 from .reaper import become_subreaper, reap_group, start_ticks
@@ -54,6 +56,8 @@ BASE_FLAGS = (
     "--homepage=about:blank",
     "--disable-blink-features=AutomationControlled",  # navigator.webdriver stays false
 )
+MAX_TEMP_ROOT = 40  # + "/harvestkit-chromium-XXXXXXXX/org.chromium.Chromium.XXXXXX/SingletonSocket"
+SINGLETON_LINKS = ("SingletonLock", "SingletonSocket", "SingletonCookie")
 START_TIMEOUT = 20.0
 CLOSE_GRACE = 2.0
 POLL = 0.01  # seconds between checks of the browser process
@@ -78,7 +82,16 @@ def find_browser() -> str:
 
 
 def browser_version(executable: str) -> tuple[str, int]:
-    """The browser's version string and its major number, from `--version`."""
+    """The browser's version string and its major number, from `--version` (remembered per file)."""
+    try:
+        st = os.stat(executable)
+    except OSError as exc:
+        raise BrowserStartError(f"cannot run {executable}: {exc.strerror}") from None
+    return _version(executable, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _version(executable: str, _mtime_ns: int, _size: int) -> tuple[str, int]:
     try:
         output = subprocess.run(
             [executable, "--version"], capture_output=True, text=True, timeout=15, check=False
@@ -105,6 +118,14 @@ def desktop_user_agent(major: int) -> str:
     )
 
 
+def _short_temp_root() -> str:
+    """A temp root short enough for the Unix socket Chromium makes below it (108 bytes at most)."""
+    root = tempfile.gettempdir()
+    if len(root) > MAX_TEMP_ROOT and os.path.isdir("/tmp"):
+        return "/tmp"
+    return root
+
+
 @dataclass
 class LaunchOptions:
     """How to start one browser."""
@@ -129,6 +150,7 @@ class Chromium:
         self._profile: Path | None = None
         self._temporary_profile = False
         self._stderr: Any = None
+        self._tmpdir: str | None = None  # the browser's TMPDIR (its singleton socket lives there)
         self._started_ticks = 0
 
     @property
@@ -138,6 +160,11 @@ class Chromium:
     @property
     def profile_dir(self) -> Path | None:
         return self._profile
+
+    @property
+    def returncode(self) -> int | None:
+        """The browser's exit status once it has exited (negative: the signal), else None."""
+        return self._process.poll() if self._process else None
 
     def arguments(self, executable: str) -> list[str]:
         """The command line, without the executable."""
@@ -156,7 +183,7 @@ class Chromium:
             args.append("--ignore-certificate-errors-spki-list=" + ",".join(self.options.spki_pins))
         return [*args, *self.options.extra_args, "about:blank"]
 
-    async def start(self) -> "Chromium":
+    async def start(self) -> Chromium:
         executable = self.options.executable or find_browser()
         if self.options.user_data_dir is None:
             self._profile = Path(tempfile.mkdtemp(prefix="harvestkit-profile-"))
@@ -169,26 +196,36 @@ class Chromium:
             port_file.unlink()
         try:
             args = self.arguments(executable)
-            self._stderr = tempfile.TemporaryFile()
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open while the browser runs
+            # Chromium's own temporary files (the singleton socket's directory...) go into a
+            # directory of ours, removed at stop even when the browser was killed.
+            self._tmpdir = tempfile.mkdtemp(prefix="harvestkit-chromium-", dir=_short_temp_root())
             become_subreaper()
             # A plain Popen, not asyncio's: its exit is polled here, and no child watcher races
             # the synchronous reaping in kill_now().
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # noqa: ASYNC220 - returns at once; see above
                 [executable, *args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
                 start_new_session=True,
+                env={**os.environ, "TMPDIR": self._tmpdir},
             )
             self._started_ticks = start_ticks(self._process.pid)
-            port = await self._wait_for_port(port_file)
-            self.browser = await self._connect(executable, port)
+            # nodriver takes a good part of a second to import: do it while the browser starts.
+            importing = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "nodriver"))
+            try:
+                port, path = await self._wait_for_port(port_file)
+            finally:
+                await importing
+            self.browser = await self._connect(executable, port, path)
         except BaseException:
             await self.stop()
             raise
         return self
 
-    async def _wait_for_port(self, port_file: Path) -> int:
+    async def _wait_for_port(self, port_file: Path) -> tuple[int, str]:
+        """The DevTools port and browser endpoint path Chromium writes into the profile."""
         assert self._process is not None
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -197,12 +234,15 @@ class Chromium:
                     f"the browser exited with code {self._process.returncode} at start: {self.output_tail()}"
                 )
             with contextlib.suppress(FileNotFoundError, ValueError, IndexError):
-                return int(port_file.read_text().splitlines()[0])
+                port, path = port_file.read_text().splitlines()[:2]
+                return int(port), path
             await asyncio.sleep(POLL)
         raise BrowserStartError(f"the browser did not open its DevTools port in {START_TIMEOUT:g} s")
 
-    async def _connect(self, executable: str, port: int) -> Any:
+    async def _connect(self, executable: str, port: int, path: str) -> Any:
+        """Attach nodriver to the browser's endpoint (nodriver's own start sleeps, then polls HTTP)."""
         import nodriver  # imported here: the rest of harvestkit runs without it
+        from nodriver.core.browser import HTTPApi
 
         config = nodriver.Config(
             user_data_dir=str(self._profile),
@@ -211,9 +251,11 @@ class Chromium:
             host="127.0.0.1",
             port=port,
         )
-        browser = await nodriver.Browser.create(config)
-        # nodriver registers every browser for its own exit handler; this class owns the process.
-        nodriver.core.util.get_registered_instances().discard(browser)
+        browser = nodriver.Browser(config)
+        browser._http = HTTPApi(("127.0.0.1", port))
+        browser.websocket_url = f"ws://127.0.0.1:{port}{path}"
+        await browser.attach()
+        await browser.update_targets()
         return browser
 
     def output_tail(self, limit: int = 2000) -> str:
@@ -282,12 +324,21 @@ class Chromium:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+        if process is not None and self._profile is not None:
+            for name in SINGLETON_LINKS:  # left in the profile when the browser was killed
+                with contextlib.suppress(OSError):
+                    if (self._profile / name).is_symlink():
+                        (self._profile / name).unlink()
         if self._temporary_profile and self._profile is not None:
             shutil.rmtree(self._profile, ignore_errors=True)
             self._temporary_profile = False
 
-    async def __aenter__(self) -> "Chromium":
-        return await self.start()
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 WORKER = Path(__file__).resolve()
 
@@ -43,7 +44,7 @@ class Workers:
     def stderr_of(self, proc: subprocess.Popen) -> str:
         return (self.log_dir / f"worker-{self.procs.index(proc)}.stderr").read_text()
 
-    def __enter__(self) -> Workers:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -36,19 +36,19 @@ def mode(path: Path) -> int:
 
 def record(site: str = "cerebras", profile: str = "default", **fields) -> SessionRecord:
     now = time.time()
-    base = dict(
-        harvested_at=now,
-        expires_at=now + 3600,
-        user_agent="Mozilla/5.0 Chrome/131",
-        client_hints={"sec-ch-ua-platform": '"Linux"'},
-        impersonate="chrome131",
-        cookies=[Cookie("session", SECRET, ".cerebras.ai", expires=now + 3600, secure=True, same_site="Lax")],
-        api_key=API_KEY,
-        api_key_expires_at=now + 7200,
-        proxy="socks5://127.0.0.1:1080",
-        source="harvest",
-        extra={"transport": "sse"},
-    )
+    base = {
+        "harvested_at": now,
+        "expires_at": now + 3600,
+        "user_agent": "Mozilla/5.0 Chrome/131",
+        "client_hints": {"sec-ch-ua-platform": '"Linux"'},
+        "impersonate": "chrome131",
+        "cookies": [Cookie("session", SECRET, ".cerebras.ai", expires=now + 3600, secure=True, same_site="Lax")],
+        "api_key": API_KEY,
+        "api_key_expires_at": now + 7200,
+        "proxy": "socks5://127.0.0.1:1080",
+        "source": "harvest",
+        "extra": {"transport": "sse"},
+    }
     return SessionRecord(site, profile, **(base | fields))
 
 

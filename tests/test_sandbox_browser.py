@@ -1,28 +1,19 @@
 """A real Chromium through the proxy: it passes the challenge, signs in, and automation is caught."""
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
-
+from harvester_helpers import wait_until
 from harvestkit.harvester.browser import Chromium, LaunchOptions, find_browser
 from harvestkit.harvester.errors import BrowserNotFound
 from harvestkit.sandbox import Sandbox
-
 from sandbox_helpers import CEREBRAS_WEB, PLAYGROUND
 
 try:
     find_browser()
 except BrowserNotFound:  # pragma: no cover - CI installs Chromium
     pytest.skip("no Chromium installed", allow_module_level=True)
-
-
-async def wait_until(tab, condition: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await tab.evaluate(f"!!({condition})"):
-        assert time.monotonic() < deadline, f"page never satisfied {condition}"
-        await asyncio.sleep(0.05)
 
 
 def options(sandbox: Sandbox, *extra: str) -> LaunchOptions:

@@ -7,10 +7,8 @@ import time
 
 import pytest
 from curl_cffi.requests.exceptions import RequestException
-
 from harvestkit.sandbox import Sandbox, make_reply
 from harvestkit.sandbox.shortcuts import sandbox_session, sign_in
-
 from sandbox_helpers import CEREBRAS_API, CEREBRAS_WEB, sse_events
 
 RATE_HEADERS = (

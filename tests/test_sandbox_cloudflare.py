@@ -8,10 +8,8 @@ import time
 import pytest
 from curl_cffi.curl import CurlError
 from curl_cffi.requests.exceptions import RequestException
-
 from harvestkit.sandbox import GENERATIONS, Sandbox, make_reply
 from harvestkit.sandbox.shortcuts import CHROME_UA, sandbox_session, solve_challenge
-
 from sandbox_helpers import PLAYGROUND, cleared_session, sse_events
 
 MESSAGES = [{"role": "user", "content": "Hi there", "parts": [{"type": "text", "text": "Hi there"}]}]
@@ -134,17 +132,16 @@ def chat_request(request_id: str, text: str = "Hi there") -> str:
 
 
 async def test_agents_websocket_models_and_chat(sandbox: Sandbox) -> None:
-    async with await cleared_session(sandbox) as http:
-        async with http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
-            hello = await ws_frames(ws, lambda f: f["type"] == "cf_agent_mcp_servers")
-            assert [f["type"] for f in hello] == ["cf_agent_identity", "cf_agent_state", "cf_agent_mcp_servers"]
-            await ws.send_str(json.dumps({"type": "rpc", "id": "r1", "method": "getModels", "args": []}))
-            (models,) = await ws_frames(ws, lambda f: f["type"] == "rpc")
-            assert models["success"] and models["done"] and any(m["name"] == MODEL for m in models["result"])
-            await ws.send_str(json.dumps({"type": "cf_agent_state", "state": {"model": "@cf/qwen/qwq-32b", "system": "Be terse"}}))
-            await ws_frames(ws, lambda f: f["type"] == "cf_agent_state")
-            await ws.send_str(chat_request("req_1"))
-            frames = await ws_frames(ws, lambda f: f.get("done"))
+    async with await cleared_session(sandbox) as http, http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
+        hello = await ws_frames(ws, lambda f: f["type"] == "cf_agent_mcp_servers")
+        assert [f["type"] for f in hello] == ["cf_agent_identity", "cf_agent_state", "cf_agent_mcp_servers"]
+        await ws.send_str(json.dumps({"type": "rpc", "id": "r1", "method": "getModels", "args": []}))
+        (models,) = await ws_frames(ws, lambda f: f["type"] == "rpc")
+        assert models["success"] and models["done"] and any(m["name"] == MODEL for m in models["result"])
+        await ws.send_str(json.dumps({"type": "cf_agent_state", "state": {"model": "@cf/qwen/qwq-32b", "system": "Be terse"}}))
+        await ws_frames(ws, lambda f: f["type"] == "cf_agent_state")
+        await ws.send_str(chat_request("req_1"))
+        frames = await ws_frames(ws, lambda f: f.get("done"))
     bodies = [json.loads(f["body"]) for f in frames if f["type"] == "cf_agent_use_chat_response" and f["body"]]
     assert all(f["id"] == "req_1" for f in frames if f["type"] == "cf_agent_use_chat_response")
     text = "".join(b["delta"] for b in bodies if b["type"] == "text-delta")
@@ -156,15 +153,14 @@ async def test_agents_websocket_models_and_chat(sandbox: Sandbox) -> None:
 
 async def test_agents_cancel_and_origin(sandbox: Sandbox) -> None:
     sandbox.set_knobs(pace=0.02, reply_tokens=200)
-    async with await cleared_session(sandbox) as http:
-        async with http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
-            await ws.send_str(chat_request("req_9"))
-            await ws_frames(ws, lambda f: f["type"] == "cf_agent_use_chat_response")
-            await ws.send_str(json.dumps({"type": "cf_agent_chat_request_cancel", "id": "req_9"}))
-            for _ in range(100):
-                if sandbox.requests(path="/agents/playground/Cloudflare-AI-Playground-test#cf_agent")[0].outcome == "cancelled":
-                    break
-                await asyncio.sleep(0.02)
+    async with await cleared_session(sandbox) as http, http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
+        await ws.send_str(chat_request("req_9"))
+        await ws_frames(ws, lambda f: f["type"] == "cf_agent_use_chat_response")
+        await ws.send_str(json.dumps({"type": "cf_agent_chat_request_cancel", "id": "req_9"}))
+        for _ in range(100):
+            if sandbox.requests(path="/agents/playground/Cloudflare-AI-Playground-test#cf_agent")[0].outcome == "cancelled":
+                break
+            await asyncio.sleep(0.02)
         with pytest.raises((RequestException, CurlError), match="403"):
             async with http.ws_connect(WS_URL, headers={"Origin": "https://evil.example"}):
                 pass
@@ -174,17 +170,16 @@ async def test_agents_cancel_and_origin(sandbox: Sandbox) -> None:
 
 
 async def test_agents_faults(sandbox: Sandbox) -> None:
-    async with await cleared_session(sandbox) as http:
-        async with http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
-            sandbox.fault("cloudflare.chat", error_at=3)
-            await ws.send_str(chat_request("e1"))
-            frames = await ws_frames(ws, lambda f: f.get("done"))
-            assert frames[-1]["error"] is True
-            assert json.loads(frames[-2]["body"])["type"] == "error"
-            sandbox.fault("cloudflare.chat", truncate_after=2)
-            await ws.send_str(chat_request("t1"))
-            with pytest.raises((RequestException, CurlError)):
-                await ws_frames(ws, lambda f: f.get("done"))
+    async with await cleared_session(sandbox) as http, http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
+        sandbox.fault("cloudflare.chat", error_at=3)
+        await ws.send_str(chat_request("e1"))
+        frames = await ws_frames(ws, lambda f: f.get("done"))
+        assert frames[-1]["error"] is True
+        assert json.loads(frames[-2]["body"])["type"] == "error"
+        sandbox.fault("cloudflare.chat", truncate_after=2)
+        await ws.send_str(chat_request("t1"))
+        with pytest.raises((RequestException, CurlError)):
+            await ws_frames(ws, lambda f: f.get("done"))
     assert [r.outcome for r in sandbox.requests(path="/agents/playground/Cloudflare-AI-Playground-test#cf_agent")] == ["error", "truncated"]
 
 
@@ -249,12 +244,11 @@ async def test_models_route_fault(sandbox: Sandbox) -> None:
 
 
 async def test_agents_bad_chat_request_and_unknown_model(sandbox: Sandbox) -> None:
-    async with await cleared_session(sandbox) as http:
-        async with http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
-            await ws.send_str(json.dumps({"type": "cf_agent_use_chat_request", "id": "bad", "init": {"body": "{}"}}))
-            (bad,) = [f for f in await ws_frames(ws, lambda f: f.get("done")) if f.get("id") == "bad"]
-            await ws.send_str(json.dumps({"type": "cf_agent_state", "state": {"model": "@cf/none"}}))
-            await ws.send_str(chat_request("nomodel"))
-            frames = await ws_frames(ws, lambda f: f.get("done"))
+    async with await cleared_session(sandbox) as http, http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
+        await ws.send_str(json.dumps({"type": "cf_agent_use_chat_request", "id": "bad", "init": {"body": "{}"}}))
+        (bad,) = [f for f in await ws_frames(ws, lambda f: f.get("done")) if f.get("id") == "bad"]
+        await ws.send_str(json.dumps({"type": "cf_agent_state", "state": {"model": "@cf/none"}}))
+        await ws.send_str(chat_request("nomodel"))
+        frames = await ws_frames(ws, lambda f: f.get("done"))
     assert bad["error"] is True and json.loads(bad["body"])["errorText"] == "Invalid chat request"
     assert frames[-1]["error"] is True and "Model not found: @cf/none" in frames[-1]["body"]

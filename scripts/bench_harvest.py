@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Benchmark cold harvests against the sandbox: one site <= 2 s, both sites in one browser <= 3 s.
+
+Usage: python scripts/bench_harvest.py [--runs N]
+
+"Cold" means: no browser running, a new (empty) browser profile directory, nothing of the site in
+the cache except, for Cerebras, the signed-in session a one-time `login` left there (its cookies
+are given to the new browser, as after `harvestkit login` or `harvestkit cache import`), and for
+Cloudflare no clearance at all, so every run passes the challenge. The time is the whole
+`harvest()` / `harvest_many()` call: lock, certificate pins, browser start, page, capture, browser
+stop and reap, cache write. The process itself is warm (one untimed run first imports nodriver).
+Everything happens in a temporary HARVESTKIT_HOME that is removed afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+TARGETS = {"cerebras": 2.0, "cloudflare": 2.0, "both (harvest_many)": 3.0}
+
+
+async def wait_until(tab: Any, condition: str) -> None:
+    while not await tab.evaluate(f"!!({condition})"):
+        await asyncio.sleep(0.05)
+
+
+async def sign_in(tab: Any) -> None:
+    """The user's part of `harvestkit login cerebras`, on the sandbox's form."""
+    from harvestkit.sandbox import Sandbox
+
+    await wait_until(tab, "document.body && document.body.dataset.state === 'signed-out'")
+    await (await tab.select("#signin")).click()
+    await wait_until(tab, "document.getElementById('email') !== null")
+    await (await tab.select("#email")).send_keys(Sandbox.email)
+    await (await tab.select("#password")).send_keys(Sandbox.password)
+    await (await tab.select("#submit")).click()
+
+
+def make_cold(home: Path, cache: Any, sites: tuple[str, ...]) -> None:
+    """Fresh profile directories; no Cloudflare record (the Cerebras sign-in stays cached)."""
+    shutil.rmtree(home / "browser", ignore_errors=True)
+    if "cloudflare" in sites:
+        cache.delete("cloudflare")
+
+
+async def timed(runs: int, prepare: Callable[[], None], call: Callable[[], Awaitable[Any]]) -> list[float]:
+    timings = []
+    for _ in range(runs):
+        prepare()
+        started = time.perf_counter()
+        await call()
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+async def bench(runs: int, home: Path) -> bool:
+    from harvestkit.cache import AuthCache
+    from harvestkit.harvester import harvest, harvest_many, login
+
+    cache = AuthCache()
+    started = time.perf_counter()
+    await login("cerebras", headless=True, on_page=sign_in, timeout=60)
+    print(f"one-time sign-in (login, the form filled by the script): {time.perf_counter() - started:.3f} s")
+    make_cold(home, cache, ("cloudflare",))
+    started = time.perf_counter()
+    await harvest("cloudflare")
+    print(f"untimed warm-up harvest (imports nodriver): {time.perf_counter() - started:.3f} s\n")
+
+    results = {
+        "cerebras": await timed(runs, lambda: make_cold(home, cache, ("cerebras",)), lambda: harvest("cerebras")),
+        "cloudflare": await timed(runs, lambda: make_cold(home, cache, ("cloudflare",)), lambda: harvest("cloudflare")),
+        "both (harvest_many)": await timed(
+            runs,
+            lambda: make_cold(home, cache, ("cerebras", "cloudflare")),
+            lambda: _many(harvest_many),
+        ),
+    }
+    ok = True
+    print(f"{'cold harvest':<22}{'median':>9}{'min':>9}{'max':>9}{'target':>9}  ")
+    for name, timings in results.items():
+        median = statistics.median(timings)
+        met = median <= TARGETS[name]
+        ok &= met
+        print(
+            f"{name:<22}{median:>8.3f}s{min(timings):>8.3f}s{max(timings):>8.3f}s{TARGETS[name]:>8.1f}s  "
+            f"{'ok' if met else 'MISSED'}"
+        )
+    print(f"\nmedian of {runs} runs each; Chromium {shutil.which('chromium') or ''}")
+    return ok
+
+
+async def _many(harvest_many: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    results = await harvest_many(["cerebras", "cloudflare"])
+    failed = {site: r for site, r in results.items() if isinstance(r, Exception)}
+    if failed:
+        raise RuntimeError(f"harvest_many failed: {failed}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    logging.getLogger("harvestkit.sandbox").setLevel(logging.ERROR)  # Chromium's background calls
+
+    from harvestkit.sandbox import Sandbox
+
+    home = Path(tempfile.mkdtemp(prefix="harvestkit-bench-"))
+    try:
+        with Sandbox() as sandbox:
+            os.environ.update(sandbox.env, HARVESTKIT_HOME=str(home))
+            ok = asyncio.run(bench(args.runs, home))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
