@@ -56,9 +56,9 @@ def _netscape_line(line: str, lineno: int) -> Cookie:
     if domain.startswith(".") and not include_subdomains:
         raise fail("the domain starts with '.' but include-subdomains is FALSE")
     try:
-        expiry = float(expires)
+        expiry = float(expires) if expires.strip() else 0.0  # Python's MozillaCookieJar writes ""
     except ValueError:
-        raise fail("the expires field must be a number (0 for a session cookie)") from None
+        raise fail("the expires field must be a number (0 or empty for a session cookie)") from None
     try:
         return Cookie(
             name=name,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -147,7 +147,7 @@ class CerebrasWeb:
             response.text = "null"
             return response
         key = self.accounts.demo_key(credential.email)
-        expires = datetime.fromtimestamp(credential.expires_at, timezone.utc)
+        expires = datetime.fromtimestamp(credential.expires_at, UTC)
         body = {
             "user": dict(SANDBOX_USER, demoApiKey=key.value),
             "expires": expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"),

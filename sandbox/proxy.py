@@ -112,7 +112,7 @@ class ForwardProxy:
                 await loop.sock_sendall(conn, self._absolute_form(method, target))
         except BadRequest as exc:
             await _send_quietly(conn, _response(400, "Bad Request", str(exc).encode()))
-        except (OSError, asyncio.TimeoutError, NotClientHello, ssl.SSLError):
+        except (TimeoutError, OSError, NotClientHello, ssl.SSLError):
             pass
         finally:
             if not handed_over:

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -47,7 +47,7 @@ class Sandbox:
         self._stop_event: asyncio.Event | None = None
 
     # -- lifecycle in the running loop -------------------------------------------------------
-    async def start(self) -> "Sandbox":
+    async def start(self) -> Sandbox:
         try:
             self.certificates = make_certificates(self.hosts, self.workdir)
             self._runner = web.AppRunner(build_app(self.state, self.accounts), access_log=None)
@@ -77,7 +77,7 @@ class Sandbox:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    async def __aenter__(self) -> "Sandbox":
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -87,7 +87,7 @@ class Sandbox:
         return handle_control(self.state, self.accounts, method, target, body)
 
     # -- lifecycle in a thread of its own ----------------------------------------------------
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Self:
         started = threading.Event()
         failure: list[BaseException] = []
 
@@ -95,7 +95,7 @@ class Sandbox:
             self._loop, self._stop_event = asyncio.get_running_loop(), asyncio.Event()
             try:
                 await self.start()
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - handed to the starting thread, re-raised there
                 failure.append(exc)
                 started.set()
                 return

@@ -5,11 +5,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-WORDS = (
-    "alpha bravo cedar delta ember fjord granite harbor island juniper kelp lantern meadow "
-    "nectar orchard pebble quartz river saffron timber umber valley willow xenon yarrow zephyr "
-    "amber basalt cobalt dune estuary fern glacier heather indigo jade kestrel lichen marble"
-).split()
+WORDS = ["alpha", "bravo", "cedar", "delta", "ember", "fjord", "granite", "harbor", "island", "juniper", "kelp", "lantern", "meadow", "nectar", "orchard", "pebble", "quartz", "river", "saffron", "timber", "umber", "valley", "willow", "xenon", "yarrow", "zephyr", "amber", "basalt", "cobalt", "dune", "estuary", "fern", "glacier", "heather", "indigo", "jade", "kestrel", "lichen", "marble"]
 
 
 @dataclass(frozen=True)

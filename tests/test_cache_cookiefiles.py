@@ -243,3 +243,16 @@ def test_any_input_parses_or_raises_cookie_format_error(text, fmt):
         parse_cookies(text, fmt)
     except CookieFormatError as exc:
         assert exc.fmt == fmt
+
+
+def test_mozilla_cookie_jar_files_with_session_cookies_import(tmp_path) -> None:
+    import http.cookiejar
+
+    from harvestkit.cache import parse_netscape_cookies
+
+    jar = http.cookiejar.MozillaCookieJar(str(tmp_path / "cookies.txt"))
+    jar.set_cookie(http.cookiejar.Cookie(0, "sid", "abc", None, False, ".cerebras.ai", True, True, "/", True,
+                                         True, None, True, None, None, {}))  # fmt: skip
+    jar.save(ignore_discard=True)
+    (cookie,) = parse_netscape_cookies((tmp_path / "cookies.txt").read_text())
+    assert (cookie.name, cookie.domain, cookie.host_only, cookie.expires) == ("sid", "cerebras.ai", False, None)

@@ -14,10 +14,10 @@ from harvestkit.client.errors import (
     StreamBroken,
 )
 from harvestkit.client.events import FinishReason, Reasoning, ToolCalls, Usage
-from parser_helpers import assert_split_invariant, parse_in_pieces
 from harvestkit.client.parsers.openai import OpenAIStreamParser, parse_completion
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from parser_helpers import assert_split_invariant, parse_in_pieces
 
 ENVELOPE = {
     "id": "chatcmpl-5c9a1e",

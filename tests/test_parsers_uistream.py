@@ -7,8 +7,8 @@ import json
 import pytest
 from harvestkit.client.errors import ProtocolError, RateLimited, StreamBroken
 from harvestkit.client.events import FinishReason, Reasoning, ToolCalls, Usage
-from parser_helpers import assert_split_invariant, parse_in_pieces
 from harvestkit.client.parsers.uistream import UIStreamParser
+from parser_helpers import assert_split_invariant, parse_in_pieces
 
 
 def parse(data: bytes, cuts: list[int] = ()) -> list:

@@ -12,9 +12,9 @@ from harvestkit.client.errors import (
     StreamBroken,
 )
 from harvestkit.client.events import ToolCalls, Usage
-from parser_helpers import parse_in_pieces
 from harvestkit.client.parsers.models import cerebras_models, cloudflare_models
 from harvestkit.client.parsers.workers import WorkersParser
+from parser_helpers import parse_in_pieces
 
 
 def parse(data: bytes, cuts: list[int] = ()) -> list:
