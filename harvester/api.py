@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 from harvestkit.cache import AuthCache, CacheLockTimeout, SessionRecord
 from harvestkit.cache.record import check_name
+from harvestkit.common.syncrun import sync_twin
 
 from .engine import PageHook
 from .errors import HarvestError, ProfileInUse
 from .launch import run_browser
 from .progress import ProgressFn, Reporter
 from .sites import recipe_for
-from .syncrun import sync_twin
 
 
 def _proxy(proxy: str | None) -> str | None:

@@ -88,7 +88,7 @@ def test_wheel_installs_the_folders_as_harvestkit_subpackages(tmp_path: Path) ->
     assert build.returncode == 0, build.stderr
     (wheel,) = tmp_path.glob("harvestkit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("cli/__init__.py", "cache/errors.py", "client/__init__.py", "client/parsers/openai.py",
+    for module in ("cli/__init__.py", "cache/errors.py", "client/__init__.py", "client/parsers/openai.py", "common/syncrun.py",
                    "gateway/__init__.py", "harvester/browser.py", "sandbox/server.py"):
         assert f"harvestkit/{module}" in names
     assert not any(n.startswith(("tests/", "harvestkit/tests", "cli/", "sandbox/")) for n in names)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import trustme
+from harvestkit.common.syncrun import run_sync
 from harvestkit.harvester import HarvestError, Progress
 from harvestkit.harvester.launch import directory_site
-from harvestkit.harvester.syncrun import run_sync
 from harvestkit.harvester.trust import pem_certificates, spki_pin, spki_pins
 from harvestkit.sandbox import Sandbox
 from harvestkit.sandbox.tls import (

@@ -1,8 +1,8 @@
-"""Running a harvest coroutine from synchronous code, even from inside a running event loop.
+"""Running a coroutine from synchronous code, even from inside a running event loop.
 
-Without a running loop, `asyncio.run` does it (Ctrl-C cancels the harvest, which tears down its
-browser, then raises KeyboardInterrupt). Inside one (a notebook, a sync callback of async code),
-the calling thread is busy running that loop, so the harvest runs in a thread of its own with its
+Without a running loop, `asyncio.run` does it (Ctrl-C cancels the work, which tears down its
+browsers or connections, then raises KeyboardInterrupt). Inside one (a notebook, a sync callback),
+the calling thread is busy running that loop, so the work runs in a thread of its own with its
 own loop; a KeyboardInterrupt while waiting for it cancels it and waits for its teardown.
 """
 from __future__ import annotations

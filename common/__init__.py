@@ -1,0 +1,1 @@
+"""harvestkit.common: the little that the client and the harvester share (running async code from sync code)."""
