@@ -18,8 +18,7 @@ from .events import Event
 from .parsers.models import cerebras_models
 from .parsers.openai import OpenAIStreamParser
 from .provider import Call, Provider
-from .responses import error_from_response
-from .transport import Request, Response, fetch_headers
+from .transport import Request, fetch_headers
 
 __all__ = ["Cerebras"]
 
@@ -93,15 +92,8 @@ class Cerebras(Provider):
     async def _session_key(cls, call: Call, credentials: Credentials) -> str | None:
         """The demo key ``GET /api/auth/session`` gives for the session's cookies (None: signed out)."""
         url = urljoin(call.urls["url"], "/api/auth/session")
-        request = cls._request(call, credentials, "GET", url, {"Accept": "application/json", **fetch_headers()})
-        response = await cls._transport.send(request)
-        try:
-            await call.auth.merge_set_cookies(credentials, url, response.set_cookies)
-            body = await response.read(timeout=call.idle())
-        finally:
-            await response.aclose()
-        if response.status != 200:
-            raise error_from_response(response.status, response.headers, body, cls.site)
+        request = call.request(credentials, "GET", url, {"Accept": "application/json", **fetch_headers()})
+        body = await cls._read(call, credentials, request)
         try:
             data = json.loads(body or b"null")
         except ValueError:
@@ -138,26 +130,10 @@ class Cerebras(Provider):
 
     # -- requests -----------------------------------------------------------------------------
     @classmethod
-    def _request(
-        cls, call: Call, credentials: Credentials, method: str, url: str, headers: dict[str, str | None], body: Any = None
-    ) -> Request:
-        return Request(
-            method,
-            url,
-            credentials.identity,
-            headers=headers,
-            cookies=credentials.cookie_jar(url),
-            json=body,
-            proxy=credentials.proxy,
-            ca_bundle=call.settings.ca_bundle,
-            connect_timeout=call.settings.connect_timeout,
-            idle_timeout=call.settings.idle_timeout,
-        )
-
-    @classmethod
     def _api_request(cls, call: Call, credentials: Credentials, method: str, path: str, body: Any = None) -> Request:
+        """A request to the API: the demo key, no cookies, the headers of the browser's SDK."""
         origin = call.urls["url"].rstrip("/")
-        headers = {
+        headers: dict[str, str | None] = {
             "Authorization": f"Bearer {credentials.api_key}",
             "Accept": "text/event-stream" if body is not None else "application/json",
             "Origin": origin,
@@ -165,41 +141,13 @@ class Cerebras(Provider):
             **SDK_HEADERS,
             **fetch_headers("same-site"),
         }
-        url = call.urls["api_base"].rstrip("/") + path
-        return Request(
-            method,
-            url,
-            credentials.identity,
-            headers=headers,
-            json=body,
-            proxy=credentials.proxy,
-            ca_bundle=call.settings.ca_bundle,
-            connect_timeout=call.settings.connect_timeout,
-            idle_timeout=call.settings.idle_timeout,
-        )
-
-    @classmethod
-    async def _checked(cls, call: Call, request: Request) -> Response:
-        """Send; an error status is read and raised as the error tree's class."""
-        response = await cls._transport.send(request)
-        if response.status < 400:
-            return response
-        try:
-            body = await response.read(timeout=call.idle())
-        finally:
-            await response.aclose()
-        raise error_from_response(response.status, response.headers, body, cls.site)
+        return call.request(credentials, method, call.urls["api_base"].rstrip("/") + path, headers, body, cookies=False)
 
     @classmethod
     async def _fetch_models(cls, call: Call, credentials: Credentials) -> list[str]:
         if not credentials.api_key:
             raise MissingCredentials("listing models needs the demo key", provider=cls.site)
-        response = await cls._checked(call, cls._api_request(call, credentials, "GET", "/models"))
-        try:
-            body = await response.read(timeout=call.idle())
-        finally:
-            await response.aclose()
-        return cerebras_models(body, cls.site)
+        return cerebras_models(await cls._read(call, credentials, cls._api_request(call, credentials, "GET", "/models")), cls.site)
 
     @classmethod
     async def _events(
@@ -214,9 +162,8 @@ class Cerebras(Provider):
         if call.params.get("max_tokens") is not None:
             body["max_completion_tokens"] = call.params["max_tokens"]
         body.update({name: call.params[name] for name in API_FIELDS if call.params.get(name) is not None})
-        response = await cls._checked(call, cls._api_request(call, credentials, "POST", "/chat/completions", body))
+        response = await cls._send(call, credentials, cls._api_request(call, credentials, "POST", "/chat/completions", body))
         try:
-            await call.auth.merge_set_cookies(credentials, response.url, response.set_cookies)
             async for event in call.events(response, OpenAIStreamParser(cls.site)):
                 yield event
         finally:

@@ -29,7 +29,6 @@ from .parsers.models import cloudflare_models
 from .parsers.uistream import UIStreamParser
 from .parsers.workers import WorkersParser
 from .provider import Call, Provider
-from .responses import error_from_response
 from .transport import Request, Response, WebSocket, fetch_headers
 
 __all__ = ["GENERATIONS", "Cloudflare"]
@@ -112,36 +111,11 @@ class Cloudflare(Provider):
     # -- requests -------------------------------------------------------------------------------
     @classmethod
     def _request(cls, call: Call, credentials: Credentials, method: str, url: str, body: Any = None) -> Request:
+        """A request as the playground page's script makes it, with the session's cookies."""
         origin = call.urls["url"].rstrip("/")
         mode = "websocket" if url.startswith("wss://") else "cors"
         headers = {"Origin": origin, "Referer": origin + "/", "Accept": "*/*", **fetch_headers(mode=mode)}
-        return Request(
-            method,
-            url,
-            credentials.identity,
-            headers=headers,
-            cookies=credentials.cookie_jar(url.replace("wss://", "https://", 1)),
-            json=body,
-            proxy=credentials.proxy,
-            ca_bundle=call.settings.ca_bundle,
-            connect_timeout=call.settings.connect_timeout,
-            idle_timeout=call.settings.idle_timeout,
-        )
-
-    @classmethod
-    async def _send(cls, call: Call, credentials: Credentials, request: Request) -> Response:
-        """Send; merge its cookies; raise an error status as the error tree's class."""
-        response = await cls._transport.send(request)
-        try:
-            await call.auth.merge_set_cookies(credentials, request.url, response.set_cookies)
-            if response.status < 400:
-                return response
-            body = await response.read(timeout=call.idle())
-        except BaseException:
-            await response.aclose()
-            raise
-        await response.aclose()
-        raise error_from_response(response.status, response.headers, body, cls.site)
+        return call.request(credentials, method, url, headers, body)
 
     @classmethod
     async def _socket(cls, call: Call, credentials: Credentials) -> WebSocket:
@@ -230,15 +204,10 @@ class Cloudflare(Provider):
     @classmethod
     async def _fetch_models(cls, call: Call, credentials: Credentials) -> list[str]:
         try:
-            response = await cls._send(call, credentials, cls._request(call, credentials, "GET", call.urls["models_url"]))
+            body = await cls._read(call, credentials, cls._request(call, credentials, "GET", call.urls["models_url"]))
         except ClientError as error:
             if error.status_code != 404:
                 raise
             ws = await cls._socket(call, credentials)
             return cloudflare_models(await agent_models(ws, call.idle), cls.site)
-        try:
-            body = await response.read(timeout=call.idle())
-        finally:
-            await response.aclose()
         return cloudflare_models(body, cls.site)
-

@@ -28,11 +28,12 @@ from .errors import (
 )
 from .events import Event
 from .parsers._common import StreamParser
+from .responses import error_from_response
 from .retry import RetryPolicy
 from .settings import Settings
 from .stream import ChatResult, ChatStream
 from .sync import run_sync
-from .transport import Response, Transport
+from .transport import Request, Response, Transport
 
 __all__ = ["Call", "Messages", "Provider"]
 
@@ -63,6 +64,32 @@ class Call:
         if left <= 0:
             raise Timeout(f"the request took longer than its total timeout ({self.settings.total_timeout:g} s)")
         return min(idle, left)
+
+    def request(
+        self,
+        credentials: Credentials,
+        method: str,
+        url: str,
+        headers: dict[str, str | None],
+        body: Any = None,
+        *,
+        cookies: bool = True,
+    ) -> Request:
+        """A request presenting ``credentials`` (their cookies for ``url`` unless ``cookies`` is
+        false), through their proxy, with this call's CA and timeouts."""
+        jar = credentials.cookie_jar(url.replace("wss://", "https://", 1)) if cookies else {}
+        return Request(
+            method,
+            url,
+            credentials.identity,
+            headers=headers,
+            cookies=jar,
+            json=body,
+            proxy=credentials.proxy,
+            ca_bundle=self.settings.ca_bundle,
+            connect_timeout=self.settings.connect_timeout,
+            idle_timeout=self.settings.idle_timeout,
+        )
 
     async def events(self, response: Response, parser: StreamParser) -> AsyncGenerator[Event, None]:
         """The events of a streamed body. A silence beyond the idle timeout raises
@@ -274,6 +301,31 @@ class Provider:
         if live:
             cls._live_models[endpoint] = (time.monotonic(), live)
         return live or None
+
+    @classmethod
+    async def _send(cls, call: Call, credentials: Credentials, request: Request) -> Response:
+        """Send; merge the cookies the response sets; raise an error status as the error tree's
+        class (its body read first)."""
+        response = await cls._transport.send(request)
+        try:
+            await call.auth.merge_set_cookies(credentials, request.url, response.set_cookies)
+            if response.status < 400:
+                return response
+            body = await response.read(timeout=call.idle())
+        except BaseException:
+            await response.aclose()
+            raise
+        await response.aclose()
+        raise error_from_response(response.status, response.headers, body, cls.site)
+
+    @classmethod
+    async def _read(cls, call: Call, credentials: Credentials, request: Request) -> bytes:
+        """The whole body of a successful response to ``request``."""
+        response = await cls._send(call, credentials, request)
+        try:
+            return await response.read(timeout=call.idle())
+        finally:
+            await response.aclose()
 
     # -- hooks ---------------------------------------------------------------------------------
     @classmethod
