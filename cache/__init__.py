@@ -36,6 +36,10 @@ from .setcookie import parse_cookie_date, parse_set_cookie, parse_set_cookies
 from .store import AuthCache
 
 __all__ = [
+    "DEFAULT_PROFILE",
+    "FORMATS",
+    "SCHEMA_VERSION",
+    "SOURCES",
     "AuthCache",
     "CacheCorruptError",
     "CacheCorruptWarning",
@@ -45,11 +49,7 @@ __all__ = [
     "CacheSchemaError",
     "Cookie",
     "CookieFormatError",
-    "DEFAULT_PROFILE",
-    "FORMATS",
     "HarvestkitError",
-    "SCHEMA_VERSION",
-    "SOURCES",
     "SessionRecord",
     "default_root",
     "detect_cookie_format",

@@ -15,6 +15,7 @@ import asyncio
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import filelock
 
@@ -22,6 +23,7 @@ from .errors import CacheLockTimeout
 from .paths import FILE_MODE, create_private
 
 POLL_INTERVAL = 0.002
+MAX_ASYNC_POLL = 0.05
 
 
 def holder_path(lock_path: Path) -> Path:
@@ -50,6 +52,10 @@ class CacheLock:
             self._lock.acquire(timeout=self.timeout, poll_interval=POLL_INTERVAL)
         except filelock.Timeout:
             raise CacheLockTimeout(self.path, self.timeout, read_holder(self.path)) from None
+        self._mark_holder()
+
+    def _mark_holder(self) -> None:
+        """Write this process's pid into the sidecar of the lock just taken."""
         try:
             fd = create_private(holder_path(self.path), exclusive=False)
             try:
@@ -69,22 +75,29 @@ class CacheLock:
             self._lock.release()
 
     async def acquire_async(self) -> None:
-        """Take the lock from a worker thread: the event loop keeps running while it waits.
+        """Take the lock without blocking the event loop, or a worker thread, while waiting.
 
-        If the waiting task is cancelled, a lock the thread still obtains is released.
+        A waiter retries a non-blocking attempt after a pause that grows to `MAX_ASYNC_POLL`,
+        so any number of tasks can wait at once (waiting in the loop's default executor would
+        let waiters take every thread and starve the holder's own file I/O: a deadlock). A
+        cancelled waiter holds nothing.
         """
-        future = asyncio.get_running_loop().run_in_executor(None, self.acquire)
-        try:
-            await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(self._release_if_acquired)
-            raise
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout < 0 else loop.time() + self.timeout
+        pause = POLL_INTERVAL
+        while True:
+            try:
+                self._lock.acquire(blocking=False)
+                break
+            except filelock.Timeout:
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    raise CacheLockTimeout(self.path, self.timeout, read_holder(self.path)) from None
+            await asyncio.sleep(pause if left is None else min(pause, left))
+            pause = min(pause * 2, MAX_ASYNC_POLL)
+        self._mark_holder()
 
-    def _release_if_acquired(self, future: asyncio.Future) -> None:
-        if not future.cancelled() and future.exception() is None:
-            self.release()
-
-    def __enter__(self) -> CacheLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
@@ -93,7 +106,7 @@ class CacheLock:
     ) -> None:
         self.release()
 
-    async def __aenter__(self) -> CacheLock:
+    async def __aenter__(self) -> Self:
         await self.acquire_async()
         return self
 

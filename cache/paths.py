@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import platformdirs
@@ -156,7 +156,7 @@ def write_private_atomic(path: Path, data: bytes) -> None:
 
 def quarantine(path: Path) -> Path:
     """Move `path` aside as `<name>.corrupt-<UTC time>`; returns the new path."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     os.replace(path, target)
     fsync_dir(path.parent)

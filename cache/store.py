@@ -289,7 +289,7 @@ class AuthCache:
             self._put(new, (site, profile), None)
             return new
 
-    # -- async twins: every lock wait and file operation runs in a worker thread ----------------------
+    # -- async twins: file operations run in a worker thread, lock waits poll without blocking -------
 
     async def aget(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
         """`get` without blocking the event loop."""

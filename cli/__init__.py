@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from . import cache_cmd, chat_cmd, demo, doctor_cmd, harvest_cmd, sandbox_cmd
+from . import cache_cmd, chat_cmd, demo, doctor_cmd, harvest_cmd, sandbox_cmd, serve_cmd
 from .common import USAGE
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache_cmd.add_parsers(commands)
     chat_cmd.add_parsers(commands)
     doctor_cmd.add_parsers(commands)
+    serve_cmd.add_parser(commands)
     sandbox_cmd.add_parser(commands)
     demo.add_parser(commands)
     return parser

@@ -88,16 +88,9 @@ async def _demo() -> int:
 async def _login(sandbox: Any, steps: Steps) -> None:
     """The first run: a person signs in once. Here the demo types the sandbox's credentials."""
     from harvestkit.harvester import login
+    from harvestkit.sandbox.shortcuts import sign_in_in_browser
 
-    async def sign_in_like_a_user(tab: Any) -> None:
-        await _wait(tab, "document.body && document.body.dataset.state === 'signed-out'")
-        await (await tab.select("#signin")).click()
-        await _wait(tab, "document.getElementById('email') !== null")
-        await (await tab.select("#email")).send_keys(sandbox.email)
-        await (await tab.select("#password")).send_keys(sandbox.password)
-        await (await tab.select("#submit")).click()
-
-    await login("cerebras", headless=True, on_page=sign_in_like_a_user, timeout=60)
+    await login("cerebras", headless=True, on_page=sign_in_in_browser, timeout=60)
     steps.done(f"signed in to the Cerebras demo in Chromium as {sandbox.email} (harvestkit login cerebras)", "login (first run)")
 
 
@@ -140,10 +133,3 @@ async def _answer(provider: str, steps: Steps) -> None:
     print(flush=True)
     steps.done(f"{provider}: {tokens}, finish {stream.finish_reason}, first chunk after {first or 0:.3f} s", f"{provider} answer")
 
-
-async def _wait(tab: Any, condition: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await tab.evaluate(f"!!({condition})"):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the page never satisfied: {condition}")
-        await asyncio.sleep(0.05)

@@ -6,7 +6,9 @@ the API surfaces do not each need a browser.
 """
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 
 from curl_cffi.requests import AsyncSession
@@ -59,3 +61,23 @@ async def solve_challenge(session: AsyncSession, user_agent: str = CHROME_UA) ->
         headers=headers,
     )
     return verdict.status_code == 200
+
+
+async def wait_for_page(tab: Any, condition: str, timeout: float = 15.0) -> None:
+    """Poll a nodriver tab (every 50 ms) until the JavaScript `condition` holds."""
+    deadline = time.monotonic() + timeout
+    while not await tab.evaluate(f"!!({condition})"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the page never satisfied: {condition}")
+        await asyncio.sleep(0.05)
+
+
+async def sign_in_in_browser(tab: Any, email: str = SANDBOX_EMAIL, password: str = SANDBOX_PASSWORD) -> None:
+    """What a person does on the sandbox's Cerebras page in a browser: click "Sign in", fill the
+    form, submit. `tab` is a nodriver tab showing the signed-out page."""
+    await wait_for_page(tab, "document.body && document.body.dataset.state === 'signed-out'")
+    await (await tab.select("#signin")).click()
+    await wait_for_page(tab, "document.getElementById('email') !== null")
+    await (await tab.select("#email")).send_keys(email)
+    await (await tab.select("#password")).send_keys(password)
+    await (await tab.select("#submit")).click()

@@ -26,24 +26,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from harvestkit.sandbox.shortcuts import sign_in_in_browser
+
 TARGETS = {"cerebras": 2.0, "cloudflare": 2.0, "both (harvest_many)": 3.0}
-
-
-async def wait_until(tab: Any, condition: str) -> None:
-    while not await tab.evaluate(f"!!({condition})"):
-        await asyncio.sleep(0.05)
-
-
-async def sign_in(tab: Any) -> None:
-    """The user's part of `harvestkit login cerebras`, on the sandbox's form."""
-    from harvestkit.sandbox import Sandbox
-
-    await wait_until(tab, "document.body && document.body.dataset.state === 'signed-out'")
-    await (await tab.select("#signin")).click()
-    await wait_until(tab, "document.getElementById('email') !== null")
-    await (await tab.select("#email")).send_keys(Sandbox.email)
-    await (await tab.select("#password")).send_keys(Sandbox.password)
-    await (await tab.select("#submit")).click()
 
 
 def make_cold(home: Path, cache: Any, sites: tuple[str, ...]) -> None:
@@ -69,7 +54,7 @@ async def bench(runs: int, home: Path) -> bool:
 
     cache = AuthCache()
     started = time.perf_counter()
-    await login("cerebras", headless=True, on_page=sign_in, timeout=60)
+    await login("cerebras", headless=True, on_page=sign_in_in_browser, timeout=60)
     print(f"one-time sign-in (login, the form filled by the script): {time.perf_counter() - started:.3f} s")
     make_cold(home, cache, ("cloudflare",))
     started = time.perf_counter()

@@ -2,19 +2,17 @@
 and the test acting as the user who signs in to the sandbox's Cerebras form."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from harvestkit.cache import AuthCache
 from harvestkit.harvester.browser import find_browser
 from harvestkit.harvester.errors import BrowserNotFound
 from harvestkit.sandbox import Sandbox
+from harvestkit.sandbox.shortcuts import sign_in_in_browser, wait_for_page
 
 
 def need_browser() -> None:
@@ -51,22 +49,8 @@ def cache(sandbox: Sandbox) -> AuthCache:
     return AuthCache()
 
 
-async def wait_until(tab: Any, condition: str, timeout: float = 15.0) -> None:
-    """Poll the page until the JavaScript `condition` holds."""
-    deadline = time.monotonic() + timeout
-    while not await tab.evaluate(f"!!({condition})"):
-        assert time.monotonic() < deadline, f"page never satisfied {condition}"
-        await asyncio.sleep(0.05)
-
-
-async def sign_in_as_user(tab: Any) -> None:
-    """What a person does in the login window: click "Sign in", fill the form, submit."""
-    await wait_until(tab, "document.body && document.body.dataset.state === 'signed-out'")
-    await (await tab.select("#signin")).click()
-    await wait_until(tab, "document.getElementById('email') !== null")
-    await (await tab.select("#email")).send_keys(Sandbox.email)
-    await (await tab.select("#password")).send_keys(Sandbox.password)
-    await (await tab.select("#submit")).click()
+wait_until = wait_for_page  # the tests' name for it
+sign_in_as_user = sign_in_in_browser  # what a person does in the login window
 
 
 def lowered(headers: dict[str, str]) -> dict[str, str]:

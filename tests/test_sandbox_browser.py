@@ -8,6 +8,7 @@ from harvester_helpers import wait_until
 from harvestkit.harvester.browser import Chromium, LaunchOptions, find_browser
 from harvestkit.harvester.errors import BrowserNotFound
 from harvestkit.sandbox import Sandbox
+from harvestkit.sandbox.shortcuts import sign_in_in_browser
 from sandbox_helpers import CEREBRAS_WEB, PLAYGROUND
 
 try:
@@ -29,12 +30,7 @@ async def test_browser_passes_the_challenge_and_signs_in(sandbox: Sandbox) -> No
         assert await tab.evaluate("document.title") == "Workers AI LLM Playground"
 
         tab = await chromium.browser.get(f"{CEREBRAS_WEB}/")
-        await wait_until(tab, "document.body && document.body.dataset.state === 'signed-out'")
-        await (await tab.select("#signin")).click()
-        await wait_until(tab, "document.getElementById('email') !== null")
-        await (await tab.select("#email")).send_keys(sandbox.email)
-        await (await tab.select("#password")).send_keys(sandbox.password)
-        await (await tab.select("#submit")).click()
+        await sign_in_in_browser(tab, sandbox.email, sandbox.password)
         await wait_until(tab, "document.body && document.body.dataset.state === 'signed-in'")
         cookies = {c.name: c for c in await chromium.browser.send(cdp.storage.get_cookies())}
 

@@ -1,0 +1,77 @@
+"""``POST /v1/chat/completions``: one provider stream, answered whole or as SSE chunks.
+
+The response starts only once the provider's first event is in, so a failure before any
+output (no session, 429, unknown model) still gets its HTTP status; a later one becomes an SSE
+error event (``data: {"error": {...}}``) and the stream ends without ``[DONE]``. Leaving early
+(the client disconnects, the handler is cancelled) closes the provider stream at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from harvestkit.client import ChatStream, ClientError
+
+from .chat_request import ChatRequest, parse_chat_request
+from .errors import GatewayError, from_client_error
+from .openai_format import DONE, ChunkBuilder, completion, sse
+from .state import GATEWAY
+
+__all__ = ["chat_completions"]
+
+logger = logging.getLogger("harvestkit.gateway")
+
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    chat = parse_chat_request(await request.read())
+    route = await gateway.catalog.route(chat.model)
+    stream = route.cls.stream(chat.messages, route.model, **chat.params, **gateway.call_options)
+    async with stream:
+        model = f"{route.provider}/{stream.model}"
+        if not chat.stream:
+            return web.json_response(completion(await stream.collect(), model))
+        return await _streamed(request, stream, chat, model)
+
+
+async def _write(response: web.StreamResponse, chunks: list[dict[str, Any]]) -> None:
+    if chunks:
+        await response.write(b"".join(sse(chunk) for chunk in chunks))
+
+
+async def _streamed(request: web.Request, stream: ChatStream, chat: ChatRequest, model: str) -> web.StreamResponse:
+    builder = ChunkBuilder(model, include_usage=chat.include_usage)
+    first = await anext(stream, None)  # a failure here is answered with its status
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    await response.prepare(request)
+    await _write(response, [builder.role(), *(builder.event(first) if first is not None else [])])
+    failure = None if first is None else await _relay(response, stream, builder)
+    if failure is None:
+        await _write(response, builder.finish())
+        await response.write(DONE)
+    else:
+        await response.write(sse(failure.body()))
+    await response.write_eof()
+    return response
+
+
+async def _relay(response: web.StreamResponse, stream: ChatStream, builder: ChunkBuilder) -> GatewayError | None:
+    """Send the rest of the stream; the upstream failure that ended it early, if any.
+
+    A failed write (the client left) propagates."""
+    while True:
+        try:
+            event = await anext(stream)
+        except StopAsyncIteration:
+            return None
+        except ClientError as error:
+            logger.warning("%s: sent as an SSE error event: %s", builder.model, error)
+            return from_client_error(error)
+        except Exception:
+            logger.exception("%s: failed mid-stream", builder.model)
+            return GatewayError(500, "the gateway failed mid-stream", "server_error", "internal_error")
+        await _write(response, builder.event(event))

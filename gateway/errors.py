@@ -1,0 +1,94 @@
+"""Failures as OpenAI error responses: the gateway's own, and the client's mapped to a status.
+
+| client error                               | status | type                  |
+|--------------------------------------------|--------|-----------------------|
+| RateLimited                                | 429    | rate_limit_error      |
+| ModelNotFound                              | 404    | invalid_request_error |
+| BadRequest (upstream 400/422)              | 400    | invalid_request_error |
+| AuthError, ChallengeError (no session)     | 503    | upstream_auth_error   |
+| ConnectError, ServerError with 503         | 503    | upstream_unavailable  |
+| Timeout, StreamTimeout                     | 504    | timeout_error         |
+| anything else (5xx, broken stream, ...)    | 502    | upstream_error        |
+
+An upstream auth failure is a 503 with ``x-should-retry: false``: the gateway works but has no
+usable session until someone harvests or logs in, and retrying cannot fix that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from harvestkit.client import (
+    AuthError,
+    BadRequest,
+    ChallengeError,
+    ClientError,
+    ConnectError,
+    ModelNotFound,
+    RateLimited,
+    ServerError,
+    Timeout,
+)
+
+from .openai_format import error_body
+
+__all__ = ["GatewayError", "from_client_error"]
+
+
+class GatewayError(Exception):
+    """An error response: HTTP ``status`` and OpenAI's error fields."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, object]:
+        return error_body(self.message, self.type, self.code, self.param)
+
+
+def _retry_headers(error: ClientError) -> dict[str, str]:
+    """``retry-after`` (whole seconds, rounded up) and ``retry-after-ms`` from the upstream answer."""
+    if isinstance(error, RateLimited) and error.retry_after is not None:
+        seconds = error.retry_after
+        return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(round(seconds * 1000))}
+    return {k: v for k, v in error.headers.items() if k in ("retry-after", "retry-after-ms")}
+
+
+def from_client_error(error: ClientError) -> GatewayError:
+    """The response for a client error (its message is already redacted)."""
+    message = str(error)
+    if isinstance(error, RateLimited):
+        return GatewayError(429, message, "rate_limit_error", error.code or "rate_limit_exceeded",
+                            headers=_retry_headers(error))  # fmt: skip
+    if isinstance(error, ModelNotFound):
+        return GatewayError(404, message, "invalid_request_error", "model_not_found", "model")
+    if isinstance(error, BadRequest) and error.status_code in (None, 400, 422):
+        return GatewayError(400, message, "invalid_request_error", error.code, error.param)
+    if isinstance(error, (AuthError, ChallengeError)):
+        return GatewayError(
+            503,
+            f"the gateway has no usable {error.provider or 'upstream'} session: {message}",
+            "upstream_auth_error",
+            "upstream_session_unusable",
+            headers={"x-should-retry": "false"},
+        )
+    if isinstance(error, Timeout):
+        return GatewayError(504, message, "timeout_error", "upstream_timeout")
+    if isinstance(error, ConnectError) or (isinstance(error, ServerError) and error.status_code == 503):
+        return GatewayError(503, message, "upstream_unavailable", "upstream_unavailable",
+                            headers=_retry_headers(error))  # fmt: skip
+    return GatewayError(502, message, "upstream_error", error.code or "bad_gateway")

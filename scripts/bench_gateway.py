@@ -1,0 +1,211 @@
+"""Benchmark `harvestkit serve`: N concurrent streamed chats through the gateway to the sandbox.
+
+    python scripts/bench_gateway.py [--requests 200] [--pace 0.005] [--client sdk|aiohttp] [--model M ...]
+
+The sandbox (`harvestkit sandbox`) and the gateway run as subprocesses, so the gateway's peak
+RSS (VmHWM) and CPU time are its own and the clients do not slow the sandbox down. A stand-in
+session for both providers goes into a private cache first (tests/client_helpers.py's
+browserless harvester); the gateway runs with harvesting disabled. The clients (the openai
+SDK, or plain aiohttp, which costs the client side less CPU) fire the requests at once,
+alternating Cerebras and Cloudflare. Prints errors (must be 0), first-chunk latency
+percentiles, total time, the gateway's peak memory and CPU time; exits 1 on any error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import aiohttp
+import openai
+from harvestkit.cache import AuthCache
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from client_helpers import StandInHarvester
+
+MODELS = ("cerebras/llama3.1-8b", "cloudflare/@cf/meta/llama-3.1-8b-instruct-fast")
+SERVE = """
+import argparse, sys
+from harvestkit.cli import serve_cmd
+parser = argparse.ArgumentParser()
+serve_cmd.add_parser(parser.add_subparsers())
+args = parser.parse_args(sys.argv[1:])
+sys.exit(args.run(args))
+"""
+Chat = Callable[[str, str], AsyncIterator[tuple[str, str | None]]]  # (model, prompt) -> (text, finish)
+
+
+def kib(pid: int, field: str) -> int:
+    """A memory figure of /proc/<pid>/status, in KiB."""
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_sandbox(pace: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """`harvestkit sandbox` in a subprocess, and the variables it prints."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harvestkit.cli", "sandbox", "--pace", str(pace)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    exports: dict[str, str] = {}
+    while len(exports) < 2:
+        line = process.stdout.readline()
+        if not line:
+            stop(process)
+            raise SystemExit("the sandbox did not start")
+        if match := re.fullmatch(r"export (\w+)=(.*)\n", line):
+            exports[match.group(1)] = match.group(2)
+    return process, exports
+
+
+def start_gateway(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """The gateway in a subprocess (`harvestkit serve --port 0 --quiet`), and its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE, "serve", "--port", "0", "--quiet"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    line = process.stderr.readline()
+    match = re.search(r"API at (\S+)/v1 ", line)
+    if match is None:
+        stop(process)
+        raise SystemExit(f"the gateway did not start: {line}")
+    return process, match.group(1)
+
+
+def stop(process: subprocess.Popen[str]) -> int:
+    """SIGTERM, then the exit code."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    finally:
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def sdk_chat(client: openai.AsyncOpenAI) -> Chat:
+    async def chat(model: str, prompt: str) -> AsyncIterator[tuple[str, str | None]]:
+        stream = await client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": prompt}], stream=True
+        )
+        async for chunk in stream:
+            for choice in chunk.choices:
+                yield choice.delta.content or "", choice.finish_reason
+
+    return chat
+
+
+def raw_chat(session: aiohttp.ClientSession, url: str) -> Chat:
+    async def chat(model: str, prompt: str) -> AsyncIterator[tuple[str, str | None]]:
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True}
+        async with session.post(url + "/v1/chat/completions", json=body) as response:
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
+            async for line in response.content:
+                if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+                    continue
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    raise RuntimeError(chunk["error"]["message"])
+                for choice in chunk["choices"]:
+                    yield choice["delta"].get("content") or "", choice["finish_reason"]
+
+    return chat
+
+
+async def one(chat: Chat, model: str, index: int) -> tuple[float, str | None]:
+    """(seconds to the first chunk, the error or None) of one streamed chat."""
+    prompt = f"Benchmark question {index}"
+    started = time.perf_counter()
+    first = None
+    text, finish = [], None
+    try:
+        async for delta, reason in chat(model, prompt):
+            first = first or time.perf_counter() - started
+            text.append(delta)
+            finish = reason or finish
+    except (openai.APIError, aiohttp.ClientError, RuntimeError) as error:
+        return first or 0.0, f"{type(error).__name__}: {error}"
+    if not "".join(text).startswith(f"Sandbox reply to: {prompt}.") or finish != "stop":
+        return first or 0.0, f"unexpected answer ({finish}): {''.join(text)[:60]!r}"
+    return first or 0.0, None
+
+
+async def load(chat: Chat, requests: int, models: list[str]) -> tuple[list[tuple[float, str | None]], float]:
+    """Warm up once per model, then all requests at once; (results, seconds)."""
+    for model in models:
+        await one(chat, model, -1)
+    began = time.perf_counter()
+    results = await asyncio.gather(*(one(chat, models[i % len(models)], i) for i in range(requests)))
+    return results, time.perf_counter() - began
+
+
+async def bench(requests: int, pace: float, models: list[str], client: str) -> int:
+    sandbox, exports = start_sandbox(pace)
+    try:
+        with tempfile.TemporaryDirectory(prefix="harvestkit-bench-") as home:
+            os.environ.update(exports, HARVESTKIT_HOME=home)
+            harvester = StandInHarvester(SimpleNamespace(env=exports))  # it only needs the variables
+            for site in ("cerebras", "cloudflare"):
+                await harvester(site, cache=AuthCache())
+            gateway, url = start_gateway({**os.environ, "HARVESTKIT_NO_HARVEST": "1"})
+            try:
+                idle_rss = kib(gateway.pid, "VmRSS")
+                if client == "sdk":
+                    async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=120) as sdk:
+                        results, total = await load(sdk_chat(sdk), requests, models)
+                else:
+                    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                        results, total = await load(raw_chat(session, url), requests, models)
+                peak_rss, gateway_cpu = kib(gateway.pid, "VmHWM"), cpu_seconds(gateway.pid)
+            finally:
+                code = stop(gateway)
+    finally:
+        stop(sandbox)
+    errors = [error for _, error in results if error]
+    firsts = sorted(first for first, error in results if not error)
+    print(f"requests        {requests} concurrent, streamed, with the {client} client (sandbox pace {pace:g} s/chunk)")
+    print(f"models          {', '.join(models)}")
+    print(f"errors          {len(errors)}")
+    for error in errors[:5]:
+        print(f"  {error}")
+    if firsts:
+        p99 = firsts[max(0, round(0.99 * len(firsts)) - 1)]
+        print(f"first chunk     p50 {statistics.median(firsts) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+    print(f"total time      {total:.2f} s")
+    print(f"gateway memory  peak RSS {peak_rss / 1024:.1f} MiB (VmHWM of its process; {idle_rss / 1024:.1f} MiB idle)")
+    print(f"gateway CPU     {gateway_cpu:.2f} s, start included")
+    print(f"gateway exit    {code} after SIGTERM")
+    return 1 if errors or code != 0 else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--pace", type=float, default=0.005, help="sandbox seconds between streamed chunks")
+    parser.add_argument("--client", choices=("sdk", "aiohttp"), default="sdk")
+    parser.add_argument("--model", action="append", help=f"model to ask, repeatable (default: {' and '.join(MODELS)})")
+    args = parser.parse_args()
+    return asyncio.run(bench(args.requests, args.pace, args.model or list(MODELS), args.client))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""Benchmark: harvestkit and its peers on the same Cerebras streams from the sandbox, in one run.
+
+The sandbox runs in a process of its own (the clients are measured, not the server); every client
+goes through its proxy and CA:
+
+* harvestkit: ``Cerebras.create_async_generator(model, prompt, api_key=key)``;
+* naive: one curl_cffi ``AsyncSession``, ``aiter_lines()`` and ``json.loads`` per ``data:`` line;
+* openai: ``AsyncOpenAI(base_url=..., http_client=httpx2.AsyncClient(proxy=..., verify=ctx))``
+  (httpx2 is the HTTP library openai depends on);
+* g4f: gpt4free's ``Cerebras.create_async_generator(model, messages, api_key=key, proxy=...)``;
+  the sandbox CA reaches its curl_cffi session through ``CURL_CA_BUNDLE``.
+
+Measured: chunks/s on a 20,000-chunk stream (median of N rounds, the clients in alternation,
+each warm) and the ratio to the naive loop; then, per client from a fresh instance, 10 sequential
+20-chunk requests read to their end: the TLS handshakes the sandbox saw and the median first-chunk
+latency of requests 2-10; and the import time of each library in fresh interpreters.
+
+Every proxy variable points at the sandbox, which refuses any other host: nothing leaves loopback.
+
+Usage: ``python scripts/bench_peers.py [--chunks N] [--runs N] [--peers a,b] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, ClassVar
+
+from curl_cffi.requests import AsyncSession
+from harvestkit.sandbox.process import SandboxProcess
+from harvestkit.sandbox.shortcuts import sandbox_session, sign_in
+
+MODEL = "llama3.1-8b"
+HOST = "api.cerebras.ai"
+API = f"https://{HOST}/v1"
+Result = tuple[int, float]  # (text chunks, perf_counter() at the first one)
+
+
+class Peer:
+    """One client under test: opened once, then ``run`` streams a reply and counts its chunks."""
+
+    name: ClassVar[str]
+    module: ClassVar[str]  # what the import-time measurement imports
+
+    def __init__(self, key: str, env: dict[str, str]) -> None:
+        self.key = key
+        self.proxy = env["HARVESTKIT_PROXY"]
+        self.ca_bundle = env["HARVESTKIT_CA_BUNDLE"]
+
+    async def open(self) -> None:
+        """Create the client (a fresh one: no connection yet)."""
+
+    async def run(self, prompt: str) -> Result:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release the client and its connections."""
+
+
+class Harvestkit(Peer):
+    name, module = "harvestkit", "harvestkit.client"
+
+    async def open(self) -> None:
+        await self.close()
+
+    async def run(self, prompt: str) -> Result:
+        from harvestkit.client import Cerebras
+
+        count, first = 0, 0.0
+        async for event in Cerebras.create_async_generator(MODEL, prompt, api_key=self.key):
+            if isinstance(event, str):
+                if not count:
+                    first = time.perf_counter()
+                count += 1
+        return count, first
+
+    async def close(self) -> None:
+        from harvestkit.client import aclose
+
+        await aclose()
+
+
+class Naive(Peer):
+    name, module = "naive loop", "curl_cffi.requests"
+
+    async def open(self) -> None:
+        self.session = AsyncSession(impersonate="chrome", proxy=self.proxy, verify=self.ca_bundle)
+
+    async def run(self, prompt: str) -> Result:
+        count, first = 0, 0.0
+        body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "stream": True}
+        headers = {"Authorization": f"Bearer {self.key}"}
+        response = await self.session.post(f"{API}/chat/completions", json=body, headers=headers, stream=True)
+        async for line in response.aiter_lines():
+            if line.startswith(b"data:"):
+                chunk = json.loads(line[5:])
+                choices = chunk.get("choices") or []
+                if choices and choices[0].get("delta", {}).get("content"):
+                    if not count:
+                        first = time.perf_counter()
+                    count += 1
+        await response.aclose()
+        return count, first
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class OpenAISDK(Peer):
+    name, module = "openai SDK", "openai"
+
+    async def open(self) -> None:
+        import httpx2
+        import openai
+
+        http = httpx2.AsyncClient(proxy=self.proxy, verify=ssl.create_default_context(cafile=self.ca_bundle))
+        self.client = openai.AsyncOpenAI(base_url=API, api_key=self.key, http_client=http, max_retries=0)
+
+    async def run(self, prompt: str) -> Result:
+        count, first = 0, 0.0
+        messages: Any = [{"role": "user", "content": prompt}]
+        stream = await self.client.chat.completions.create(model=MODEL, messages=messages, stream=True)
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                if not count:
+                    first = time.perf_counter()
+                count += 1
+        return count, first
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class G4F(Peer):
+    name, module = "g4f", "g4f"
+
+    async def open(self) -> None:
+        from g4f import debug
+
+        debug.version_check = False  # it would ask PyPI
+        os.environ["CURL_CA_BUNDLE"] = self.ca_bundle  # read by every new curl_cffi session
+
+    async def run(self, prompt: str) -> Result:
+        from g4f.Provider import Cerebras
+
+        count, first = 0, 0.0
+        messages = [{"role": "user", "content": prompt}]
+        async for chunk in Cerebras.create_async_generator(MODEL, messages, api_key=self.key, proxy=self.proxy):
+            if isinstance(chunk, str):
+                if not count:
+                    first = time.perf_counter()
+                count += 1
+        return count, first
+
+
+PEERS: dict[str, type[Peer]] = {"harvestkit": Harvestkit, "naive": Naive, "openai": OpenAISDK, "g4f": G4F}
+
+
+async def throughput(peers: list[Peer], runs: int) -> tuple[dict[str, float], dict[str, int]]:
+    """Median chunks/s of each warm client over ``runs`` rounds, and the chunks each received."""
+    for peer in peers:
+        await peer.run("warm-up")  # connection, model list, lazy imports
+    rates: dict[str, list[float]] = {peer.name: [] for peer in peers}
+    received: dict[str, int] = {}
+    for _ in range(runs):
+        for peer in peers:
+            started = time.perf_counter()
+            count, _ = await peer.run("benchmark")
+            rates[peer.name].append(count / (time.perf_counter() - started))
+            received[peer.name] = count
+    return {name: statistics.median(values) for name, values in rates.items()}, received
+
+
+async def sequential(peer: Peer, sandbox: SandboxProcess, requests: int = 10) -> tuple[float, int]:
+    """(median first-chunk ms of requests 2..N, TLS handshakes) for N requests on a fresh client."""
+    await peer.open()
+    before = sandbox.handshakes(HOST)
+    latencies = []
+    try:
+        for _ in range(requests):
+            started = time.perf_counter()
+            _, first = await peer.run("latency")
+            latencies.append(first - started)
+    finally:
+        await peer.close()
+    return statistics.median(latencies[1:]) * 1000, sandbox.handshakes(HOST) - before
+
+
+def import_time(module: str, runs: int) -> float:
+    """Median seconds of ``import module`` in fresh interpreters."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    samples = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        for _ in range(runs)
+    ]
+    return statistics.median(samples)
+
+
+def guard_network(proxy: str) -> None:
+    """Send whatever honours the proxy variables to the sandbox, which refuses every other host."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        os.environ[name] = os.environ[name.lower()] = proxy
+    os.environ.pop("NO_PROXY", None)
+    os.environ.pop("no_proxy", None)
+
+
+async def bench(names: list[str], chunks: int, runs: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"chunks": chunks, "runs": runs, "errors": {}}
+    with SandboxProcess() as sandbox, tempfile.TemporaryDirectory(prefix="harvestkit-bench-") as home:
+        env = sandbox.env
+        os.environ.update(env, HARVESTKIT_HOME=home)
+        guard_network(env["HARVESTKIT_PROXY"])
+        async with sandbox_session(env) as session:
+            key = (await sign_in(session))["user"]["demoApiKey"]
+        peers = []
+        for name in names:
+            peer = PEERS[name](key, env)
+            try:
+                await peer.open()
+                await peer.run("probe")
+            except Exception as exc:  # noqa: BLE001 - a peer that cannot run is reported, not fatal
+                result["errors"][peer.name] = f"{type(exc).__name__}: {exc}"[:300]
+                continue
+            peers.append(peer)
+        sandbox.knobs(reply_tokens=chunks)
+        rates, received = await throughput(peers, runs)
+        for peer in peers:
+            await peer.close()
+        naive = rates.get(Naive.name)
+        result["throughput"] = rates
+        result["received"] = received
+        result["ratio"] = {name: rate / naive for name, rate in rates.items()} if naive else {}
+        sandbox.knobs(reply_tokens=20)
+        result["first_chunk_ms"], result["handshakes"] = {}, {}
+        for peer in peers:
+            result["first_chunk_ms"][peer.name], result["handshakes"][peer.name] = await sequential(peer, sandbox)
+    result["import_s"] = {PEERS[name].module: import_time(PEERS[name].module, runs) for name in names if name != "naive"}
+    return result
+
+
+def report(result: dict[str, Any]) -> None:
+    print(f"stream of {result['chunks']} chunks, median of {result['runs']} rounds; 10 sequential requests per client")
+    print(f"  {'client':<12}{'chunks/s':>10}{'vs naive':>10}{'first chunk':>13}{'handshakes':>12}")
+    for name, rate in result["throughput"].items():
+        print(
+            f"  {name:<12}{rate:>10.0f}{result['ratio'].get(name, 0):>9.2f}x"
+            f"{result['first_chunk_ms'][name]:>10.1f} ms{result['handshakes'][name]:>12}"
+        )
+    for name, error in result["errors"].items():
+        print(f"  {name:<12}not measured: {error}")
+    for module, seconds in result["import_s"].items():
+        print(f"  import {module}: {seconds:.3f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {', '.join(PEERS)}")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    args = parser.parse_args()
+    result = asyncio.run(bench(args.peers.split(","), args.chunks, args.runs))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        report(result)
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""`harvestkit serve` as a user runs it, in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import aiohttp
+import openai
+
+# The command's entry point with only `serve` registered, as `harvestkit.cli.main` runs it.
+COMMAND = """
+import argparse, logging, sys
+from harvestkit.cli import serve_cmd
+parser = argparse.ArgumentParser(prog="harvestkit")
+serve_cmd.add_parser(parser.add_subparsers(dest="command"))
+args = parser.parse_args(sys.argv[1:])
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+sys.exit(args.run(args))
+"""
+HARVESTKIT = [sys.executable, "-c", COMMAND]
+KEY = "gw-cli-key-9876543210"
+
+
+def test_non_loopback_bind_without_a_key_is_refused(monkeypatch) -> None:
+    monkeypatch.delenv("HARVESTKIT_GATEWAY_KEY", raising=False)
+    done = subprocess.run([*HARVESTKIT, "serve", "--host", "0.0.0.0", "--port", "0"], check=False, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without an API key" in done.stderr and "HARVESTKIT_GATEWAY_KEY" in done.stderr
+
+
+async def test_serves_with_the_key_from_the_environment_and_stops_gracefully_on_sigterm(client_env) -> None:
+    await client_env.harvester("cerebras", cache=client_env.cache)  # the gateway's process finds it cached
+    env = {**os.environ, "HARVESTKIT_GATEWAY_KEY": KEY, "HARVESTKIT_NO_HARVEST": "1"}
+    process = await asyncio.create_subprocess_exec(
+        *HARVESTKIT, "serve", "--host", "0.0.0.0", "--port", "0", env=env, stderr=subprocess.PIPE
+    )
+    try:
+        line = (await process.stderr.readline()).decode()
+        match = re.search(r"API at http://0\.0\.0\.0:(\d+)/v1 \(clients must send the API key\)", line)
+        assert match, line
+        base = f"http://127.0.0.1:{match.group(1)}"
+        async with aiohttp.ClientSession(base) as http, http.get("/health") as health, http.get("/v1/models") as refused:
+            assert (health.status, refused.status) == (200, 401)
+        client_env.sandbox.set_knobs(pace=0.02, reply_tokens=40)
+        async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=KEY, max_retries=0) as client:
+            stream = await client.chat.completions.create(
+                model="cerebras/llama3.1-8b", messages=[{"role": "user", "content": "Finish me"}], stream=True
+            )
+            chunks = [await anext(stream)]
+            process.send_signal(signal.SIGTERM)  # the answer in flight is still finished
+            chunks += [chunk async for chunk in stream]
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text.startswith("Sandbox reply to: Finish me.") and chunks[-1].choices[0].finish_reason == "stop"
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+        log = (await process.stderr.read()).decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert '"GET /v1/models" 401' in log and '"POST /v1/chat/completions" 200' in log and "stopping" in log
+    assert KEY not in log and "Bearer" not in log and client_env.cache.get("cerebras").api_key not in log
