@@ -52,6 +52,18 @@ HarvestFn = Callable[[], SessionRecord | Awaitable[SessionRecord]]
 DEFAULT_MAX_AGE = 12 * 3600.0
 
 
+async def _to_completion(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a plain `fn` in a worker thread; if the caller is cancelled meanwhile, wait for the
+    thread before letting the cancellation through (so a lock held around it is not released
+    while the write is still going on)."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+
+
 async def _run(fn: Callable[..., Any], *args: Any) -> Any:
     """Await an async `fn`; run a plain one in a worker thread (awaiting what it returns)."""
     if inspect.iscoroutinefunction(fn):
@@ -317,7 +329,7 @@ class AuthCache:
             new = await _run(fn, current)
             if new is None:
                 return current
-            await asyncio.to_thread(self._write, new, self._encode(new, (site, profile)))
+            await _to_completion(self._write, new, self._encode(new, (site, profile)))
             return new
 
     async def arefresh(
@@ -342,7 +354,7 @@ class AuthCache:
             if self._settled(current, seen, force, margin, max_age):
                 return current
             new = await _run(fn)
-            await asyncio.to_thread(self._put, new, (site, profile), None)
+            await _to_completion(self._put, new, (site, profile), None)
             return new
 
     # -- cookie files -------------------------------------------------------------------------------

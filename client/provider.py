@@ -89,6 +89,7 @@ class Call:
             ca_bundle=self.settings.ca_bundle,
             connect_timeout=self.settings.connect_timeout,
             idle_timeout=self.settings.idle_timeout,
+            max_connections=self.settings.max_connections,
         )
 
     async def events(self, response: Response, parser: StreamParser) -> AsyncGenerator[Event, None]:

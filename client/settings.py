@@ -34,6 +34,7 @@ class Settings:
     backoff_cap: float = 8.0
     max_retry_wait: float = 60.0  # longest server-requested wait that is honoured
     models_ttl: float = 600.0
+    max_connections: int = 64  # concurrent transfers per provider per event loop; more wait
     profile: str = "default"
     allow_harvest: bool = True
     harvest: HarvestFn | None = None  # None: harvestkit.harvester.harvest, imported when needed

@@ -56,6 +56,7 @@ class Request:
     ca_bundle: str | None = None
     connect_timeout: float = 10.0
     idle_timeout: float = 60.0
+    max_connections: int = 64  # of the loop's session, when this request creates it
 
     def curl_kwargs(self) -> dict[str, Any]:
         """The curl_cffi keyword arguments shared by HTTP requests and WebSocket connects."""
@@ -199,18 +200,19 @@ class Transport:
         )
         _TRANSPORTS.add(self)
 
-    def session(self) -> AsyncSession:
-        """This loop's session, created on first use and kept for keep-alive."""
+    def session(self, max_connections: int = 64) -> AsyncSession:
+        """This loop's session, created on first use and kept for keep-alive; at most
+        ``max_connections`` transfers run at once, more wait for a free one."""
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None:
-            session = AsyncSession(max_clients=64)
+            session = AsyncSession(max_clients=max_connections)
             self._sessions[loop] = session
         return session
 
     async def send(self, request: Request) -> Response:
         """Send ``request``; return once its status and headers arrived (body still streaming)."""
-        session = self.session()
+        session = self.session(request.max_connections)
         try:
             raw = await session.request(
                 request.method,
@@ -226,7 +228,7 @@ class Transport:
 
     async def websocket(self, request: Request) -> WebSocket:
         """Open a WebSocket with the request's identity, headers and cookies."""
-        session = self.session()
+        session = self.session(request.max_connections)
         kwargs = request.curl_kwargs()
         kwargs["timeout"] = request.connect_timeout
         try:  # drain_on_error: frames that arrived before the connection broke are still read

@@ -312,3 +312,34 @@ async def test_a_cancelled_async_wait_does_not_leak_the_lock(cache):
             await task
     await asyncio.sleep(0.2)  # the worker thread gets the lock, then gives it back
     assert await cache.aupdate("cerebras", lambda r: r, timeout=1) is not None
+
+
+async def test_a_cancelled_update_finishes_its_write_before_releasing_the_lock(tmp_path, monkeypatch) -> None:
+    import asyncio
+    import threading
+
+    from harvestkit.cache import AuthCache, SessionRecord
+
+    cache = AuthCache(tmp_path / "c")
+    cache.put(SessionRecord("cerebras", api_key="csk-zero"))
+    writing, release = threading.Event(), threading.Event()
+    original = AuthCache._write
+
+    def slow_write(self, record, data):
+        writing.set()
+        release.wait(5)
+        original(self, record, data)
+
+    monkeypatch.setattr(AuthCache, "_write", slow_write)
+    task = asyncio.ensure_future(cache.aupdate("cerebras", lambda r: __import__("dataclasses").replace(r, api_key="csk-one")))
+    await asyncio.to_thread(writing.wait, 5)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # still holding the lock: the write is not finished
+    release.set()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    monkeypatch.setattr(AuthCache, "_write", original)
+    assert cache.get("cerebras").api_key == "csk-one"
