@@ -202,3 +202,11 @@ def test_a_world_readable_cache_is_refused_with_the_fix(run, sandbox, home) -> N
     (home / "sessions").chmod(0o700)
     started = time.monotonic()
     assert run("status").returncode == 0 and time.monotonic() - started < 30
+
+
+def test_login_without_a_display_says_how_to_sign_in_elsewhere(run, sandbox, home) -> None:
+    env = {k: v for k, v in {**os.environ, **sandbox.env, "HARVESTKIT_HOME": str(home)}.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY")}  # fmt: skip
+    result = run("login", "cerebras", env=env)
+    assert result.returncode == 3
+    assert "display" in result.stderr.lower() and "cache import" in result.stderr

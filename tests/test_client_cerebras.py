@@ -265,3 +265,15 @@ async def test_the_proxy_recorded_at_harvest_is_used_unless_overridden(client_en
     assert (await Cerebras.chat("Via the recorded proxy", model="llama3.1-8b")).text
     with pytest.raises(ConnectError):
         await Cerebras.chat("Hi", model="llama3.1-8b", proxy="http://127.0.0.1:9", max_retries=0)
+
+
+async def test_total_timeout_bounds_a_slow_stream(client_env) -> None:
+    from harvestkit.client import Timeout
+
+    await Cerebras.chat("warm", model="llama3.1-8b")
+    client_env.sandbox.set_knobs(pace=0.1, reply_tokens=100)
+    started = time.monotonic()
+    with pytest.raises(Timeout) as caught:
+        await Cerebras.chat("Slow", model="llama3.1-8b", total_timeout=0.5)
+    assert 0.4 < time.monotonic() - started < 2.0
+    assert isinstance(caught.value, StreamBroken) and caught.value.text.startswith("Sandbox")
