@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test venv browser clean
+.PHONY: demo test bench venv browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ demo: $(VENV)/.installed-sandbox browser
 
 test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest
+
+# Not part of `make test`: the benchmark suite, with the peers it compares against.
+$(VENV)/.installed-bench-peers: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet 'g4f>=8.8' httpx2
+	touch $@
+
+bench: $(VENV)/.installed-bench-peers browser
+	$(BIN)/python scripts/bench_suite.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -321,30 +321,40 @@ class Completion:
             "object": "chat.completion.chunk",
         }
 
-    def chunks(self) -> Iterator[dict[str, Any]]:
+    def _opening(self) -> Iterator[dict[str, Any]]:
         yield self._chunk({"role": "assistant"})
         for thought in self.reply.reasoning:
             yield self._chunk({"reasoning": thought})
         if self.call:
             yield self._chunk({"tool_calls": [dict(self.call, index=0)]})
-        else:
-            for token in self.reply.tokens:
-                yield self._chunk({"content": token})
+
+    def _closing(self) -> Iterator[dict[str, Any]]:
         yield self._chunk({})
         last = self._chunk({}, self.finish_reason())
         last["usage"], last["time_info"] = self.usage(), self.time_info()
         yield last
 
+    def _tokens(self) -> list[str]:
+        return [] if self.call else self.reply.tokens
+
+    def chunks(self) -> Iterator[dict[str, Any]]:
+        yield from self._opening()
+        for token in self._tokens():
+            yield self._chunk({"content": token})
+        yield from self._closing()
+
     def sse(self) -> Iterator[bytes]:
         """The stream as SSE events, byte for byte ``data: json.dumps(chunk)``; content chunks
-        share one pre-encoded envelope, so a long stream costs the server little."""
+        are written into one pre-encoded envelope (no dict per token), so a long stream costs
+        the server little."""
         head, tail = _compact(self._chunk({"content": _MARK})).split(json.dumps(_MARK))
-        for chunk in self.chunks():
-            delta = chunk["choices"][0]["delta"]
-            if list(delta) == ["content"] and chunk["choices"][0]["finish_reason"] is None:
-                yield f"data: {head}{_encode_string(delta['content'])}{tail}\n\n".encode()
-            else:
-                yield b"data: " + _compact(chunk).encode() + b"\n\n"
+        before, after = f"data: {head}", f"{tail}\n\n"
+        for chunk in self._opening():
+            yield b"data: " + _compact(chunk).encode() + b"\n\n"
+        for token in self._tokens():
+            yield (before + _encode_string(token) + after).encode()
+        for chunk in self._closing():
+            yield b"data: " + _compact(chunk).encode() + b"\n\n"
 
     def whole(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": None if self.call else self.reply.text}

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Benchmark the auth cache: `get` latency, and locked updates from 8 processes at once.
 
-Usage: python scripts/bench_cache.py [--gets N] [--procs P] [--updates U]
+Usage: python scripts/bench_cache.py [--gets N] [--procs P] [--updates U] [--runs R] [--json]
+The multi-process updates run R times (wall time: the median; lost updates: the total).
 Everything happens in a temporary directory that is removed afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -33,7 +35,8 @@ def sample_record() -> SessionRecord:
     )
 
 
-def bench_get(root: Path, calls: int) -> None:
+def bench_get(root: Path, calls: int) -> dict[str, float]:
+    """Milliseconds: median and p99 of `get`, median of a one-process `update`."""
     cache = AuthCache(root)
     cache.put(sample_record())
     timings = []
@@ -42,16 +45,16 @@ def bench_get(root: Path, calls: int) -> None:
         cache.get("bench")
         timings.append(time.perf_counter() - start)
     timings.sort()
-    print(
-        f"get ({calls} calls, record with 20 cookies): median {statistics.median(timings) * 1e3:.3f} ms, "
-        f"p99 {timings[int(len(timings) * 0.99)] * 1e3:.3f} ms"
-    )
-    timings = []
+    updates = []
     for _ in range(100):
         start = time.perf_counter()
         cache.update("bench", lambda r: r)
-        timings.append(time.perf_counter() - start)
-    print(f"update, one process (100 calls, fsync'd): median {statistics.median(timings) * 1e3:.3f} ms")
+        updates.append(time.perf_counter() - start)
+    return {
+        "get_median_ms": statistics.median(timings) * 1e3,
+        "get_p99_ms": timings[int(len(timings) * 0.99)] * 1e3,
+        "update_median_ms": statistics.median(updates) * 1e3,
+    }
 
 
 def worker(root: str, updates: int, name: str) -> None:
@@ -68,7 +71,8 @@ def worker(root: str, updates: int, name: str) -> None:
         cache.update("counter", bump)
 
 
-def bench_updates(root: Path, procs: int, updates: int) -> None:
+def bench_updates(root: Path, procs: int, updates: int) -> tuple[float, int, list[int]]:
+    """(wall seconds, updates lost, worker exit codes) of ``procs`` processes updating at once."""
     command = [sys.executable, __file__, "--worker", str(root), str(updates)]
     workers = [
         subprocess.Popen([*command, f"w{i}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -88,12 +92,8 @@ def bench_updates(root: Path, procs: int, updates: int) -> None:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-    expected = procs * updates
     final = AuthCache(root).get("counter").extra.get("counter", 0)
-    print(
-        f"{procs} processes x {updates} locked updates: wall {wall:.2f} s, {expected / wall:.0f} updates/s, "
-        f"lost updates {expected - final}, worker exit codes {sorted(set(codes))}"
-    )
+    return wall, procs * updates - final, codes
 
 
 def main() -> None:
@@ -104,10 +104,31 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=5000)
     parser.add_argument("--procs", type=int, default=8)
     parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="harvestkit-bench-") as tmp:
-        bench_get(Path(tmp) / "cache", args.gets)
-        bench_updates(Path(tmp) / "cache", args.procs, args.updates)
+        result: dict[str, object] = bench_get(Path(tmp) / "cache", args.gets)
+        runs = [bench_updates(Path(tmp) / f"updates{i}", args.procs, args.updates) for i in range(args.runs)]
+    walls = [wall for wall, _, _ in runs]
+    total = args.procs * args.updates
+    result.update(
+        procs=args.procs, updates=args.updates, runs=args.runs, wall_s=statistics.median(walls),
+        lost=sum(lost for _, lost, _ in runs), exit_codes=sorted({c for _, _, codes in runs for c in codes}),
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"get ({args.gets} calls, record with 20 cookies): median {result['get_median_ms']:.3f} ms, "
+        f"p99 {result['get_p99_ms']:.3f} ms"
+    )
+    print(f"update, one process (100 calls, fsync'd): median {result['update_median_ms']:.3f} ms")
+    print(
+        f"{args.procs} processes x {args.updates} locked updates: wall {result['wall_s']:.2f} s"
+        f"{f' (median of {args.runs})' if args.runs > 1 else ''}, {total / result['wall_s']:.0f} updates/s, "
+        f"lost updates {result['lost']}, worker exit codes {result['exit_codes']}"
+    )
 
 
 if __name__ == "__main__":

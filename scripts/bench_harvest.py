@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark cold harvests against the sandbox: one site <= 2 s, both sites in one browser <= 3 s.
 
-Usage: python scripts/bench_harvest.py [--runs N]
+Usage: python scripts/bench_harvest.py [--runs N] [--json]
 
 "Cold" means: no browser running, a new (empty) browser profile directory, nothing of the site in
 the cache except, for Cerebras, the signed-in session a one-time `login` left there (its cookies
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import logging
 import os
 import shutil
@@ -48,7 +50,7 @@ async def timed(runs: int, prepare: Callable[[], None], call: Callable[[], Await
     return timings
 
 
-async def bench(runs: int, home: Path) -> bool:
+async def bench(runs: int, home: Path) -> dict[str, list[float]]:
     from harvestkit.cache import AuthCache
     from harvestkit.harvester import harvest, harvest_many, login
 
@@ -61,7 +63,7 @@ async def bench(runs: int, home: Path) -> bool:
     await harvest("cloudflare")
     print(f"untimed warm-up harvest (imports nodriver): {time.perf_counter() - started:.3f} s\n")
 
-    results = {
+    return {
         "cerebras": await timed(runs, lambda: make_cold(home, cache, ("cerebras",)), lambda: harvest("cerebras")),
         "cloudflare": await timed(runs, lambda: make_cold(home, cache, ("cloudflare",)), lambda: harvest("cloudflare")),
         "both (harvest_many)": await timed(
@@ -70,18 +72,18 @@ async def bench(runs: int, home: Path) -> bool:
             lambda: _many(harvest_many),
         ),
     }
-    ok = True
+
+
+def report(results: dict[str, list[float]]) -> None:
     print(f"{'cold harvest':<22}{'median':>9}{'min':>9}{'max':>9}{'target':>9}  ")
     for name, timings in results.items():
         median = statistics.median(timings)
-        met = median <= TARGETS[name]
-        ok &= met
         print(
             f"{name:<22}{median:>8.3f}s{min(timings):>8.3f}s{max(timings):>8.3f}s{TARGETS[name]:>8.1f}s  "
-            f"{'ok' if met else 'MISSED'}"
+            f"{'ok' if median <= TARGETS[name] else 'MISSED'}"
         )
+    runs = len(next(iter(results.values())))
     print(f"\nmedian of {runs} runs each; Chromium {shutil.which('chromium') or ''}")
-    return ok
 
 
 async def _many(harvest_many: Callable[..., Awaitable[dict[str, Any]]]) -> None:
@@ -94,6 +96,7 @@ async def _many(harvest_many: Callable[..., Awaitable[dict[str, Any]]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print only the timings, as JSON (the rest to stderr)")
     args = parser.parse_args()
     logging.getLogger("harvestkit.sandbox").setLevel(logging.ERROR)  # Chromium's background calls
 
@@ -103,10 +106,15 @@ def main() -> int:
     try:
         with Sandbox() as sandbox:
             os.environ.update(sandbox.env, HARVESTKIT_HOME=str(home))
-            ok = asyncio.run(bench(args.runs, home))
+            with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+                results = asyncio.run(bench(args.runs, home))
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    return 0 if ok else 1
+    if args.json:
+        print(json.dumps({name: {"timings": timings, "target": TARGETS[name]} for name, timings in results.items()}))
+    else:
+        report(results)
+    return 0 if all(statistics.median(timings) <= TARGETS[name] for name, timings in results.items()) else 1
 
 
 if __name__ == "__main__":

@@ -8,12 +8,15 @@ goes through its proxy and CA:
 * openai: ``AsyncOpenAI(base_url=..., http_client=httpx2.AsyncClient(proxy=..., verify=ctx))``
   (httpx2 is the HTTP library openai depends on);
 * g4f: gpt4free's ``Cerebras.create_async_generator(model, messages, api_key=key, proxy=...)``;
-  the sandbox CA reaches its curl_cffi session through ``CURL_CA_BUNDLE``.
+  the sandbox CA reaches the curl_cffi session it makes per call through ``REQUESTS_CA_BUNDLE``
+  and ``CURL_CA_BUNDLE``, which curl_cffi reads (it has no argument for a CA).
 
 Measured: chunks/s on a 20,000-chunk stream (median of N rounds, the clients in alternation,
-each warm) and the ratio to the naive loop; then, per client from a fresh instance, 10 sequential
-20-chunk requests read to their end: the TLS handshakes the sandbox saw and the median first-chunk
-latency of requests 2-10; and the import time of each library in fresh interpreters.
+each warm), the ratio to the naive loop and the client's CPU time per chunk (this process's
+``process_time``: unlike chunks/s, it does not depend on how fast the sandbox, sharing the
+machine, writes). Then, per client from a fresh instance, 10 sequential 20-chunk requests read
+to their end: the TLS handshakes the sandbox saw and the median first-chunk latency of requests
+2-10; and the import time of each library in fresh interpreters.
 
 Every proxy variable points at the sandbox, which refuses any other host: nothing leaves loopback.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import ssl
@@ -48,7 +52,7 @@ class Peer:
     """One client under test: opened once, then ``run`` streams a reply and counts its chunks."""
 
     name: ClassVar[str]
-    module: ClassVar[str]  # what the import-time measurement imports
+    module: ClassVar[str | None] = None  # what the import-time measurement imports
 
     def __init__(self, key: str, env: dict[str, str]) -> None:
         self.key = key
@@ -89,7 +93,7 @@ class Harvestkit(Peer):
 
 
 class Naive(Peer):
-    name, module = "naive loop", "curl_cffi.requests"
+    name = "naive loop"
 
     async def open(self) -> None:
         self.session = AsyncSession(impersonate="chrome", proxy=self.proxy, verify=self.ca_bundle)
@@ -146,7 +150,8 @@ class G4F(Peer):
         from g4f import debug
 
         debug.version_check = False  # it would ask PyPI
-        os.environ["CURL_CA_BUNDLE"] = self.ca_bundle  # read by every new curl_cffi session
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # read by every new curl_cffi session
+            os.environ[name] = self.ca_bundle
 
     async def run(self, prompt: str) -> Result:
         from g4f.Provider import Cerebras
@@ -164,19 +169,20 @@ class G4F(Peer):
 PEERS: dict[str, type[Peer]] = {"harvestkit": Harvestkit, "naive": Naive, "openai": OpenAISDK, "g4f": G4F}
 
 
-async def throughput(peers: list[Peer], runs: int) -> tuple[dict[str, float], dict[str, int]]:
-    """Median chunks/s of each warm client over ``runs`` rounds, and the chunks each received."""
+async def throughput(peers: list[Peer], runs: int) -> dict[str, dict[str, Any]]:
+    """Per client over ``runs`` rounds: chunks/s of each, CPU µs per chunk, chunks received."""
     for peer in peers:
         await peer.run("warm-up")  # connection, model list, lazy imports
-    rates: dict[str, list[float]] = {peer.name: [] for peer in peers}
-    received: dict[str, int] = {}
+    found: dict[str, dict[str, Any]] = {peer.name: {"rates": [], "cpu": []} for peer in peers}
     for _ in range(runs):
         for peer in peers:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             count, _ = await peer.run("benchmark")
-            rates[peer.name].append(count / (time.perf_counter() - started))
-            received[peer.name] = count
-    return {name: statistics.median(values) for name, values in rates.items()}, received
+            entry = found[peer.name]
+            entry["rates"].append(count / (time.perf_counter() - started))
+            entry["cpu"].append((time.process_time() - cpu) / count * 1e6)
+            entry["received"] = count
+    return found
 
 
 async def sequential(peer: Peer, sandbox: SandboxProcess, requests: int = 10) -> tuple[float, int]:
@@ -194,13 +200,15 @@ async def sequential(peer: Peer, sandbox: SandboxProcess, requests: int = 10) ->
     return statistics.median(latencies[1:]) * 1000, sandbox.handshakes(HOST) - before
 
 
-def import_time(module: str, runs: int) -> float:
-    """Median seconds of ``import module`` in fresh interpreters."""
+def import_time(module: str, runs: int) -> float | None:
+    """Median seconds of ``import module`` in fresh interpreters (None: it cannot be imported)."""
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    samples = [
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-        for _ in range(runs)
-    ]
+    samples = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+        if done.returncode:
+            return None
+        samples.append(float(done.stdout))
     return statistics.median(samples)
 
 
@@ -228,36 +236,41 @@ async def bench(names: list[str], chunks: int, runs: int) -> dict[str, Any]:
                 await peer.run("probe")
             except Exception as exc:  # noqa: BLE001 - a peer that cannot run is reported, not fatal
                 result["errors"][peer.name] = f"{type(exc).__name__}: {exc}"[:300]
+                with contextlib.suppress(Exception):
+                    await peer.close()
                 continue
             peers.append(peer)
         sandbox.knobs(reply_tokens=chunks)
-        rates, received = await throughput(peers, runs)
+        found = await throughput(peers, runs)
         for peer in peers:
             await peer.close()
-        naive = rates.get(Naive.name)
-        result["throughput"] = rates
-        result["received"] = received
-        result["ratio"] = {name: rate / naive for name, rate in rates.items()} if naive else {}
+        result["rounds"] = found
+        result["throughput"] = {name: statistics.median(entry["rates"]) for name, entry in found.items()}
+        result["cpu_us_per_chunk"] = {name: statistics.median(entry["cpu"]) for name, entry in found.items()}
+        result["received"] = {name: entry["received"] for name, entry in found.items()}
+        naive = result["throughput"].get(Naive.name)
+        result["ratio"] = {name: rate / naive for name, rate in result["throughput"].items()} if naive else {}
         sandbox.knobs(reply_tokens=20)
         result["first_chunk_ms"], result["handshakes"] = {}, {}
         for peer in peers:
             result["first_chunk_ms"][peer.name], result["handshakes"][peer.name] = await sequential(peer, sandbox)
-    result["import_s"] = {PEERS[name].module: import_time(PEERS[name].module, runs) for name in names if name != "naive"}
+    modules = [module for name in names if (module := PEERS[name].module)]
+    result["import_s"] = {module: import_time(module, runs) for module in modules}
     return result
 
 
 def report(result: dict[str, Any]) -> None:
     print(f"stream of {result['chunks']} chunks, median of {result['runs']} rounds; 10 sequential requests per client")
-    print(f"  {'client':<12}{'chunks/s':>10}{'vs naive':>10}{'first chunk':>13}{'handshakes':>12}")
+    print(f"  {'client':<12}{'chunks/s':>10}{'vs naive':>10}{'CPU/chunk':>11}{'first chunk':>13}{'handshakes':>12}")
     for name, rate in result["throughput"].items():
         print(
-            f"  {name:<12}{rate:>10.0f}{result['ratio'].get(name, 0):>9.2f}x"
+            f"  {name:<12}{rate:>10.0f}{result['ratio'].get(name, 0):>9.2f}x{result['cpu_us_per_chunk'][name]:>8.2f} µs"
             f"{result['first_chunk_ms'][name]:>10.1f} ms{result['handshakes'][name]:>12}"
         )
     for name, error in result["errors"].items():
         print(f"  {name:<12}not measured: {error}")
     for module, seconds in result["import_s"].items():
-        print(f"  import {module}: {seconds:.3f} s")
+        print(f"  import {module}: {'cannot be imported' if seconds is None else f'{seconds:.3f} s'}")
 
 
 def main() -> int:
@@ -267,7 +280,10 @@ def main() -> int:
     parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {', '.join(PEERS)}")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args()
-    result = asyncio.run(bench(args.peers.split(","), args.chunks, args.runs))
+    names = args.peers.split(",")
+    if unknown := set(names) - set(PEERS):
+        parser.error(f"unknown peers: {', '.join(sorted(unknown))}")
+    result = asyncio.run(bench(names, args.chunks, args.runs))
     if args.json:
         print(json.dumps(result))
     else:
