@@ -165,7 +165,8 @@ def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_ag
     due, fresh = [], {}
     for site in sites:
         record = cache.get(site, profile)
-        if record is None or not cache.is_fresh(record, margin, max_age=max_age):
+        stale = record is None or time.time() - record.harvested_at > max_age  # whatever its expiry
+        if stale or not cache.is_fresh(record, margin, max_age=max_age):
             due.append(site)
         else:
             left = None if record.expires_at is None else record.expires_at - time.time()

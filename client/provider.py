@@ -97,6 +97,7 @@ class Call:
         :class:`StreamTimeout` with the text so far; a transfer that breaks mid-way ends the
         stream if the parser saw it complete, else raises :class:`StreamBroken`."""
         received = False
+        cause: ClientError | None = None  # the transfer broke: the parser says if it was complete
         while True:
             wait = self.idle()
             try:
@@ -108,21 +109,21 @@ class Call:
             except (ConnectError, Timeout) as error:
                 if not received:
                     raise
-                try:
-                    tail = parser.close()
-                except StreamBroken as broken:
-                    broken.cause = error
-                    raise broken from error
-                for event in tail:
-                    yield event
-                return
+                cause = error
+                break
             if data is None:
                 break
             received = True
             for event in parser.feed(data):
                 yield event
-        for event in parser.close():
-            yield event
+        try:
+            for event in parser.finish():  # the last events reach the caller before the error
+                yield event
+        except StreamBroken as broken:
+            if cause is None:
+                raise
+            broken.cause = cause
+            raise broken from cause
 
 
 def as_messages(messages: Messages | str, system: str | None = None) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import re
 import weakref
 from dataclasses import dataclass, field
@@ -190,6 +191,20 @@ class WebSocket:
             self._raw.terminate()
 
 
+_HANDLE: contextvars.ContextVar[asyncio.Future[Any] | None] = contextvars.ContextVar("harvestkit_curl", default=None)
+
+
+class _Session(AsyncSession):
+    """An ``AsyncSession`` that tells :meth:`Transport.send` which curl handle a request got."""
+
+    async def pop_curl(self) -> Any:
+        curl = await super().pop_curl()
+        waiting = _HANDLE.get()
+        if waiting is not None and not waiting.done():
+            waiting.set_result(curl)
+        return curl
+
+
 class Transport:
     """The sessions of one provider: one curl_cffi ``AsyncSession`` per running event loop."""
 
@@ -206,24 +221,47 @@ class Transport:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None:
-            session = AsyncSession(max_clients=max_connections)
+            session = _Session(max_clients=max_connections)
             self._sessions[loop] = session
         return session
 
     async def send(self, request: Request) -> Response:
-        """Send ``request``; return once its status and headers arrived (body still streaming)."""
+        """Send ``request``; return once its status and headers arrived (body still streaming).
+
+        curl_cffi hands a streamed response over with its first body byte (curl's own limit on
+        that wait is several seconds longer than connect + idle timeout): once a connection is
+        free, the wait is bounded by those two timeouts here, and a request abandoned while
+        waiting (timeout, cancellation) is aborted at once."""
         session = self.session(request.max_connections)
+        handle: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        token = _HANDLE.set(handle)
         try:
-            raw = await session.request(
+            sending = asyncio.ensure_future(session.request(
                 request.method,
                 request.url,
                 json=request.json,
                 stream=True,
                 discard_cookies=True,  # cookies travel per request, never in the shared session
                 **request.curl_kwargs(),
-            )
+            ))  # fmt: skip
+        finally:
+            _HANDLE.reset(token)
+        limit = request.connect_timeout + request.idle_timeout
+        try:
+            await asyncio.wait((sending, handle), return_when=asyncio.FIRST_COMPLETED)  # a free connection
+            async with asyncio.timeout(limit):
+                raw = await sending
+        except TimeoutError:
+            where = request.url.split("?", 1)[0]
+            raise Timeout(f"no response from {where} in {limit:g} s", provider=self.provider) from None
         except curl_errors.RequestException as exc:
             raise translate(exc, self.provider, request.url) from None
+        finally:
+            if not sending.done() or sending.cancelled():  # abandoned: stop the transfer now
+                sending.cancel()
+                if handle.done():
+                    with contextlib.suppress(Exception):
+                        session.acurl.remove_handle(handle.result())
         return Response(raw, session, self.provider, request.url)
 
     async def websocket(self, request: Request) -> WebSocket:

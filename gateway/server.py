@@ -21,6 +21,9 @@ from .app import create_app
 __all__ = ["ACCESS_LOG", "AccessLogger", "InsecureBind", "check_bind", "is_loopback", "serve"]
 
 ACCESS_LOG = logging.getLogger("harvestkit.gateway.access")
+KEEPALIVE_TIMEOUT = 75.0
+"""Seconds a connection may stay idle, or sit on an unfinished request head (aiohttp's
+``AppRunner`` default is an hour: slow-header clients could hold sockets that long)."""
 
 
 class InsecureBind(ValueError):
@@ -92,6 +95,7 @@ async def serve(
         access_log_class=AccessLogger,
         access_log=ACCESS_LOG,
         shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
     )
     await runner.setup()
     try:

@@ -91,14 +91,7 @@ class TabHarvest:
             raise await self.died(exc) from None  # gone: so, most likely, is the browser
 
     async def died(self, cause: BaseException | None = None) -> BrowserDied:
-        until = time.monotonic() + EXIT_GRACE
-        while self.chromium.returncode is None and time.monotonic() < until:
-            await asyncio.sleep(0.01)
-        code = self.chromium.returncode
-        how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
-        if code is None:
-            how = f"stopped answering ({type(cause).__name__})"
-        return BrowserDied(f"{self.site}: the browser (pid {self.chromium.pid}) {how} in the middle of the harvest")
+        return await browser_died(self.chromium, self.site, cause)
 
     def timeout(self) -> HarvestTimeout:
         return HarvestTimeout(
@@ -310,6 +303,25 @@ def _epoch(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the DevTools connection is gone (so, most likely, is the browser)."""
+    from websockets.exceptions import WebSocketException
+
+    return isinstance(exc, (OSError, RuntimeError, WebSocketException))
+
+
+async def browser_died(chromium: Chromium, site: str, cause: BaseException | None = None) -> BrowserDied:
+    """The error for a browser that went away in the middle of a harvest, with how it ended."""
+    until = time.monotonic() + EXIT_GRACE
+    while chromium.returncode is None and time.monotonic() < until:
+        await asyncio.sleep(0.01)
+    code = chromium.returncode
+    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+    if code is None:
+        how = f"stopped answering ({type(cause).__name__})"
+    return BrowserDied(f"{site}: the browser (pid {chromium.pid}) {how} in the middle of the harvest")
 
 
 async def seed_cookies(chromium: Chromium, cookies: list[Cookie]) -> None:

@@ -22,7 +22,14 @@ from typing import Any
 from harvestkit.cache import AuthCache, Cookie, SessionRecord
 
 from .browser import Chromium, LaunchOptions
-from .engine import Job, PageHook, TabHarvest, seed_cookies
+from .engine import (
+    Job,
+    PageHook,
+    TabHarvest,
+    browser_died,
+    connection_lost,
+    seed_cookies,
+)
 from .errors import HarvestError, HarvestTimeout, NoDisplay
 from .profiles import profile_dir, profile_locks
 from .progress import Reporter
@@ -93,16 +100,21 @@ async def run_browser(
         chromium = Chromium(LaunchOptions(headless=headless, user_data_dir=directory, proxy=proxy, spki_pins=pins))
         try:
             try:
-                await asyncio.wait_for(chromium.start(), max(deadline - time.monotonic(), 0.0))
-                report("browser-started", label, f"{chromium.version}, pid {chromium.pid}")
-                await asyncio.wait_for(
-                    seed_cookies(chromium, await _seeds(cache, sites, profile)), max(deadline - time.monotonic(), 0.0)
-                )
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation (Ctrl-C)
+                # that arrives as the awaited start finishes, so the harvest would carry on
+                async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                    await chromium.start()
+                    report("browser-started", label, f"{chromium.version}, pid {chromium.pid}")
+                    await seed_cookies(chromium, await _seeds(cache, sites, profile))
+                tabs = [chromium.browser.main_tab]
+                for _ in sites[1:]:
+                    tabs.append(await _new_tab(chromium))
             except TimeoutError:
                 raise HarvestTimeout(f"{label}: the browser did not start in time", site=label, profile=profile) from None
-            tabs = [chromium.browser.main_tab]
-            for _ in sites[1:]:
-                tabs.append(await _new_tab(chromium))
+            except Exception as exc:  # the browser died before its tabs were ready
+                if chromium.pid is None or not connection_lost(exc):
+                    raise
+                raise await browser_died(chromium, label, exc) from None
             jobs = [
                 Job(recipe, profile, deadline, report, interactive, proxy, source, on_page) for recipe in recipes
             ]

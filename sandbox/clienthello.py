@@ -44,6 +44,9 @@ class ClientHello:
         return "chrome" if self.grease else "other"
 
 
+MAX_RECORD = 1 << 14
+
+
 def is_grease(value: int) -> bool:
     """True for the reserved GREASE values 0x0a0a, 0x1a1a, ... 0xfafa."""
     return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
@@ -55,7 +58,10 @@ def needed_bytes(buffer: bytes) -> int:
         return 5
     if buffer[0] != HANDSHAKE:
         raise NotClientHello("not a TLS handshake record")
-    return 5 + struct.unpack_from("!H", buffer, 3)[0]
+    length = struct.unpack_from("!H", buffer, 3)[0]
+    if length > MAX_RECORD:  # RFC 8446 5.1; the proxy could never peek that much either
+        raise NotClientHello(f"a TLS record of {length} bytes (more than 2^14)")
+    return 5 + length
 
 
 class _Reader:

@@ -163,12 +163,12 @@ class ForwardProxy:
         loop = asyncio.get_running_loop()
         data = b""
         while b"\r\n\r\n" not in data:
-            if len(data) > MAX_HEAD:
-                raise BadRequest("request head too large")
             chunk = await loop.sock_recv(conn, 65536)
             if not chunk:
                 raise ConnectionResetError("client closed before sending a request")
             data += chunk
+            if len(data) > MAX_HEAD and b"\r\n\r\n" not in data[: MAX_HEAD + 4]:
+                raise BadRequest("request head too large")
         head, _, rest = data.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         try:
@@ -204,6 +204,7 @@ class ForwardProxy:
     async def _peek_hello(self, conn: socket.socket) -> bytes:
         """The client's first TLS record, left unread for the TLS server."""
         loop = asyncio.get_running_loop()
+        pause = 0.002
         while True:
             readable = loop.create_future()
             loop.add_reader(conn.fileno(), lambda done=readable: done.done() or done.set_result(None))
@@ -216,7 +217,10 @@ class ForwardProxy:
                 raise ConnectionResetError("client closed before its ClientHello")
             if len(data) >= needed_bytes(data):
                 return data
-            await asyncio.sleep(0.002)  # a hello split across segments: let the rest arrive
+            # A hello split across segments: let the rest arrive. The peeked bytes keep the socket
+            # readable, so back off: a client holding half a hello must not keep the loop spinning.
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
 
 async def _send_quietly(conn: socket.socket, data: bytes) -> None:

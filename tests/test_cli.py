@@ -210,3 +210,12 @@ def test_login_without_a_display_says_how_to_sign_in_elsewhere(run, sandbox, hom
     result = run("login", "cerebras", env=env)
     assert result.returncode == 3
     assert "display" in result.stderr.lower() and "cache import" in result.stderr
+
+
+def test_refresh_renews_a_session_older_than_max_age(run, sandbox, home) -> None:
+    needs_browser()
+    seed(sandbox, home, "cloudflare")
+    time.sleep(1.1)
+    result = run("refresh", "--margin", "1m", "--max-age", "1s")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["refreshed"] == ["cloudflare"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from harvestkit.client.errors import (
@@ -184,6 +184,20 @@ class StreamParser:
         out: list[Event] = []
         self._close(out)
         return out
+
+    def finish(self) -> Iterator[Event]:
+        """:meth:`close` for a consumer that passes events on: the last events are yielded even
+        when the stream was cut short, and only then is :class:`StreamBroken` raised, so the
+        caller has received exactly the text the error carries."""
+        if self._error is not None:
+            raise self._error
+        out: list[Event] = []
+        try:
+            self._close(out)
+        except ClientError as error:
+            yield from out
+            raise error  # noqa: TRY201 - explicit: raised after yields
+        yield from out
 
     def _feed(self, data: bytes, out: list[Event]) -> None:
         raise NotImplementedError

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Browser chaos: harvests that succeed, time out, find the site dead, lose their browser to a
+SIGKILL, are cancelled, or get Ctrl-C in a `harvestkit harvest` subprocess; then the leftovers.
+
+Usage: python scripts/chaos_browser.py [--runs 50] [--seed 1] [--json]
+
+The harvests run one after another against a local sandbox, on one browser profile, at random
+moments of each failure. Afterwards it counts what no harvest may leave behind: Chromium
+processes (descendants of this script, or any carrying its private TMPDIR), zombies, temporary
+directories in its private TMPDIR (browser temp dirs, temporary profiles), held profile or cache
+locks and stale Singleton links in the profile. Exit status 1 if any count is not 0 or a harvest
+ended in a way other than expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+KINDS = ("success", "timeout", "dead site", "browser killed", "cancelled", "ctrl-c")
+
+
+@dataclasses.dataclass
+class Run:
+    """One harvest of the mix: what was done, how it ended, whether that was the expected end."""
+
+    kind: str
+    outcome: str
+    seconds: float
+    ok: bool
+
+
+@dataclasses.dataclass
+class Leftovers:
+    """What must be 0 after the runs."""
+
+    chromium_processes: list[str]
+    zombies: list[str]
+    temp_dirs: list[str]
+    held_locks: list[str]
+    singleton_links: list[str]
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(value) for name, value in dataclasses.asdict(self).items()}
+
+    @property
+    def clean(self) -> bool:
+        return not any(self.counts().values())
+
+
+# -- what is left ----------------------------------------------------------------------------
+
+
+def _stat(pid: str) -> tuple[str, str, int] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace"), fields[0].decode(), int(fields[1])
+
+
+def _carries(pid: str, marker: bytes) -> bool:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as handle:
+        return marker in handle.read()
+    return False
+
+
+def processes(root: Path, zombies_before: set[str]) -> tuple[list[str], list[str]]:
+    """(Chromium processes of ours, zombies of ours or new Chromium zombies anywhere)."""
+    me = os.getpid()
+    table = {pid: stat for pid in os.listdir("/proc") if pid.isdigit() and (stat := _stat(pid))}
+
+    def descends(pid: str) -> bool:
+        for _ in range(64):
+            if pid not in table:
+                return False
+            if table[pid][2] == me:
+                return True
+            pid = str(table[pid][2])
+        return False
+
+    marker = f"TMPDIR={root}".encode()
+    browsers, zombies = [], []
+    for pid, (name, state, _) in table.items():
+        chromium = "chrom" in name.lower()
+        if state == "Z" and (descends(pid) or (chromium and pid not in zombies_before)):
+            zombies.append(f"{pid} {name}")
+        elif chromium and (descends(pid) or _carries(pid, marker)):
+            browsers.append(f"{pid} {state} {name}")
+    return browsers, zombies
+
+
+def chromium_zombies() -> set[str]:
+    return {pid for pid in os.listdir("/proc") if pid.isdigit() and (s := _stat(pid)) and s[1] == "Z" and "chrom" in s[0]}
+
+
+def leftovers(root: Path, zombies_before: set[str]) -> Leftovers:
+    browsers, zombies = processes(root, zombies_before)
+    home = root / "home"
+    return Leftovers(
+        chromium_processes=browsers,
+        zombies=zombies,
+        temp_dirs=[str(p) for p in (root / "tmp").iterdir()],
+        held_locks=[str(p) for p in [*home.glob("browser/*/*.holder"), *home.glob("sessions/*/*.holder")]],
+        singleton_links=[str(p) for p in home.glob("browser/*/*/Singleton*")],
+    )
+
+
+# -- the harvests ------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fresh(sandbox: Any) -> None:
+    """Default knobs, no faults; every clearance given so far dies, so each harvest is challenged."""
+    sandbox.state.reset()
+    sandbox.expire_all()
+
+
+def later(seconds: float, action: Callable[[], Any]) -> None:
+    asyncio.get_running_loop().call_later(seconds, action)
+
+
+async def in_process(kind: str, sandbox: Any, rng: random.Random) -> tuple[str, bool]:
+    """One harvest in this process; (how it ended, whether that was expected)."""
+    from harvestkit.cache import AuthCache
+    from harvestkit.harvester import (
+        BrowserDied,
+        HarvestTimeout,
+        SiteUnreachable,
+        harvest,
+    )
+
+    cache, proxy = AuthCache(), None
+    expected: type[BaseException] | None = None
+    fresh(sandbox)
+    if kind == "timeout":
+        sandbox.set_knobs(challenge_delay=30)
+        expected, timeout = HarvestTimeout, rng.uniform(1.0, 2.0)
+    elif kind == "dead site":
+        expected, timeout, site = SiteUnreachable, 20.0, "cloudflare"
+        if rng.random() < 0.5:
+            proxy = f"http://127.0.0.1:{closed_port()}"
+        else:
+            sandbox.fault("cerebras.session", status=503)
+    else:
+        sandbox.set_knobs(challenge_delay=0.15 if kind == "success" else 30)
+        timeout = 20.0
+    site = "cerebras" if kind == "dead site" and proxy is None else "cloudflare"
+
+    def progress(event: Any) -> None:
+        if kind == "browser killed" and event.step == "browser-started":
+            pid = int(event.detail.rsplit(" ", 1)[1])
+            later(rng.uniform(0.0, 0.8), lambda: os.kill(pid, signal.SIGKILL))
+
+    task = asyncio.create_task(harvest(site, cache=cache, proxy=proxy, timeout=timeout, progress=progress))
+    if kind == "cancelled":
+        later(rng.uniform(0.1, 1.5), task.cancel)
+    try:
+        record = await task
+    except asyncio.CancelledError:
+        return "CancelledError", kind == "cancelled"
+    except BrowserDied as exc:
+        return f"BrowserDied: {exc}"[:120], kind == "browser killed"
+    except Exception as exc:  # noqa: BLE001 - judged below
+        return f"{type(exc).__name__}: {exc}"[:120], expected is not None and isinstance(exc, expected)
+    return f"ok: {len(record.cookies)} cookies", kind == "success"
+
+
+def browser_child(pid: int) -> bool:
+    """Whether process ``pid`` has a Chromium child yet."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(entry)) and stat[2] == pid and "chrom" in stat[0]:
+            return True
+    return False
+
+
+def ctrl_c(sandbox: Any, env: dict[str, str], rng: random.Random) -> tuple[str, bool]:
+    """`harvestkit harvest cloudflare` in a subprocess, SIGINT to its process group once its browser runs."""
+    fresh(sandbox)
+    sandbox.set_knobs(challenge_delay=30)
+    command = [sys.executable, "-m", "harvestkit.cli", "harvest", "cloudflare", "--timeout", "30"]
+    proc = subprocess.Popen(  # a session of its own, as a shell gives a foreground job
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 20
+    while not browser_child(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # at once (the first Chromium process is often the `chromium --version` probe), or later
+    time.sleep(0.0 if rng.random() < 0.3 else rng.uniform(0.0, 0.6))
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does: the whole job gets it
+    try:
+        stdout, stderr = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return "still running 20 s after SIGINT", False
+    clean = proc.returncode == 130 and "Traceback" not in stderr
+    said = f", stdout: {stdout.strip()[-200:]!r}, stderr: {stderr.strip()[-300:]!r}" if not clean else ""
+    return f"exit {proc.returncode}{said}", clean
+
+
+def plan(runs: int, seed: int) -> list[str]:
+    """``runs`` kinds, each as often as the others (give or take one), in a random order."""
+    kinds = [KINDS[i % len(KINDS)] for i in range(runs)]
+    random.Random(seed).shuffle(kinds)
+    return kinds
+
+
+def run_chaos(runs: int = 50, seed: int = 1, report: Callable[[str], None] = print) -> tuple[list[Run], Leftovers]:
+    """Run the mix in a private TMPDIR and HARVESTKIT_HOME (removed afterwards); the runs and
+    what was left. Every run is followed by a check, so a leftover is blamed on its run."""
+    from harvestkit.sandbox import Sandbox
+
+    logging.getLogger("harvestkit.sandbox").setLevel(logging.ERROR)  # Chromium's own background calls
+    root = Path(tempfile.mkdtemp(prefix="hkchaos-", dir="/tmp"))  # short: Chromium's socket path
+    (root / "tmp").mkdir()
+    saved = {name: os.environ.get(name) for name in ("HARVESTKIT_HOME", "HARVESTKIT_PROXY", "HARVESTKIT_CA_BUNDLE", "TMPDIR")}
+    saved_tempdir, rng, results = tempfile.tempdir, random.Random(seed), []
+    zombies_before = chromium_zombies()
+    try:
+        with Sandbox(workdir=root / "sandbox") as sandbox:
+            os.environ.update(sandbox.env, HARVESTKIT_HOME=str(root / "home"), TMPDIR=str(root / "tmp"))
+            tempfile.tempdir = str(root / "tmp")
+            for index, kind in enumerate(plan(runs, seed), 1):
+                started = time.monotonic()
+                if kind == "ctrl-c":
+                    outcome, ok = ctrl_c(sandbox, dict(os.environ), rng)
+                else:
+                    outcome, ok = asyncio.run(in_process(kind, sandbox, rng))
+                left = leftovers(root, zombies_before)
+                if not left.clean:
+                    ok, outcome = False, f"{outcome}; left {left}"
+                results.append(Run(kind, outcome, time.monotonic() - started, ok))
+                report(f"{index:3d} {kind:<15} {results[-1].seconds:5.2f} s  {'ok  ' if ok else 'FAIL'} {outcome}")
+        return results, leftovers(root, zombies_before)
+    finally:
+        tempfile.tempdir = saved_tempdir
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    args = parser.parse_args()
+    started = time.monotonic()
+    runs, left = run_chaos(args.runs, args.seed, (lambda line: None) if args.json else print)
+    failed = [run for run in runs if not run.ok]
+    summary = {
+        "runs": len(runs),
+        "by_kind": dict(Counter(run.kind for run in runs)),
+        "unexpected": len(failed),
+        "seconds": round(time.monotonic() - started, 1),
+        **left.counts(),
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"\n{len(runs)} harvests in {summary['seconds']} s: " + ", ".join(f"{n} {k}" for k, n in summary["by_kind"].items()))
+        print(f"ended as expected: {len(runs) - len(failed)}/{len(runs)}")
+        for name, count in left.counts().items():
+            print(f"{name.replace('_', ' ')}: {count}")
+    return 0 if left.clean and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
