@@ -63,10 +63,21 @@ async def solve_challenge(session: AsyncSession, user_agent: str = CHROME_UA) ->
     return verdict.status_code == 200
 
 
+async def _holds(tab: Any, condition: str) -> bool:
+    try:
+        return bool(await tab.evaluate(f"!!({condition})"))
+    except Exception as exc:  # nodriver's ProtocolException, told apart by its message
+        # A click that navigates destroys the page being evaluated in: not yet, ask again.
+        if "navigated" in str(exc) or "context" in str(exc).lower():
+            return False
+        raise
+
+
 async def wait_for_page(tab: Any, condition: str, timeout: float = 15.0) -> None:
-    """Poll a nodriver tab (every 50 ms) until the JavaScript `condition` holds."""
+    """Poll a nodriver tab (every 50 ms) until the JavaScript `condition` holds (a navigation
+    in progress counts as "not yet")."""
     deadline = time.monotonic() + timeout
-    while not await tab.evaluate(f"!!({condition})"):
+    while not await _holds(tab, condition):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the page never satisfied: {condition}")
         await asyncio.sleep(0.05)
