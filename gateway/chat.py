@@ -8,6 +8,7 @@ error event (``data: {"error": {...}}``) and the stream ends without ``[DONE]``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,11 +25,20 @@ __all__ = ["chat_completions"]
 logger = logging.getLogger("harvestkit.gateway")
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+BODY_TIMEOUT = 30.0  # seconds to receive a request body: a trickling client does not hold a socket
+
+
+async def _body(request: web.Request) -> bytes:
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            return await request.read()
+    except TimeoutError:
+        raise GatewayError(408, f"the request body did not arrive within {BODY_TIMEOUT:g} s", code="request_timeout") from None
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
-    chat = parse_chat_request(await request.read())
+    chat = parse_chat_request(await _body(request))
     route = await gateway.catalog.route(chat.model)
     stream = route.cls.stream(chat.messages, route.model, **chat.params, **gateway.call_options)
     async with stream:

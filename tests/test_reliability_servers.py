@@ -8,6 +8,7 @@ by the server's own timeout (shortened here); holding them must not keep the ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -202,4 +203,25 @@ async def test_gateway_survives_clients_that_vanish_mid_body_or_mid_stream(clien
             reset(writer)
         await eventually(lambda: [r.outcome for r in client_env.chats()].count("client_disconnected") == 3, 3.0)
         client_env.sandbox.set_knobs(pace=0.0, reply_tokens=None)
+        await ordinary_gateway_request(url)
+
+
+async def test_gateway_answers_408_to_a_body_that_trickles(client_env: ClientEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harvestkit.gateway.chat as gateway_chat
+
+    monkeypatch.setattr(gateway_chat, "BODY_TIMEOUT", 0.5)
+    async with serve(port=0) as url:
+        port = int(url.rsplit(":", 1)[1])
+        request = post(b'{"model": "cerebras/llama3.1-8b", "messages": []}')
+        reader, writer = await connect(port, request[:-10])  # the head and most of the body, then nothing
+        started = time.monotonic()
+        answer = b""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(3.0):
+                while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                    answer += await reader.read(65536)
+        writer.transport.abort()
+        assert answer.split(b" ", 2)[1:2] == [b"408"], answer[:200]
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "request_timeout"
+        assert time.monotonic() - started < 2.0
         await ordinary_gateway_request(url)
