@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from typing import NamedTuple
 
 PR_SET_CHILD_SUBREAPER = 36
 _is_subreaper = False
@@ -31,23 +32,33 @@ def become_subreaper() -> bool:
     return _is_subreaper
 
 
-def _stat(pid: int) -> tuple[str, str, int, int, int] | None:
-    """(comm, state, ppid, pgrp, start time in clock ticks) of a process, from /proc."""
+class ProcStat(NamedTuple):
+    """What /proc/<pid>/stat says of a process (the fields harvestkit uses)."""
+
+    comm: str
+    state: str
+    ppid: int
+    pgrp: int
+    start_ticks: int  # clock ticks since boot
+
+
+def proc_stat(pid: int | str) -> ProcStat | None:
+    """The process's /proc stat fields, None if it is gone (or unreadable)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
         # The command name may contain spaces: the fields after ")" are fixed.
         fields = stat[stat.rindex(b")") + 2 :].split()
         comm = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
-        return comm, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19])
+        return ProcStat(comm, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19]))
     except (OSError, ValueError, IndexError):
         return None
 
 
 def start_ticks(pid: int) -> int:
     """When a process started, in clock ticks since boot (0 if unknown)."""
-    stat = _stat(pid)
-    return stat[4] if stat else 0
+    stat = proc_stat(pid)
+    return stat.start_ticks if stat else 0
 
 
 def browser_children(pgid: int, since: int) -> dict[int, str]:
@@ -62,7 +73,7 @@ def browser_children(pgid: int, since: int) -> dict[int, str]:
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
-            stat = _stat(int(entry))
+            stat = proc_stat(entry)
             if stat is None:
                 continue
             comm, state, ppid, pgrp, started = stat

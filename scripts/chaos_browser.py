@@ -34,6 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harvestkit.harvester.reaper import proc_stat
+
 KINDS = ("success", "timeout", "dead site", "browser killed", "cancelled", "ctrl-c")
 
 
@@ -68,16 +70,6 @@ class Leftovers:
 # -- what is left ----------------------------------------------------------------------------
 
 
-def _stat(pid: str) -> tuple[str, str, int] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace"), fields[0].decode(), int(fields[1])
-
-
 def _carries(pid: str, marker: bytes) -> bool:
     with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as handle:
         return marker in handle.read()
@@ -87,7 +79,7 @@ def _carries(pid: str, marker: bytes) -> bool:
 def processes(root: Path, zombies_before: set[str]) -> tuple[list[str], list[str]]:
     """(Chromium processes of ours, zombies of ours or new Chromium zombies anywhere)."""
     me = os.getpid()
-    table = {pid: stat for pid in os.listdir("/proc") if pid.isdigit() and (stat := _stat(pid))}
+    table = {pid: stat for pid in os.listdir("/proc") if pid.isdigit() and (stat := proc_stat(pid))}
 
     def descends(pid: str) -> bool:
         for _ in range(64):
@@ -100,7 +92,7 @@ def processes(root: Path, zombies_before: set[str]) -> tuple[list[str], list[str
 
     marker = f"TMPDIR={root}".encode()
     browsers, zombies = [], []
-    for pid, (name, state, _) in table.items():
+    for pid, (name, state, *_) in table.items():
         chromium = "chrom" in name.lower()
         if state == "Z" and (descends(pid) or (chromium and pid not in zombies_before)):
             zombies.append(f"{pid} {name}")
@@ -110,7 +102,7 @@ def processes(root: Path, zombies_before: set[str]) -> tuple[list[str], list[str
 
 
 def chromium_zombies() -> set[str]:
-    return {pid for pid in os.listdir("/proc") if pid.isdigit() and (s := _stat(pid)) and s[1] == "Z" and "chrom" in s[0]}
+    return {pid for pid in os.listdir("/proc") if pid.isdigit() and (s := proc_stat(pid)) and s[1] == "Z" and "chrom" in s[0]}
 
 
 def leftovers(root: Path, zombies_before: set[str]) -> Leftovers:
@@ -193,7 +185,7 @@ async def in_process(kind: str, sandbox: Any, rng: random.Random) -> tuple[str, 
 def browser_child(pid: int) -> bool:
     """Whether process ``pid`` has a Chromium child yet."""
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _stat(entry)) and stat[2] == pid and "chrom" in stat[0]:
+        if entry.isdigit() and (stat := proc_stat(entry)) and stat[2] == pid and "chrom" in stat[0]:
             return True
     return False
 

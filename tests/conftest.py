@@ -4,25 +4,15 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from harvestkit.harvester.reaper import proc_stat
 
 pytest_plugins = ["harvestkit.sandbox.pytest_plugin", "client_helpers"]
-
-
-def _stat(pid: str) -> tuple[str, str, int] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    name = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return name, fields[0].decode(), int(fields[1])
 
 
 def chromium_processes() -> list[str]:
     """Browser processes descended from this test process (live or zombie), and our zombies."""
     me = os.getpid()
-    table = {pid: stat for pid in os.listdir("/proc") if pid.isdigit() and (stat := _stat(pid))}
+    table = {pid: stat for pid in os.listdir("/proc") if pid.isdigit() and (stat := proc_stat(pid))}
 
     def ours(pid: str) -> bool:
         seen = 0
@@ -35,7 +25,7 @@ def chromium_processes() -> list[str]:
 
     return [
         f"{pid} {state} {name}"
-        for pid, (name, state, _) in table.items()
+        for pid, (name, state, *_) in table.items()
         if ours(pid) and ("chrom" in name.lower() or state == "Z")
     ]
 
