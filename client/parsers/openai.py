@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from json.decoder import scanstring as _scanstring
 from typing import Any
 
-from harvestkit.client.errors import ProtocolError, ServerError
+from harvestkit.client.errors import ServerError
 from harvestkit.client.events import (
     Event,
     FinishReason,
@@ -20,11 +20,10 @@ from harvestkit.client.events import (
 from harvestkit.client.parsers._common import (
     MAX_LINE,
     SHAPE_ERRORS,
-    StreamParser,
     json_body,
     usage_from,
 )
-from harvestkit.client.parsers.sse import SSEDecoder
+from harvestkit.client.parsers.sse import SSEStreamParser
 from harvestkit.client.responses import error_from_body
 
 __all__ = ["OpenAIStreamParser", "parse_completion"]
@@ -34,7 +33,7 @@ _TEXT_KEY = re.compile(r'"(content|reasoning|reasoning_content)"\s*:\s*"')
 _LEARN_BUDGET = 4  # slow chunks in a row after which templates are learned only rarely
 
 
-class OpenAIStreamParser(StreamParser):
+class OpenAIStreamParser(SSEStreamParser):
     """Decodes an OpenAI / Cerebras chat completion SSE stream.
 
     Events: ``delta.content`` -> ``str`` (empty strings skipped, repeats kept);
@@ -52,8 +51,7 @@ class OpenAIStreamParser(StreamParser):
     """
 
     def __init__(self, provider: str = "cerebras", *, max_line: int = MAX_LINE) -> None:
-        super().__init__(provider)
-        self._sse = SSEDecoder(max_line)
+        super().__init__(provider, max_line)
         # (prefix, suffix, min length, is reasoning) of text-only chunks seen
         self._templates: list[tuple[str, str, int, bool]] = []
         self._tools: dict[Any, dict[str, Any]] = {}
@@ -95,16 +93,14 @@ class OpenAIStreamParser(StreamParser):
 
     def _close(self, out: list[Event]) -> None:
         """Raise :class:`StreamBroken` if the stream ended before its final chunk."""
-        try:
-            for payload in self._sse.close():
-                self._payload(payload, out)
-        except ProtocolError as exc:  # the last event lacked its blank line: cut mid-way
-            if self._finish is None:  # (a cut after the finish reason loses nothing)
-                raise self._broken("the stream was cut in the middle of a chunk", exc) from None
+        self._flush(out)
         if not self._ended:
             if self._finish is None and not self._done:
                 raise self._broken("the stream ended before its final chunk")
             self._end(out)
+
+    def _cut_is_harmless(self) -> bool:
+        return self._finish is not None  # a cut after the finish reason loses nothing
 
     def handle_chunk(self, chunk: Any) -> list[Event]:
         """The events of one decoded chunk (or of a ``chat.completion`` body)."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from harvestkit.client.errors import ProtocolError
-from harvestkit.client.parsers._common import MAX_LINE, TextBuffer
+from harvestkit.client.events import Event
+from harvestkit.client.parsers._common import MAX_LINE, StreamParser, TextBuffer
 
-__all__ = ["SSEDecoder"]
+__all__ = ["SSEDecoder", "SSEStreamParser"]
 
 
 class SSEDecoder:
@@ -73,3 +74,33 @@ class SSEDecoder:
             out.append("\n".join(self._data))
             self._data = []
             self._size = 0
+
+
+class SSEStreamParser(StreamParser):
+    """A stream parser whose wire is SSE: each event's data payload goes to ``_payload``."""
+
+    def __init__(self, provider: str, max_line: int = MAX_LINE) -> None:
+        super().__init__(provider)
+        self._sse = SSEDecoder(max_line)
+
+    def _feed(self, data: bytes, out: list[Event]) -> None:
+        for payload in self._sse.feed(data):
+            self._payload(payload, out)
+
+    def _flush(self, out: list[Event]) -> None:
+        """The events of what is left at the end. A last event cut mid-way (no blank line)
+        raises :class:`StreamBroken`, unless :meth:`_cut_is_harmless` says the answer was
+        already complete."""
+        try:
+            for payload in self._sse.close():
+                self._payload(payload, out)
+        except ProtocolError as exc:
+            if not self._cut_is_harmless():
+                raise self._broken("the stream was cut in the middle of a chunk", exc) from None
+
+    def _cut_is_harmless(self) -> bool:
+        return False
+
+    def _payload(self, payload: str, out: list[Event]) -> None:
+        raise NotImplementedError
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from harvestkit.client.errors import ProtocolError
 from harvestkit.client.events import (
     Event,
     FinishReason,
@@ -16,16 +15,15 @@ from harvestkit.client.events import (
 from harvestkit.client.parsers._common import (
     MAX_LINE,
     SHAPE_ERRORS,
-    StreamParser,
     usage_from,
 )
-from harvestkit.client.parsers.sse import SSEDecoder
+from harvestkit.client.parsers.sse import SSEStreamParser
 from harvestkit.client.responses import error_from_body
 
 __all__ = ["UIStreamParser"]
 
 
-class UIStreamParser(StreamParser):
+class UIStreamParser(SSEStreamParser):
     """Decodes a UI message stream (SSE ``data: {"type": ...}`` chunks, then ``[DONE]``).
 
     Events: ``text-delta`` -> ``str`` (empty skipped, repeats kept); ``reasoning-delta`` ->
@@ -38,23 +36,14 @@ class UIStreamParser(StreamParser):
     """
 
     def __init__(self, provider: str = "cloudflare", *, max_line: int = MAX_LINE) -> None:
-        super().__init__(provider)
-        self._sse = SSEDecoder(max_line)
+        super().__init__(provider, max_line)
         self._usage: Usage | None = None
         self._reason: str | None = None
         self._finished = False
 
-    def _feed(self, data: bytes, out: list[Event]) -> None:
-        for payload in self._sse.feed(data):
-            self._payload(payload, out)
-
     def _close(self, out: list[Event]) -> None:
         """Raise :class:`StreamBroken` if the stream ended before ``finish``/``[DONE]``."""
-        try:
-            for payload in self._sse.close():
-                self._payload(payload, out)
-        except ProtocolError as exc:
-            raise self._broken("the stream was cut in the middle of a chunk", exc) from None
+        self._flush(out)
         if not self._finished:
             raise self._broken("the stream ended before its finish chunk")
 

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from harvestkit.client.errors import ProtocolError
 from harvestkit.client.events import Event, ToolCalls, Usage, normalize_tool_call
 from harvestkit.client.parsers._common import (
     MAX_LINE,
     SHAPE_ERRORS,
-    StreamParser,
     usage_from,
 )
-from harvestkit.client.parsers.sse import SSEDecoder
+from harvestkit.client.parsers.sse import SSEStreamParser
 from harvestkit.client.responses import error_from_body
 
 __all__ = ["WorkersParser"]
 
 
-class WorkersParser(StreamParser):
+class WorkersParser(SSEStreamParser):
     """Decodes ``data: {"response": "...", "p": ...}`` chunks, the final usage chunk and
     ``[DONE]``.
 
@@ -29,23 +27,16 @@ class WorkersParser(StreamParser):
     """
 
     def __init__(self, provider: str = "cloudflare", *, max_line: int = MAX_LINE) -> None:
-        super().__init__(provider)
-        self._sse = SSEDecoder(max_line)
+        super().__init__(provider, max_line)
         self._usage: Usage | None = None
         self._done = False
 
-    def _feed(self, data: bytes, out: list[Event]) -> None:
-        for payload in self._sse.feed(data):
-            self._payload(payload, out)
+    def _cut_is_harmless(self) -> bool:
+        return self._usage is not None  # a cut after the final usage chunk loses nothing
 
     def _close(self, out: list[Event]) -> None:
         """Raise :class:`StreamBroken` if the stream ended before its last chunk."""
-        try:
-            for payload in self._sse.close():
-                self._payload(payload, out)
-        except ProtocolError as exc:  # a cut after the final usage chunk loses nothing
-            if self._usage is None:
-                raise self._broken("the stream was cut in the middle of a chunk", exc) from None
+        self._flush(out)
         if not self._done and self._usage is None:
             raise self._broken("the stream ended before its final chunk")
         self._end(out)
