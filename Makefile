@@ -1,17 +1,21 @@
 # Two commands set everything up: `make demo` and `make test`.
+# Both install the exact versions in constraints.txt; `make test-latest` tries the newest ones.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIN := -c constraints.txt
+LATEST := .venv-latest
 
-.PHONY: demo test bench venv browser clean
+.PHONY: demo test test-latest pins bench venv browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 
-# Installed (again) whenever the project's metadata changes.
-$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[$*]'
+# Installed (again) whenever the project's metadata or the pins change. No build isolation, so
+# the build uses the pinned setuptools too.
+$(VENV)/.installed-%: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(PIN) pip setuptools wheel
+	$(BIN)/python -m pip install --quiet --no-build-isolation $(PIN) -e '.[$*]'
 	touch $@
 
 browser:
@@ -23,13 +27,32 @@ demo: $(VENV)/.installed-sandbox browser
 test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest
 
+# Not for CI: the test suite on the newest releases of everything, in a venv of its own.
+test-latest: browser
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST)/bin/python -m pip freeze --exclude-editable > $(LATEST)/freeze.txt
+	$(LATEST)/bin/python -m pytest -p no:cacheprovider
+
+# After a green `make test-latest`: write its versions into constraints.txt (then commit that alone).
+pins:
+	@test -f $(LATEST)/freeze.txt || { echo "run 'make test-latest' first"; exit 1; }
+	{ sed -n '1,2p' constraints.txt; \
+	  $(LATEST)/bin/python -m pip --version | awk '{print "pip==" $$2}'; \
+	  $(LATEST)/bin/python -c 'import setuptools, wheel; print(f"setuptools=={setuptools.__version__}\nwheel=={wheel.__version__}")'; \
+	  grep -viE '^(pip|setuptools|wheel)==' $(LATEST)/freeze.txt; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	git diff --stat constraints.txt
+
 # Not part of `make test`: the benchmark suite, with the peers it compares against.
 $(VENV)/.installed-bench-peers: $(VENV)/.installed-test
-	$(BIN)/python -m pip install --quiet 'g4f>=8.8' httpx2
+	$(BIN)/python -m pip install --quiet $(PIN) 'g4f>=8.8' httpx2
 	touch $@
 
 bench: $(VENV)/.installed-bench-peers browser
 	$(BIN)/python scripts/bench_suite.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LATEST) build *.egg-info .pytest_cache .hypothesis
