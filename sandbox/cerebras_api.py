@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import time
 from collections.abc import Iterator
@@ -204,7 +205,8 @@ class CerebrasAPI:
             reasoning=model in REASONING_MODELS,
         )
         self.count_tokens(reply)
-        completion = Completion(model, reply, tool_call(body))
+        knobs = self.state.knobs
+        completion = Completion(model, reply, tool_call(body), envelope=knobs.envelope, usage_chunk=knobs.usage_chunk)
         if not body.get("stream"):
             return web.json_response(completion.whole())
         response = web.StreamResponse(
@@ -274,7 +276,11 @@ def tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 _MARK = "\u0000content\u0000"
+_IDS = "\u0000tokens\u0000"
 _encode_string = json.encoder.encode_basestring_ascii  # what json.dumps does to a str
+ENVELOPES = ("identical", "varying")
+_VARIANTS = 61  # envelopes a varying stream cycles through (a prime: no period lines up with one)
+_PAD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 def _compact(value: Any) -> str:
@@ -282,13 +288,30 @@ def _compact(value: Any) -> str:
 
 
 class Completion:
-    """One answer, as Cerebras shapes it whole or as stream chunks."""
+    """One answer, as Cerebras shapes it whole or as stream chunks.
 
-    def __init__(self, model: str, reply: Reply, call: dict[str, Any] | None) -> None:
+    ``envelope="varying"`` (spec 4.1: never assume two chunks share an envelope) gives every
+    chunk its own: random ``obfuscation`` padding, ``tokens`` ids beside the content, keys in
+    another order, ``system_fingerprint``, ``service_tier`` and ``logprobs`` present or absent.
+    ``"identical"`` repeats one envelope byte for byte.  ``usage_chunk`` sends the usage and
+    ``time_info`` in a chunk of their own with ``choices: []`` after the finish chunk."""
+
+    def __init__(
+        self,
+        model: str,
+        reply: Reply,
+        call: dict[str, Any] | None,
+        *,
+        envelope: str = "varying",
+        usage_chunk: bool = False,
+    ) -> None:
         self.id = "chatcmpl-" + secrets.token_hex(12)
         self.created = int(time.time())
         self.model, self.reply, self.call = model, reply, call
         self.started = time.time()
+        self.varying = envelope == "varying"
+        self.usage_chunk = usage_chunk
+        self._rng = random.Random(self.id)
 
     def usage(self) -> dict[str, Any]:
         return {
@@ -312,7 +335,7 @@ class Completion:
         return "tool_calls" if self.call else self.reply.finish_reason
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
+        chunk = {
             "id": self.id,
             "choices": [{"delta": delta, "finish_reason": finish, "index": 0}],
             "created": self.created,
@@ -320,6 +343,25 @@ class Completion:
             "system_fingerprint": "fp_sandbox",
             "object": "chat.completion.chunk",
         }
+        return self._vary(chunk) if self.varying else chunk
+
+    def _vary(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        """``chunk`` with this chunk's padding, optional fields and key order."""
+        rng = self._rng
+        choice = chunk["choices"][0]
+        if rng.random() < 0.5:
+            choice["logprobs"] = None
+        if rng.random() < 0.3:
+            del chunk["system_fingerprint"]
+        if rng.random() < 0.3:
+            chunk["service_tier"] = "default"
+        chunk["obfuscation"] = "".join(rng.choices(_PAD, k=rng.randrange(1, 24)))
+        for part in (chunk, choice):
+            items = list(part.items())
+            rng.shuffle(items)
+            part.clear()
+            part.update(items)
+        return chunk
 
     def _opening(self) -> Iterator[dict[str, Any]]:
         yield self._chunk({"role": "assistant"})
@@ -331,28 +373,74 @@ class Completion:
     def _closing(self) -> Iterator[dict[str, Any]]:
         yield self._chunk({})
         last = self._chunk({}, self.finish_reason())
-        last["usage"], last["time_info"] = self.usage(), self.time_info()
+        if not self.usage_chunk:
+            last["usage"], last["time_info"] = self.usage(), self.time_info()
+            yield last
+            return
         yield last
+        tail = self._chunk({})
+        tail["choices"] = []
+        tail["usage"], tail["time_info"] = self.usage(), self.time_info()
+        yield tail
 
     def _tokens(self) -> list[str]:
         return [] if self.call else self.reply.tokens
 
     def chunks(self) -> Iterator[dict[str, Any]]:
         yield from self._opening()
+        ids: dict[str, int] = {}
         for token in self._tokens():
-            yield self._chunk({"content": token})
+            delta: dict[str, Any] = {"content": token}
+            if self.varying:
+                delta["tokens"] = [ids.setdefault(token, 1000 + len(ids))]
+            yield self._chunk(delta)
         yield from self._closing()
+
+    def _envelopes(self) -> list[tuple[str, str, str, bool]]:
+        """Pre-encoded content chunks: (before, between, after, ids first) around the content
+        string and the token ids; one when identical, ``_VARIANTS`` to cycle through when not."""
+        found = []
+        for _ in range(_VARIANTS if self.varying else 1):
+            delta: dict[str, Any] = {"content": _MARK}
+            if self.varying:
+                delta["tokens"] = _IDS
+                if self._rng.random() < 0.5:
+                    delta = {"tokens": _IDS, "content": _MARK}
+            text = _compact(self._chunk(delta))
+            content, ids = text.index(json.dumps(_MARK)), text.find(json.dumps(_IDS))
+            if ids < 0:
+                found.append((text[:content], "", text[content + len(json.dumps(_MARK)) :], False))
+                continue
+            first, second = sorted([(content, _MARK), (ids, _IDS)])
+            a = text[: first[0]]
+            b = text[first[0] + len(json.dumps(first[1])) : second[0]]
+            c = text[second[0] + len(json.dumps(second[1])) :]
+            found.append((a, b, c, first[1] == _IDS))
+        return found
 
     def sse(self) -> Iterator[bytes]:
         """The stream as SSE events, byte for byte ``data: json.dumps(chunk)``; content chunks
-        are written into one pre-encoded envelope (no dict per token), so a long stream costs
-        the server little."""
-        head, tail = _compact(self._chunk({"content": _MARK})).split(json.dumps(_MARK))
-        before, after = f"data: {head}", f"{tail}\n\n"
+        are written into pre-encoded envelopes (no dict per token), so a long stream costs
+        the server little whether its envelopes repeat or vary."""
         for chunk in self._opening():
             yield b"data: " + _compact(chunk).encode() + b"\n\n"
-        for token in self._tokens():
-            yield (before + _encode_string(token) + after).encode()
+        envelopes = [
+            ((b"data: " + a.encode()), b.encode(), (c + "\n\n").encode(), ids_first)
+            for a, b, c, ids_first in self._envelopes()
+        ]
+        count = len(envelopes)
+        encoded: dict[str, tuple[bytes, bytes]] = {}  # token -> (JSON string, token ids): a tokenizer's fixed ids
+        for index, token in enumerate(self._tokens()):
+            pair = encoded.get(token)
+            if pair is None:
+                pair = encoded[token] = (_encode_string(token).encode(), b"[%d]" % (1000 + len(encoded)))
+            before, between, after, ids_first = envelopes[index % count]
+            if not self.varying:
+                yield before + pair[0] + after
+            elif ids_first:
+                yield before + pair[1] + between + pair[0] + after
+            else:
+                yield before + pair[0] + between + pair[1] + after
         for chunk in self._closing():
             yield b"data: " + _compact(chunk).encode() + b"\n\n"
 

@@ -489,3 +489,26 @@ def test_arbitrary_bytes_only_raise_harvestkit_errors(body: bytes, cuts: list[in
         parse(b"data: " + body, [c for c in cuts if c <= len(body)])
     except HarvestkitError:
         pass
+
+
+@pytest.mark.parametrize("envelope", ["identical", "varying"])
+@pytest.mark.parametrize("usage_chunk", [False, True])
+@pytest.mark.parametrize("model, tools", [("llama3.1-8b", False), ("gpt-oss-120b", False), ("llama3.1-8b", True)])
+def test_the_sandbox_streams_in_every_shape(envelope: str, usage_chunk: bool, model: str, tools: bool) -> None:
+    """The sandbox's Cerebras streams (every envelope knob) give the reply's events."""
+    from harvestkit.sandbox.cerebras_api import Completion
+    from harvestkit.sandbox.textgen import make_reply
+
+    reply = make_reply([{"role": "user", "content": "Tell me about quartz"}], reasoning=model == "gpt-oss-120b")
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}} if tools else None
+    completion = Completion(model, reply, call, envelope=envelope, usage_chunk=usage_chunk)
+    body = b"".join(completion.sse())
+    events = assert_split_invariant(OpenAIStreamParser, body, random_samples=30)
+    usage = Usage(reply.prompt_tokens, reply.completion_tokens, reply.prompt_tokens + reply.completion_tokens)
+    if tools:
+        expected = [ToolCalls([call])]
+    else:
+        expected = [Reasoning(t) for t in reply.reasoning] + [t for t in reply.tokens if t]
+    assert [e for e in events if not isinstance(e, Usage)] == [*expected, FinishReason(completion.finish_reason())]
+    (got,) = [e for e in events if isinstance(e, Usage)]
+    assert (got.prompt_tokens, got.completion_tokens, got.total_tokens) == (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
