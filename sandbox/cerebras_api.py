@@ -216,7 +216,7 @@ class CerebrasAPI:
         return await stream_http(
             request,
             response,
-            completion.sse(),
+            completion.sse(batch=1 if fault is not None or self.state.knobs.pace > 0 else 32),
             fault=fault,
             pace=self.state.knobs.pace,
             malformed=b'data: {"id":"' + completion.id.encode() + b'","choices":[{"delta":{"content":"brok\n\n',
@@ -418,29 +418,35 @@ class Completion:
             found.append((a, b, c, first[1] == _IDS))
         return found
 
-    def sse(self) -> Iterator[bytes]:
-        """The stream as SSE events, byte for byte ``data: json.dumps(chunk)``; content chunks
-        are written into pre-encoded envelopes (no dict per token), so a long stream costs
-        the server little whether its envelopes repeat or vary."""
+    def sse(self, batch: int = 1) -> Iterator[bytes]:
+        """The stream as SSE events, byte for byte ``data: json.dumps(chunk)``.
+
+        Content chunks are pre-encoded per envelope variant and token (no dict and no JSON
+        encoding per token), so a long stream costs the server little whether its envelopes
+        repeat or vary.  ``batch`` > 1 joins that many content chunks into one item (for an
+        unpaced stream without faults, whose items are not counted one by one)."""
         for chunk in self._opening():
             yield b"data: " + _compact(chunk).encode() + b"\n\n"
-        envelopes = [
-            ((b"data: " + a.encode()), b.encode(), (c + "\n\n").encode(), ids_first)
-            for a, b, c, ids_first in self._envelopes()
-        ]
-        count = len(envelopes)
-        encoded: dict[str, tuple[bytes, bytes]] = {}  # token -> (JSON string, token ids): a tokenizer's fixed ids
+        tables: list[dict[str, bytes]] = [{} for _ in range(_VARIANTS if self.varying else 1)]
+        envelopes = self._envelopes()
+        ids: dict[str, bytes] = {}  # token -> its ids array: a tokenizer's ids are fixed
+
+        def encode(variant: int, token: str) -> bytes:
+            before, between, after, ids_first = envelopes[variant]
+            text, array = _encode_string(token), ids.setdefault(token, "[%d]" % (1000 + len(ids)))
+            middle = (array + between + text) if ids_first else (text + between + array) if between else text
+            tables[variant][token] = data = ("data: " + before + middle + after + "\n\n").encode()
+            return data
+
+        count, pending = len(tables), []
         for index, token in enumerate(self._tokens()):
-            pair = encoded.get(token)
-            if pair is None:
-                pair = encoded[token] = (_encode_string(token).encode(), b"[%d]" % (1000 + len(encoded)))
-            before, between, after, ids_first = envelopes[index % count]
-            if not self.varying:
-                yield before + pair[0] + after
-            elif ids_first:
-                yield before + pair[1] + between + pair[0] + after
-            else:
-                yield before + pair[0] + between + pair[1] + after
+            variant = index % count
+            pending.append(tables[variant].get(token) or encode(variant, token))
+            if len(pending) >= batch:
+                yield b"".join(pending)
+                pending = []
+        if pending:
+            yield b"".join(pending)
         for chunk in self._closing():
             yield b"data: " + _compact(chunk).encode() + b"\n\n"
 

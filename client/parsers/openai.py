@@ -30,6 +30,7 @@ from harvestkit.client.responses import error_from_body
 __all__ = ["OpenAIStreamParser", "parse_completion"]
 
 _CHUNK = decoder(OpenAIChunk)
+_DECODE = _CHUNK.decode
 
 
 class OpenAIStreamParser(SSEStreamParser):
@@ -56,6 +57,35 @@ class OpenAIStreamParser(SSEStreamParser):
         self._usage: Usage | None = None
         self._done = False  # [DONE] seen
         self._ended = False  # Usage / FinishReason emitted
+
+    def _feed(self, data: bytes, out: list[Event]) -> None:
+        decode, texts = _DECODE, self._texts
+        for payload in self._sse.feed(data):
+            if self._ended or self._done:
+                continue
+            try:
+                chunk = decode(payload)
+            except (msgspec.DecodeError, RecursionError):  # [DONE], blank, lenient JSON, shapes
+                self._payload(payload, out)
+                continue
+            choices = chunk.choices
+            if choices is not None and len(choices) == 1 and chunk.error is None and chunk.usage is None:
+                choice = choices[0]
+                delta = choice.delta
+                if (  # the usual chunk: one choice whose delta has only text
+                    delta is not None
+                    and choice.finish_reason is None
+                    and not choice.index
+                    and delta.reasoning is None
+                    and delta.reasoning_content is None
+                    and delta.tool_calls is None
+                ):
+                    content = delta.content
+                    if content and content.__class__ is str:
+                        out.append(content)
+                        texts.append(content)
+                    continue
+            self._record(payload, chunk, out)
 
     def _close(self, out: list[Event]) -> None:
         """Raise :class:`StreamBroken` if the stream ended before its final chunk."""
@@ -104,6 +134,9 @@ class OpenAIStreamParser(SSEStreamParser):
             raise self._protocol("unexpected shape of a chunk", exc) from None
         except ValueError as exc:
             raise self._protocol("malformed JSON in a stream chunk", exc) from None
+        self._record(payload, chunk, out)
+
+    def _record(self, payload: str, chunk: OpenAIChunk, out: list[Event]) -> None:
         if chunk.error is not None:
             raise error_from_body(None, self._decode(payload, "stream chunk"), self.provider, text=self.text_so_far)
         self._handle(chunk, out)
