@@ -48,7 +48,7 @@ pins:
 
 # Not part of `make test`: the benchmark suite, with the peers it compares against.
 $(VENV)/.installed-bench-peers: $(VENV)/.installed-test
-	$(BIN)/python -m pip install --quiet $(PIN) 'g4f>=8.8' httpx2
+	$(BIN)/python -m pip install --quiet $(PIN) 'g4f>=8.8' httpx2 orjson
 	touch $@
 
 bench: $(VENV)/.installed-bench-peers browser

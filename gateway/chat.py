@@ -9,6 +9,7 @@ error event (``data: {"error": {...}}``) and the stream ends without ``[DONE]``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -72,16 +73,45 @@ async def _streamed(request: web.Request, stream: ChatStream, chat: ChatRequest,
 async def _relay(response: web.StreamResponse, stream: ChatStream, builder: ChunkBuilder) -> GatewayError | None:
     """Send the rest of the stream; the upstream failure that ended it early, if any.
 
-    A failed write (the client left) propagates."""
-    while True:
+    A reader task encodes the events into a buffer while this loop writes it: whatever arrived
+    while the last write was under way goes out as one write, so a burst of events (one network
+    read of the provider holds hundreds) costs one write, and a lone event is not held back.
+    A failed write (the client left) propagates, and the reader is stopped."""
+    pending: list[bytes] = []
+    arrived = asyncio.Event()
+
+    async def read() -> GatewayError | None:
         try:
-            event = await anext(stream)
-        except StopAsyncIteration:
-            return None
+            async for event in stream:
+                data = builder.encode(event)
+                if data:
+                    pending.append(data)
+                    arrived.set()
         except ClientError as error:
             logger.warning("%s: sent as an SSE error event: %s", builder.model, error)
             return from_client_error(error)
         except Exception:
             logger.exception("%s: failed mid-stream", builder.model)
             return GatewayError(500, "the gateway failed mid-stream", "server_error", "internal_error")
-        await _write(response, builder.event(event))
+        finally:
+            arrived.set()
+        return None
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            await arrived.wait()
+            arrived.clear()
+            done = reader.done()  # before taking the buffer: nothing can be added after this
+            if pending:
+                data = b"".join(pending)
+                pending.clear()
+                await response.write(data)
+            if done:
+                return reader.result()
+    finally:
+        if not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+

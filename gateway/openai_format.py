@@ -12,6 +12,8 @@ import secrets
 import time
 from typing import Any
 
+import msgspec
+
 from harvestkit.client import (
     ChatResult,
     Event,
@@ -38,6 +40,9 @@ DONE = b"data: [DONE]\n\n"
 def sse(payload: dict[str, Any]) -> bytes:
     """One SSE event carrying ``payload`` as compact JSON."""
     return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+_string = msgspec.json.encode  # a str as JSON, UTF-8 unescaped, as json.dumps(ensure_ascii=False)
 
 
 def completion_id() -> str:
@@ -72,6 +77,26 @@ class ChunkBuilder:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.tool_calls = 0
+        self._text = self._template("content")
+        self._reasoning = self._template("reasoning")
+
+    def _template(self, key: str) -> tuple[bytes, bytes]:
+        """The SSE bytes of a one-field delta chunk, before and after the field's JSON string."""
+        before, after = sse(self._delta({key: "\u0000"})).split(b'"\\u0000"')
+        return before, after
+
+    def encode(self, event: Event) -> bytes:
+        """The SSE bytes of the chunks ``event`` gives: ``sse(chunk)`` for each of
+        :meth:`event`; a text or reasoning delta is written into a pre-encoded chunk."""
+        if event.__class__ is str:
+            if not event:
+                return b""
+            before, after = self._text
+            return before + _string(event) + after
+        if isinstance(event, Reasoning) and event.text:
+            before, after = self._reasoning
+            return before + _string(event.text) + after
+        return b"".join(sse(chunk) for chunk in self.event(event))
 
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         chunk: dict[str, Any] = {

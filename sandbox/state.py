@@ -54,6 +54,8 @@ class Knobs:
     challenge_delay: float = 0.15  # how long the challenge page's script waits
     interactive_challenge: bool = False  # the challenge wants a human click
     rotate_cookies: bool = False  # every response re-sets session cookies; old values die
+    envelope: str = "varying"  # Cerebras chunks: "varying" (padding, token ids, key order...) or "identical"
+    usage_chunk: bool = False  # Cerebras: usage in a last chunk of its own with choices: []
 
     def apply(self, changes: dict[str, Any]) -> None:
         """Set the named knobs; unknown names or a bad generation raise ValueError."""
@@ -63,6 +65,8 @@ class Knobs:
                 raise ValueError(f"unknown knob {name!r}; known: {sorted(names)}")
             if name == "generation" and value not in GENERATIONS:
                 raise ValueError(f"generation must be one of {GENERATIONS}")
+            if name == "envelope" and value not in ("identical", "varying"):
+                raise ValueError("envelope must be 'identical' or 'varying'")
             setattr(self, name, value)
 
 

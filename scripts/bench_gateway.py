@@ -1,6 +1,12 @@
 """Benchmark `harvestkit serve`: N concurrent streamed chats through the gateway to the sandbox.
 
     python scripts/bench_gateway.py [--requests 200] [--pace 0.005] [--client sdk|aiohttp] [--model M ...]
+    python scripts/bench_gateway.py --relay 20000 [--runs 5] [--json]
+
+`--relay N`: one unpaced N-chunk stream at a time, per provider, read through the gateway (plain
+aiohttp, the SSE decoded by the library's own OpenAI stream parser) and straight from the client
+in this process (`create_async_generator`), in alternation; the median seconds of each and
+their ratio (target: the gateway at most 1.25x the direct client).
 
 The sandbox (`harvestkit sandbox`) and the gateway run as subprocesses, so the gateway's peak
 RSS (VmHWM) and CPU time are its own and the clients do not slow the sandbox down. A stand-in
@@ -197,13 +203,87 @@ async def bench(requests: int, pace: float, models: list[str], client: str) -> i
     return 1 if errors or code != 0 else 0
 
 
+async def direct(model: str, prompt: str) -> int:
+    """Text chunks of one stream read with the library itself."""
+    from harvestkit.client import Cerebras, Cloudflare
+
+    provider, name = model.split("/", 1)
+    cls = Cerebras if provider == "cerebras" else Cloudflare
+    count = 0
+    async for event in cls.create_async_generator(name, prompt):
+        count += isinstance(event, str) and bool(event)
+    return count
+
+
+async def relay(chunks: int, runs: int, models: list[str]) -> dict[str, dict[str, float]]:
+    """Per model: median seconds of an N-chunk stream through the gateway and directly."""
+    sandbox, exports = start_sandbox(0)
+    found: dict[str, dict[str, float]] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="harvestkit-bench-") as home:
+            os.environ.update(exports, HARVESTKIT_HOME=home, HARVESTKIT_NO_HARVEST="1")
+            harvester = StandInHarvester(SimpleNamespace(env=exports))
+            for site in ("cerebras", "cloudflare"):
+                await harvester(site, cache=AuthCache())
+            control = f"{exports['HARVESTKIT_PROXY']}/__sandbox/knobs"
+            gateway, url = start_gateway({**os.environ})
+            try:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                    async with session.post(control, json={"reply_tokens": chunks}) as response:
+                        response.raise_for_status()
+                    async def through(model: str, prompt: str) -> int:
+                        """The gateway's stream read with the library's own SSE parser."""
+                        from harvestkit.client.parsers.openai import OpenAIStreamParser
+
+                        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True}
+                        parser, count = OpenAIStreamParser("gateway"), 0
+                        async with session.post(url + "/v1/chat/completions", json=body) as response:
+                            async for data in response.content.iter_any():
+                                count += sum(1 for event in parser.feed(data) if isinstance(event, str))
+                        return count + sum(1 for event in parser.close() if isinstance(event, str))
+
+                    for model in models:
+                        times: dict[str, list[float]] = {"gateway": [], "direct": []}
+                        for run in (through, direct):  # warm: connections, model lists
+                            await run(model, "warm-up")
+                        for _ in range(runs):
+                            for name, run in (("gateway", through), ("direct", direct)):
+                                started = time.perf_counter()
+                                count = await run(model, "benchmark")
+                                times[name].append(time.perf_counter() - started)
+                                if count != chunks:
+                                    raise SystemExit(f"{name} {model}: {count} chunks, not {chunks}")
+                        gateway_s, direct_s = statistics.median(times["gateway"]), statistics.median(times["direct"])
+                        found[model] = {"gateway_s": gateway_s, "direct_s": direct_s, "ratio": gateway_s / direct_s}
+                from harvestkit.client import aclose
+
+                await aclose()
+            finally:
+                stop(gateway)
+    finally:
+        stop(sandbox)
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--relay", type=int, metavar="N", help="time one N-chunk stream through the gateway and directly")
+    parser.add_argument("--runs", type=int, default=5, help="rounds of --relay (median)")
+    parser.add_argument("--json", action="store_true", help="--relay: print one JSON object")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--pace", type=float, default=0.005, help="sandbox seconds between streamed chunks")
     parser.add_argument("--client", choices=("sdk", "aiohttp"), default="sdk")
     parser.add_argument("--model", action="append", help=f"model to ask, repeatable (default: {' and '.join(MODELS)})")
     args = parser.parse_args()
+    if args.relay:
+        result = asyncio.run(relay(args.relay, args.runs, args.model or list(MODELS)))
+        if args.json:
+            print(json.dumps({"chunks": args.relay, "runs": args.runs, "models": result}))
+            return 0
+        print(f"one {args.relay}-chunk stream at a time, median of {args.runs}")
+        for model, entry in result.items():
+            print(f"  {model:<50} gateway {entry['gateway_s']:.3f} s, direct {entry['direct_s']:.3f} s: {entry['ratio']:.2f}x (target <= 1.25x)")
+        return 0 if all(entry["ratio"] <= 1.25 for entry in result.values()) else 1
     return asyncio.run(bench(args.requests, args.pace, args.model or list(MODELS), args.client))
 
 

@@ -11,16 +11,21 @@ goes through its proxy and CA:
   the sandbox CA reaches the curl_cffi session it makes per call through ``REQUESTS_CA_BUNDLE``
   and ``CURL_CA_BUNDLE``, which curl_cffi reads (it has no argument for a CA).
 
-Measured: chunks/s on a 20,000-chunk stream (median of N rounds, the clients in alternation,
-each warm), the ratio to the naive loop and the client's CPU time per chunk (this process's
-``process_time``: unlike chunks/s, it does not depend on how fast the sandbox, sharing the
-machine, writes). Then, per client from a fresh instance, 10 sequential 20-chunk requests read
-to their end: the TLS handshakes the sandbox saw and the median first-chunk latency of requests
+Measured, on two 100,000-chunk streams: one whose chunks share one envelope byte for byte
+(sandbox knob ``envelope="identical"``) and one whose envelope changes on every chunk, as real
+servers' do (``envelope="varying"``: random ``obfuscation`` padding, ``tokens`` ids, reordered
+keys, optional fields absent, and ``usage_chunk``: the usage in a last chunk with
+``choices: []``): chunks/s (median of N rounds, the clients in alternation, each warm), the
+ratio to the naive loop and the client's CPU time per chunk (this process's ``process_time``:
+unlike chunks/s, it does not depend on how fast the sandbox, sharing the machine, writes).
+The openai SDK and gpt4free are measured on the varying stream only (they are slow: the suite
+stays short). Then, per client from a fresh instance, 10 sequential 20-chunk requests read to
+their end: the TLS handshakes the sandbox saw and the median first-chunk latency of requests
 2-10; and the import time of each library in fresh interpreters.
 
 Every proxy variable points at the sandbox, which refuses any other host: nothing leaves loopback.
 
-Usage: ``python scripts/bench_peers.py [--chunks N] [--runs N] [--peers a,b] [--json]``.
+Usage: ``python scripts/bench_peers.py [--chunks N] [--runs N] [--peers a,b] [--envelopes a,b] [--json]``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ MODEL = "llama3.1-8b"
 HOST = "api.cerebras.ai"
 API = f"https://{HOST}/v1"
 Result = tuple[int, float]  # (text chunks, perf_counter() at the first one)
+ENVELOPES = {  # name -> sandbox knobs
+    "identical": {"envelope": "identical", "usage_chunk": False},
+    "varying": {"envelope": "varying", "usage_chunk": True},
+}
 
 
 class Peer:
@@ -167,6 +176,7 @@ class G4F(Peer):
 
 
 PEERS: dict[str, type[Peer]] = {"harvestkit": Harvestkit, "naive": Naive, "openai": OpenAISDK, "g4f": G4F}
+CORE = (Harvestkit.name, Naive.name)  # the clients measured on every envelope
 
 
 async def throughput(peers: list[Peer], runs: int) -> dict[str, dict[str, Any]]:
@@ -220,7 +230,18 @@ def guard_network(proxy: str) -> None:
     os.environ.pop("no_proxy", None)
 
 
-async def bench(names: list[str], chunks: int, runs: int) -> dict[str, Any]:
+def summary(found: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Medians and ratios of one stream's rounds."""
+    result: dict[str, Any] = {"rounds": found}
+    result["throughput"] = {name: statistics.median(entry["rates"]) for name, entry in found.items()}
+    result["cpu_us_per_chunk"] = {name: statistics.median(entry["cpu"]) for name, entry in found.items()}
+    result["received"] = {name: entry["received"] for name, entry in found.items()}
+    naive = result["throughput"].get(Naive.name)
+    result["ratio"] = {name: rate / naive for name, rate in result["throughput"].items()} if naive else {}
+    return result
+
+
+async def bench(names: list[str], chunks: int, runs: int, envelopes: list[str] = list(ENVELOPES)) -> dict[str, Any]:
     result: dict[str, Any] = {"chunks": chunks, "runs": runs, "errors": {}}
     with SandboxProcess() as sandbox, tempfile.TemporaryDirectory(prefix="harvestkit-bench-") as home:
         env = sandbox.env
@@ -240,17 +261,15 @@ async def bench(names: list[str], chunks: int, runs: int) -> dict[str, Any]:
                     await peer.close()
                 continue
             peers.append(peer)
-        sandbox.knobs(reply_tokens=chunks)
-        found = await throughput(peers, runs)
+        result["streams"] = {}
+        for envelope in envelopes:
+            sandbox.knobs(reply_tokens=chunks, **ENVELOPES[envelope])
+            # the slow peers only on the envelope real servers send: the suite stays short
+            taking = peers if envelope == "varying" else [p for p in peers if p.name in CORE]
+            result["streams"][envelope] = summary(await throughput(taking, runs))
         for peer in peers:
             await peer.close()
-        result["rounds"] = found
-        result["throughput"] = {name: statistics.median(entry["rates"]) for name, entry in found.items()}
-        result["cpu_us_per_chunk"] = {name: statistics.median(entry["cpu"]) for name, entry in found.items()}
-        result["received"] = {name: entry["received"] for name, entry in found.items()}
-        naive = result["throughput"].get(Naive.name)
-        result["ratio"] = {name: rate / naive for name, rate in result["throughput"].items()} if naive else {}
-        sandbox.knobs(reply_tokens=20)
+        sandbox.knobs(reply_tokens=20, **ENVELOPES["varying"])
         result["first_chunk_ms"], result["handshakes"] = {}, {}
         for peer in peers:
             result["first_chunk_ms"][peer.name], result["handshakes"][peer.name] = await sequential(peer, sandbox)
@@ -260,13 +279,16 @@ async def bench(names: list[str], chunks: int, runs: int) -> dict[str, Any]:
 
 
 def report(result: dict[str, Any]) -> None:
-    print(f"stream of {result['chunks']} chunks, median of {result['runs']} rounds; 10 sequential requests per client")
-    print(f"  {'client':<12}{'chunks/s':>10}{'vs naive':>10}{'CPU/chunk':>11}{'first chunk':>13}{'handshakes':>12}")
-    for name, rate in result["throughput"].items():
-        print(
-            f"  {name:<12}{rate:>10.0f}{result['ratio'].get(name, 0):>9.2f}x{result['cpu_us_per_chunk'][name]:>8.2f} µs"
-            f"{result['first_chunk_ms'][name]:>10.1f} ms{result['handshakes'][name]:>12}"
-        )
+    for envelope, stream in result["streams"].items():
+        print(f"stream of {result['chunks']} chunks, {envelope} envelope, median of {result['runs']} rounds")
+        print(f"  {'client':<12}{'chunks/s':>10}{'vs naive':>10}{'CPU/chunk':>11}")
+        for name, rate in stream["throughput"].items():
+            ratio, cpu = stream["ratio"].get(name, 0), stream["cpu_us_per_chunk"][name]
+            print(f"  {name:<12}{rate:>10.0f}{ratio:>9.2f}x{cpu:>8.2f} µs")
+    print("10 sequential 20-chunk requests per client, from a fresh client")
+    print(f"  {'client':<12}{'first chunk':>13}{'handshakes':>12}")
+    for name, ms in result["first_chunk_ms"].items():
+        print(f"  {name:<12}{ms:>10.1f} ms{result['handshakes'][name]:>12}")
     for name, error in result["errors"].items():
         print(f"  {name:<12}not measured: {error}")
     for module, seconds in result["import_s"].items():
@@ -275,15 +297,18 @@ def report(result: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {', '.join(PEERS)}")
+    parser.add_argument("--envelopes", default=",".join(ENVELOPES), help=f"comma-separated, of {', '.join(ENVELOPES)}")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args()
-    names = args.peers.split(",")
+    names, envelopes = args.peers.split(","), args.envelopes.split(",")
     if unknown := set(names) - set(PEERS):
         parser.error(f"unknown peers: {', '.join(sorted(unknown))}")
-    result = asyncio.run(bench(names, args.chunks, args.runs))
+    if unknown := set(envelopes) - set(ENVELOPES):
+        parser.error(f"unknown envelopes: {', '.join(sorted(unknown))}")
+    result = asyncio.run(bench(names, args.chunks, args.runs, envelopes))
     if args.json:
         print(json.dumps(result))
     else:

@@ -13,6 +13,7 @@ from harvestkit.client.parsers.agents import (
     cancel_frame,
     chat_request_frame,
     parse_rpc_reply,
+    parse_state,
     rpc_frame,
     state_frame,
     ui_messages,
@@ -214,3 +215,102 @@ def test_rpc_failure() -> None:
     )
     with pytest.raises(ProtocolError, match="getModels not found"):
         parse_rpc_reply(frame, "r1")
+
+
+# -- spec 4.2: the agents WebSocket today ------------------------------------------------------
+
+ON_CONNECT = [
+    json.dumps({"type": "cf_agent_identity", "name": "Cloudflare-AI-Playground-1", "agent": "playground"}),
+    json.dumps(
+        {
+            "type": "cf_agent_state",
+            "state": {"model": "@cf/moonshotai/kimi-k2.6", "externalProvider": None, "authMethod": None, "generativeUI": False},
+        }
+    ),
+    json.dumps({"type": "cf_agent_mcp_servers", "mcp": {"servers": {}, "tools": [], "prompts": [], "resources": []}}),
+]
+NEWER = [
+    json.dumps({"type": "cf_agent_stream_resume_none", "reason": "idle", "probeId": "p1"}),
+    json.dumps({"type": "cf_agent_stream_resuming", "id": "req_other"}),
+    json.dumps({"type": "cf_agent_stream_pending", "id": "req_1"}),
+    json.dumps({"type": "cf_agent_chat_recovering", "id": "req_1"}),
+    json.dumps({"type": "cf_agent_stream_resume_none", "reason": "continuation-owned", "probeId": "p2"}),
+    json.dumps({"done": True, "id": "r9", "result": [], "success": True, "type": "rpc"}),
+    json.dumps({"type": "some_future_frame", "id": "req_1", "body": "{\"type\":\"text-delta\",\"delta\":\"no\"}"}),
+]
+
+
+def test_todays_conversation_finish_in_message_metadata_without_usage() -> None:
+    frames = [
+        *ON_CONNECT,
+        response({"type": "start", "messageId": "m1"}),
+        *NEWER[:3],
+        response({"type": "start-step"}),
+        response({"type": "text-start", "id": "t1"}),
+        response({"type": "text-delta", "id": "t1", "delta": "Hel"}),
+        *NEWER[3:],
+        response({"type": "text-delta", "id": "t1", "delta": "lo"}),
+        response({"type": "text-end", "id": "t1"}),
+        response({"type": "finish-step"}),
+        response({"type": "finish", "messageMetadata": {"finishReason": "stop"}}),
+        response("", done=True),
+    ]
+    parser = AgentChatParser("req_1")
+    events = [e for frame in frames for e in parser.feed(frame)]
+    assert events + parser.close() == ["Hel", "lo", FinishReason("stop")]
+    assert parser.done
+
+
+@pytest.mark.parametrize("reason, expected", [("tool-calls", "tool_calls"), ("content-filter", "content_filter")])
+def test_hyphenated_finish_reasons_get_openai_spelling(reason: str, expected: str) -> None:
+    parser = AgentChatParser("req_1")
+    assert parser.feed(response({"type": "finish", "finishReason": reason}, done=True)) == [FinishReason(expected)]
+
+
+def test_error_frame_with_plain_text_then_done() -> None:
+    """Spec 4.2: ``error: true`` with the server's plain text, then ``{"body": "", "done": true}``."""
+    parser = AgentChatParser("req_1")
+    assert parser.feed(response({"type": "text-delta", "delta": "Par"})) == ["Par"]
+    with pytest.raises(StreamBroken) as info:
+        parser.feed(response("Error: AiError: 3040: Capacity temporarily exceeded", error=True))
+    assert "Error: AiError: 3040: Capacity temporarily exceeded" in str(info.value)
+    assert info.value.text == "Par" and info.value.provider == "cloudflare"
+    assert parser.done
+    assert parser.feed(response("", done=True)) == []
+    assert parser.close() == []
+
+
+def test_replayed_frames_are_not_doubled_and_new_ones_are_used() -> None:
+    """A resumed stream replays the response from its start (``replay: true``): chunks already
+    seen live are skipped, the rest of the replay and what follows it count."""
+    chunks = [{"type": "text-delta", "id": "t", "delta": word} for word in ["a", "b", "c", "d"]]
+    parser = AgentChatParser("req_1")
+    events = parser.feed(response(chunks[0])) + parser.feed(response(chunks[1]))
+    events += parser.feed(json.dumps({"type": "cf_agent_stream_resuming", "id": "req_1"}))
+    for chunk in chunks[:3]:
+        events += parser.feed(response(chunk, replay=True))
+    events += parser.feed(response("", replay=True, replayComplete=True))
+    events += parser.feed(response(chunks[3]))
+    events += parser.feed(response({"type": "finish", "messageMetadata": {"finishReason": "stop"}}, done=True))
+    assert events == ["a", "b", "c", "d", FinishReason("stop")]
+    assert parser.text_so_far == "abcd"
+
+
+def test_frame_with_extra_fields_and_reordered_keys() -> None:
+    frame = json.dumps(
+        {"done": False, "body": json.dumps({"delta": "x", "providerMetadata": {"k": 1}, "type": "text-delta", "id": "t"}),
+         "id": "req_1", "type": "cf_agent_use_chat_response", "extra": [1, 2]}
+    )  # fmt: skip
+    assert AgentChatParser("req_1").feed(frame) == ["x"]
+
+
+def test_state_frame_keeps_the_announced_state() -> None:
+    """The client's state replaces the server's whole state: the keys it announced survive."""
+    announced = parse_state(ON_CONNECT[1])
+    assert announced == {"model": "@cf/moonshotai/kimi-k2.6", "externalProvider": None, "authMethod": None, "generativeUI": False}
+    assert parse_state(ON_CONNECT[0]) is None and parse_state(b"\xff") is None
+    sent = json.loads(state_frame("@cf/zai-org/glm-5.2", system="S", base=announced))["state"]
+    assert sent == {
+        "model": "@cf/zai-org/glm-5.2", "externalProvider": None, "authMethod": None, "generativeUI": False,
+        "temperature": 1, "stream": True, "system": "S", "useExternalProvider": False,
+    }  # fmt: skip

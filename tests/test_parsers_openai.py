@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from harvestkit.cache.errors import HarvestkitError
@@ -289,7 +290,7 @@ def test_malformed_json_is_a_protocol_error() -> None:
         OpenAIStreamParser().feed(sse({"choices": [{"delta": "oops"}]}))
 
 
-def test_fast_path_does_not_swallow_a_changed_envelope() -> None:
+def test_a_changed_envelope_and_chunks_after_the_end() -> None:
     body = sse(
         chunk({"content": "a"}),
         chunk({"content": "b"}),
@@ -319,7 +320,7 @@ TRICKY = [
 
 
 @pytest.mark.parametrize("ascii_only", [True, False])
-def test_fast_path_with_tricky_text(ascii_only: bool) -> None:
+def test_tricky_text(ascii_only: bool) -> None:
     chunks = [chunk({"content": t}) for t in ["warm", "up", *TRICKY, *TRICKY]] + [FINAL]
     body = "".join(f"data: {json.dumps(c, ensure_ascii=ascii_only)}\n\n" for c in chunks).encode()
     expected = ["warm", "up", *[t for t in TRICKY if t], *[t for t in TRICKY if t], *END]
@@ -337,8 +338,8 @@ texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
     st.data(),
 )
 def test_events_match_a_plain_json_reading(deltas, ascii_only: bool, vary: bool, data) -> None:
-    """Whatever the text (quotes, backslashes, unicode), the fast path and the JSON path agree
-    with a naive reading of the same chunks."""
+    """Whatever the text (quotes, backslashes, unicode) and whether the envelope repeats, the
+    events agree with a naive reading of the same chunks."""
     chunks = [
         {**chunk({key: text}), "created": i if vary else 1} for i, (key, text) in enumerate(deltas)
     ]
@@ -347,6 +348,50 @@ def test_events_match_a_plain_json_reading(deltas, ascii_only: bool, vary: bool,
     expected = [text if key == "content" else Reasoning(text) for key, text in deltas if text] + END
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=5))
     assert parse(body, cuts) == expected
+
+
+def varied(chunk: dict, rng: random.Random) -> dict:
+    """``chunk`` the way real servers vary it: padding, token ids, logprobs, keys reordered."""
+    chunk = {**chunk, "obfuscation": "".join(rng.choices("abcXYZ09", k=rng.randrange(1, 16)))}
+    for choice in chunk.get("choices") or ():
+        if choice["delta"].get("content"):
+            choice["delta"]["tokens"] = [rng.randrange(200_000) for _ in range(rng.randrange(1, 3))]
+        choice["logprobs"] = None
+    items = list(chunk.items())
+    rng.shuffle(items)
+    return dict(items)
+
+
+def test_per_chunk_varying_envelope_at_every_split() -> None:
+    """Spec 4.1: padding, token ids and key order change on every chunk; optional fields are
+    absent; the usage comes alone after the finish chunk, with ``choices: []``."""
+    rng = random.Random(7)
+    body = sse(
+        varied(chunk({"role": "assistant", "content": None, "reasoning": "Think."}), rng),
+        *(varied(chunk({"content": word}), rng) for word in ["One", " two", ' "3"', "\n", " caf\u00e9"]),
+        {"choices": [{"delta": {"content": " four"}}]},  # no id, no index, no finish_reason
+        varied(chunk({}, finish="stop"), rng),
+        varied({**ENVELOPE, "choices": [], "usage": USAGE, "time_info": TIME_INFO}, rng),
+    )
+    expected = [Reasoning("Think."), "One", " two", ' "3"', "\n", " caf\u00e9", " four", *END]
+    assert every_split(body) == expected
+
+
+def test_usage_tail_without_choices_and_service_tier() -> None:
+    body = sse(
+        chunk({"content": "a"}, service_tier="auto"),
+        chunk({}, finish="length"),
+        {"id": "x", "usage": USAGE, "service_tier": "auto"},
+    )
+    assert every_split(body) == ["a", Usage(22, 4, 26), FinishReason("length")]
+
+
+def test_json_only_the_lenient_reading_accepts() -> None:
+    """Raw control characters in strings and ``NaN`` are read as ``json`` reads them."""
+    body = b'data: {"choices":[{"delta":{"content":"a\tb"},"index":0,"x":NaN}]}\n\n' + sse(
+        chunk({}, finish="stop")
+    )
+    assert parse(body) == ["a\tb", FinishReason("stop")]
 
 
 def test_non_streaming_completion() -> None:
@@ -444,3 +489,26 @@ def test_arbitrary_bytes_only_raise_harvestkit_errors(body: bytes, cuts: list[in
         parse(b"data: " + body, [c for c in cuts if c <= len(body)])
     except HarvestkitError:
         pass
+
+
+@pytest.mark.parametrize("envelope", ["identical", "varying"])
+@pytest.mark.parametrize("usage_chunk", [False, True])
+@pytest.mark.parametrize("model, tools", [("llama3.1-8b", False), ("gpt-oss-120b", False), ("llama3.1-8b", True)])
+def test_the_sandbox_streams_in_every_shape(envelope: str, usage_chunk: bool, model: str, tools: bool) -> None:
+    """The sandbox's Cerebras streams (every envelope knob) give the reply's events."""
+    from harvestkit.sandbox.cerebras_api import Completion
+    from harvestkit.sandbox.textgen import make_reply
+
+    reply = make_reply([{"role": "user", "content": "Tell me about quartz"}], reasoning=model == "gpt-oss-120b")
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}} if tools else None
+    completion = Completion(model, reply, call, envelope=envelope, usage_chunk=usage_chunk)
+    body = b"".join(completion.sse())
+    events = assert_split_invariant(OpenAIStreamParser, body, random_samples=30)
+    usage = Usage(reply.prompt_tokens, reply.completion_tokens, reply.prompt_tokens + reply.completion_tokens)
+    if tools:
+        expected = [ToolCalls([call])]
+    else:
+        expected = [Reasoning(t) for t in reply.reasoning] + [t for t in reply.tokens if t]
+    assert [e for e in events if not isinstance(e, Usage)] == [*expected, FinishReason(completion.finish_reason())]
+    (got,) = [e for e in events if isinstance(e, Usage)]
+    assert (got.prompt_tokens, got.completion_tokens, got.total_tokens) == (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)

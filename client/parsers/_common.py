@@ -106,6 +106,11 @@ def to_int(value: Any) -> int:
         return 0
 
 
+def finish_reason(value: Any) -> str:
+    """A finish reason in OpenAI's spelling: the AI SDK's ``tool-calls`` is ``tool_calls``."""
+    return str(value).replace("-", "_")
+
+
 _PROMPT = ("prompt_tokens", "promptTokens", "inputTokens", "input_tokens")
 _COMPLETION = ("completion_tokens", "completionTokens", "outputTokens", "output_tokens")
 _TOTAL = ("total_tokens", "totalTokens")

@@ -9,9 +9,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harvestkit.client.errors import ProtocolError
+from harvestkit.client.errors import ClientError, ProtocolError
 from harvestkit.client.events import Event
 from harvestkit.client.parsers._common import loads
+from harvestkit.client.parsers.records import AgentFrame, decode, decoder
 from harvestkit.client.parsers.uistream import UIStreamParser
 from harvestkit.client.responses import error_from_body
 
@@ -21,10 +22,15 @@ __all__ = [
     "cancel_frame",
     "chat_request_frame",
     "parse_rpc_reply",
+    "parse_state",
     "rpc_frame",
     "state_frame",
     "ui_messages",
 ]
+
+
+_FRAME = decoder(AgentFrame)
+_RESPONSE = "cf_agent_use_chat_response"
 
 
 def _frame(obj: Mapping[str, Any]) -> str:
@@ -82,20 +88,30 @@ def state_frame(
     stream: bool = True,
     system: str = "",
     use_external_provider: bool = False,
+    base: Mapping[str, Any] | None = None,
 ) -> str:
-    """A ``cf_agent_state`` frame choosing the model and its settings."""
-    return _frame(
-        {
-            "type": "cf_agent_state",
-            "state": {
-                "model": model,
-                "temperature": temperature,
-                "stream": stream,
-                "system": system,
-                "useExternalProvider": use_external_provider,
-            },
-        }
-    )
+    """A ``cf_agent_state`` frame choosing the model and its settings.
+
+    The server replaces its whole state with the one sent (spec 4.2) and does not echo it, so
+    pass the state it announced on connect (:func:`parse_state`) as ``base``: its other keys
+    (``externalProvider``, ``authMethod``, ``generativeUI``...) are kept."""
+    state = {
+        **(base or {}),
+        "model": model,
+        "temperature": temperature,
+        "stream": stream,
+        "system": system,
+        "useExternalProvider": use_external_provider,
+    }
+    return _frame({"type": "cf_agent_state", "state": state})
+
+
+def parse_state(frame: str | bytes) -> dict[str, Any] | None:
+    """The agent's state carried by a server ``cf_agent_state`` frame, ``None`` for any other."""
+    obj = _object(frame)
+    if obj is None or obj.get("type") != "cf_agent_state" or not isinstance(obj.get("state"), dict):
+        return None
+    return obj["state"]
 
 
 def cancel_frame(request_id: str) -> str:
@@ -143,52 +159,71 @@ def parse_rpc_reply(
 
 
 class AgentChatParser(UIStreamParser):
-    """Decodes the server frames of one chat request (``request_id``).
+    """Decodes the server frames of one chat request (``request_id``), spec 4.2.
 
     ``feed(frame)`` takes one WebSocket text message (``str`` or ``bytes``).  The ``body`` of
-    each ``cf_agent_use_chat_response`` for our id is a UI-message chunk: events as in
-    :class:`UIStreamParser`; ``done: true`` ends the response.  A frame with ``error: true``
-    raises the matching error.  Other frames and other ids are ignored.  ``close()`` raises
-    :class:`StreamBroken` if the response did not end.
+    each ``cf_agent_use_chat_response`` for our id is a UI-message chunk (JSON inside JSON):
+    events as in :class:`UIStreamParser`; ``done: true`` ends the response.  A frame with
+    ``error: true`` carries the server's plain error text (or an error object) in its body and
+    raises the matching error, by default :class:`StreamBroken` with that text as its message
+    and the answer so far as its ``text``; the ``done`` frame that follows it is not needed.
+    Frames marked ``replay`` re-send the response's chunks from its start (a resumed stream):
+    those already seen are skipped, so no text is doubled.  Other frames (state, identity,
+    ``cf_agent_stream_resuming`` / ``_pending`` / ``_resume_none``, ``cf_agent_chat_recovering``,
+    RPC replies...) and other ids are ignored.  ``close()`` raises :class:`StreamBroken` if the
+    response did not end.
     """
 
     def __init__(self, request_id: str, provider: str = "cloudflare") -> None:
         super().__init__(provider)
         self.request_id = request_id
         self._done = False
+        self._frames = 0  # body frames of our response handled (live or replayed)
+        self._replayed = 0  # replayed frames seen since the last live one
 
     @property
     def done(self) -> bool:
-        """Whether the response's last frame (``done: true``) arrived."""
+        """Whether the response ended (its ``done: true`` frame, or an error frame)."""
         return self._done
 
     def feed(self, frame: str | bytes) -> list[Event]:  # type: ignore[override]
         """Decode one frame; return its events."""
-        obj = _object(frame)
-        if (
-            self._done
-            or obj is None
-            or obj.get("type") != "cf_agent_use_chat_response"
-            or obj.get("id") != self.request_id
-        ):
+        if self._done:
             return []
-        body = obj.get("body")
-        body = body.strip() if isinstance(body, str) else ""
-        if obj.get("error"):
-            error = obj["error"]
-            data = (
-                _object(body)
-                or body
-                or (error if isinstance(error, dict) else "the agent reported an error")
-            )
-            raise error_from_body(None, data, self.provider, text=self.text_so_far)
+        try:
+            obj = decode(frame, _FRAME)
+        except ValueError:  # not JSON, or not an object: not a frame of ours
+            return []
+        if obj.type != _RESPONSE or obj.id != self.request_id:
+            return []
+        body = obj.body.strip() if isinstance(obj.body, str) else ""
+        if obj.error:
+            self._done = True
+            raise self._error_of(obj.error, body)
+        if obj.replay is True:
+            self._replayed += 1
+            if self._replayed <= self._frames:
+                return self._ended(obj)  # seen live already
+        else:
+            self._replayed = 0
         out: list[Event] = []
         if body:
+            self._frames += 1
             self._payload(body, out)
-        if obj.get("done") is True:
-            self._done = True
-            self._end(out)
+        return out + self._ended(obj)
+
+    def _ended(self, obj: AgentFrame) -> list[Event]:
+        if obj.done is not True:
+            return []
+        self._done = True
+        out: list[Event] = []
+        self._end(out)
         return out
+
+    def _error_of(self, error: Any, body: str) -> ClientError:
+        data = _object(body) if body[:1] in "{[" else None
+        data = data or body or (error if isinstance(error, dict) else "the agent reported an error")
+        return error_from_body(None, data, self.provider, text=self.text_so_far)
 
     def close(self) -> list[Event]:
         """Raise :class:`StreamBroken` if the response did not end (no ``done: true``)."""

@@ -17,6 +17,7 @@ from harvestkit.client.parsers._common import (
     SHAPE_ERRORS,
     StreamParser,
     TextBuffer,
+    finish_reason,
     usage_from,
 )
 from harvestkit.client.responses import error_from_body
@@ -111,4 +112,4 @@ class DataStreamParser(StreamParser):
         if usage is not None:
             out.append(usage)
         if value.get("finishReason"):
-            out.append(FinishReason(str(value["finishReason"])))
+            out.append(FinishReason(finish_reason(value["finishReason"])))

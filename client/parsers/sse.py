@@ -33,15 +33,23 @@ class SSEDecoder:
         if not text:
             return []
         out: list[str] = []
+        if self._data and text[0] == "\n":  # the blank line of the event read last time
+            self._dispatch(out)
+            text = text[1:]
+        if not self._data and text[:6] == "data: ":
+            # the usual shape, one "data: ..." line per event: cut all of them in one split
+            end = text.rfind("\n\n") + 2
+            parts = text[6 : end - 2].split("\n\ndata: ")
+            if text.count("\n", 0, end) == 2 * len(parts):  # no other line in these events
+                rest = text[end:]
+                if rest:
+                    self._lines(rest[:-1].split("\n"), parts)
+                return out + parts if out else parts
         blocks = text.split("\n\n")
         last = blocks.pop()  # complete lines of an event whose blank line is still to come
         for block in blocks:
-            # fast path: one "data: ..." line and nothing pending
-            if block[:6] == "data: " and not self._data and "\n" not in block:
-                out.append(block[6:])
-            else:
-                self._lines(block.split("\n"), out)
-                self._dispatch(out)
+            self._lines(block.split("\n"), out)
+            self._dispatch(out)
         if last:
             self._lines(last[:-1].split("\n"), out)
         return out

@@ -15,12 +15,18 @@ from harvestkit.client.events import (
 from harvestkit.client.parsers._common import (
     MAX_LINE,
     SHAPE_ERRORS,
+    finish_reason,
     usage_from,
 )
+from harvestkit.client.parsers.records import ChunkShapeError, UIChunk, decode, decoder
 from harvestkit.client.parsers.sse import SSEStreamParser
 from harvestkit.client.responses import error_from_body
 
 __all__ = ["UIStreamParser"]
+
+_CHUNK = decoder(UIChunk)
+_TEXT, _REASONING = "text-delta", frozenset({"reasoning-delta", "reasoning"})
+_WHOLE = frozenset({"tool-input-available", "error", "message-metadata", "finish"})
 
 
 class UIStreamParser(SSEStreamParser):
@@ -61,13 +67,39 @@ class UIStreamParser(SSEStreamParser):
         return out
 
     def _payload(self, payload: str, out: list[Event]) -> None:
-        stripped = payload.strip()
-        if stripped == "[DONE]":
-            self._end(out)
-        elif stripped and not self._finished:
+        if payload[:1] != "{":
+            stripped = payload.strip()
+            if stripped == "[DONE]":
+                self._end(out)
+                return
+            if not stripped:
+                return
+        if self._finished:
+            return
+        try:
+            chunk = decode(payload, _CHUNK)
+        except ChunkShapeError as exc:  # not an object: a clear error from the plain reading
+            out += self.handle_chunk(exc.value)
+            return
+        except ValueError as exc:
+            raise self._protocol("malformed JSON in a UI-message chunk", exc) from None
+        kind = chunk.type
+        if kind == _TEXT:  # the hot path: only the record's fields were read
+            text = chunk.delta if chunk.delta is not None else chunk.textDelta
+            if text and isinstance(text, str):
+                out.append(text)
+                self._texts.append(text)
+        elif not isinstance(kind, str):
+            return  # not a type of ours
+        elif kind in _REASONING:
+            text = chunk.delta if chunk.delta is not None else chunk.text
+            if text and isinstance(text, str):
+                out.append(Reasoning(text))
+        elif kind in _WHOLE:  # rare types are read whole
             out += self.handle_chunk(self._decode(payload, "UI-message chunk"))
 
     def _chunk(self, chunk: dict[str, Any], out: list[Event]) -> None:
+        # text-delta and reasoning-delta also come here from handle_chunk (already decoded)
         kind = chunk.get("type")
         if kind == "text-delta":
             text = chunk.get("delta", chunk.get("textDelta"))
@@ -98,7 +130,7 @@ class UIStreamParser(SSEStreamParser):
                 break
         reason = chunk.get("finishReason") or meta.get("finishReason")
         if reason:
-            self._reason = str(reason)
+            self._reason = finish_reason(reason)
 
     def _end(self, out: list[Event]) -> None:
         if self._finished:

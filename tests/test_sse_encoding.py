@@ -1,0 +1,114 @@
+"""The gateway's pre-encoded SSE chunks and its coalescing write loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from harvestkit.client import FinishReason, Reasoning, ToolCalls, Usage
+from harvestkit.client.errors import RateLimited
+from harvestkit.gateway import chat as gateway_chat
+from harvestkit.gateway.openai_format import ChunkBuilder, sse
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.booleans())
+def test_encoded_events_are_the_chunks_as_sse(text: str, include_usage: bool) -> None:
+    """Any text (quotes, backslashes, control characters, non-ASCII) gives exactly the bytes of
+    ``sse(chunk)`` for the chunks ``event`` builds."""
+    builder = ChunkBuilder("cerebras/m", include_usage=include_usage)
+    for event in (text, Reasoning(text)):
+        expected = b"".join(sse(chunk) for chunk in builder.event(event))
+        assert builder.encode(event) == expected
+        if expected:
+            assert json.loads(expected[6:]) == builder.event(event)[0]
+
+
+def test_other_events_and_state() -> None:
+    builder, twin = ChunkBuilder("m", id="chatcmpl-1"), ChunkBuilder("m", id="chatcmpl-1")
+    twin.created = builder.created
+    assert builder.encode(ToolCalls([CALL])) == b"".join(sse(c) for c in twin.event(ToolCalls([CALL])))
+    assert builder.tool_calls == 1
+    assert builder.encode(Usage(1, 2, 3)) == b"" and builder.usage == Usage(1, 2, 3)
+    assert builder.encode(FinishReason("length")) == b"" and builder.finish_reason == "length"
+    assert builder.encode("") == b""
+
+
+class Response:
+    """What the write loop needs of an aiohttp response: the writes it got."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.writes: list[bytes] = []
+        self.fail_after = fail_after
+
+    async def write(self, data: bytes) -> None:
+        if self.fail_after is not None and len(self.writes) >= self.fail_after:
+            raise ConnectionResetError("the client left")
+        self.writes.append(data)
+        await asyncio.sleep(0)
+
+
+def stream(bursts: list[list[object]], error: Exception | None = None, gate: asyncio.Event | None = None):
+    async def events():
+        for burst in bursts:
+            await asyncio.sleep(0.01)  # the next network read
+            for event in burst:
+                yield event
+        if gate is not None:
+            await gate.wait()
+        if error is not None:
+            raise error
+
+    return events()
+
+
+async def test_a_burst_of_events_is_one_write_and_nothing_is_held_back() -> None:
+    builder = ChunkBuilder("m")
+    response = Response()
+    bursts = [[f"w{i}-{j}" for j in range(50)] for i in range(3)]
+    assert await gateway_chat._relay(response, stream(bursts), builder) is None
+    assert len(response.writes) <= 6  # one write per burst, give or take the first event
+    assert b"".join(response.writes) == b"".join(builder.encode(e) for burst in bursts for e in burst)
+
+
+async def test_a_lone_event_is_written_before_the_next_arrives() -> None:
+    builder, response, gate = ChunkBuilder("m"), Response(), asyncio.Event()
+    relay = asyncio.create_task(gateway_chat._relay(response, stream([["first"]], gate=gate), builder))
+    for _ in range(100):
+        await asyncio.sleep(0.005)
+        if response.writes:
+            break
+    assert response.writes == [builder.encode("first")]  # while the upstream is still silent
+    gate.set()
+    assert await relay is None
+
+
+async def test_an_upstream_error_after_events_is_returned_after_them() -> None:
+    builder, response = ChunkBuilder("m"), Response()
+    failure = await gateway_chat._relay(response, stream([["a", "b"]], RateLimited("slow down", provider="cerebras")), builder)
+    assert failure is not None and failure.status == 429
+    assert b"".join(response.writes) == builder.encode("a") + builder.encode("b")
+
+
+async def test_a_failed_write_propagates_and_stops_the_reader() -> None:
+    builder, response = ChunkBuilder("m"), Response(fail_after=1)
+    closed = asyncio.Event()
+
+    async def endless():
+        try:
+            while True:
+                await asyncio.sleep(0.001)
+                yield "x"
+        finally:
+            closed.set()
+
+    events = endless()
+    with pytest.raises(ConnectionResetError):
+        await gateway_chat._relay(response, events, builder)
+    await events.aclose()
+    assert closed.is_set()
