@@ -11,7 +11,7 @@ from aiohttp import WSMsgType, web
 from . import cloudflare_wire as wire
 from . import keys
 from .cloudflare_front import HOST, CloudflareFront
-from .state import Fault, LoggedRequest, SandboxState
+from .state import Fault, LoggedHeaders, LoggedRequest, SandboxState
 from .streaming import pump, stream_http
 from .textgen import make_reply
 
@@ -225,7 +225,7 @@ class AgentSession:
             host=HOST,
             method="WS",
             path=f"{request.path}#{what}",
-            headers=dict(request.headers),
+            headers=LoggedHeaders(request.headers.items()),
             cookies=dict(request.cookies),
             client_class=request.get(keys.CLIENT_CLASS),
             route=route,
@@ -279,10 +279,10 @@ class AgentSession:
             malformed='{"type":"text-delta","id":"t1","delta":"bro',
             error=json.dumps(wire.UI_ERROR),
         )
-        if outcome == "truncated":  # drop the connection with no close frame, after what was sent
+        if outcome in ("truncated", "reset"):  # drop the connection with no close frame
             transport = self.request.transport
             if transport is not None:
-                transport.close()
+                transport.close() if outcome == "truncated" else transport.abort()
             return outcome
         await self.ws.send_str(wire.agent_response(request_id, "", done=True, error=outcome == "error"))
         return outcome

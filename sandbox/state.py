@@ -28,6 +28,8 @@ class Fault:
     truncate_after: cut the stream after this many chunks (connection closed, no terminal marker).
     malformed_at: send a malformed line in place of this chunk.
     error_at: send the protocol's mid-stream error in place of this chunk and end the stream.
+    reset_after: after this many chunks reset the stream: RST_STREAM on HTTP/2, a cut connection
+        on HTTP/1.1.
     """
 
     status: int | None = None
@@ -37,6 +39,7 @@ class Fault:
     truncate_after: int | None = None
     malformed_at: int | None = None
     error_at: int | None = None
+    reset_after: int | None = None
     times: int | None = 1
 
 
@@ -54,6 +57,9 @@ class Knobs:
     challenge_delay: float = 0.15  # how long the challenge page's script waits
     interactive_challenge: bool = False  # the challenge wants a human click
     rotate_cookies: bool = False  # every response re-sets session cookies; old values die
+    http2: bool = True  # offer h2 in ALPN (False: a server that speaks HTTP/1.1 only)
+    h2_idle_goaway: float | None = None  # GOAWAY on an HTTP/2 connection idle this long
+    split_writes: bool = True  # writes cut at random places (DATA frames, TLS records)
 
     def apply(self, changes: dict[str, Any]) -> None:
         """Set the named knobs; unknown names or a bad generation raise ValueError."""
@@ -78,6 +84,28 @@ class Tunnel:
     sni: str | None
     alpn: tuple[str, ...]
     opened_at: float = field(default_factory=time.time)
+    protocol: str | None = None  # "h2" or "http/1.1", as ALPN chose
+    h2_fingerprint: str | None = None  # Akamai form, read from the client's first HTTP/2 frames
+    h2_class: str | None = None  # "chrome" or "other"
+    h2_mismatch: str | None = None  # why it is not Chrome's
+
+
+class LoggedHeaders(dict[str, str]):
+    """Request headers as received (lower-case names on HTTP/2), looked up case-insensitively."""
+
+    def _key(self, name: object) -> object:
+        if isinstance(name, str) and not dict.__contains__(self, name):
+            return next((key for key in self if key.lower() == name.lower()), name)
+        return name
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, self._key(name))
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, self._key(name))
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return dict.get(self, self._key(name), default)
 
 
 @dataclass
@@ -89,9 +117,11 @@ class LoggedRequest:
     host: str
     method: str
     path: str
-    headers: dict[str, str]
+    headers: LoggedHeaders
     cookies: dict[str, str]
     client_class: str | None
+    protocol: str = "http/1.1"  # "h2" or "http/1.1"
+    h2_fingerprint: str | None = None
     route: str | None = None
     status: int | None = None
     outcome: str = "complete"  # complete | client_disconnected | cancelled | truncated | error

@@ -23,16 +23,19 @@ async def pump(
     malformed: T,
     error: T,
 ) -> str:
-    """Send `chunks` one by one; return "complete", "truncated" or "error".
+    """Send `chunks` one by one; return "complete", "truncated", "reset" or "error".
 
     A fault's `malformed_at` replaces that chunk with `malformed`; `error_at` sends `error` in place
-    of that chunk and stops; `truncate_after` stops after that many chunks without the rest (the
-    caller then cuts the connection). Connection errors from `send` propagate.
+    of that chunk and stops; `truncate_after` and `reset_after` stop after that many chunks without
+    the rest (the caller then cuts the connection or resets the stream). Connection errors from
+    `send` propagate.
     """
     for index, chunk in enumerate(chunks):
         if fault is not None:
             if fault.truncate_after is not None and index >= fault.truncate_after:
                 return "truncated"
+            if fault.reset_after is not None and index >= fault.reset_after:
+                return "reset"
             if fault.error_at is not None and index == fault.error_at:
                 await send(error)
                 return "error"
@@ -83,6 +86,9 @@ async def stream_http(
         request[keys.OUTCOME] = "client_disconnected"
         raise
     request[keys.OUTCOME] = outcome
+    if outcome == "reset":
+        reset_stream(request)
+        return response
     if outcome == "truncated":
         # No terminal chunk and no final event: the client sees the connection end mid-body.
         response.force_close()
@@ -91,3 +97,15 @@ async def stream_http(
         return response
     await response.write_eof()
     return response
+
+
+def reset_stream(request: web.Request) -> None:
+    """Cut this request's answer short: RST_STREAM on HTTP/2, a reset connection on HTTP/1.1."""
+    transport = request.transport
+    if transport is None:
+        return
+    reset = getattr(transport, "reset_stream", None)
+    if reset is not None:
+        reset()
+    else:
+        transport.abort()
