@@ -85,6 +85,9 @@ class CloudflareFront:
     # -- the gate -----------------------------------------------------------------------------
     def blocked_because(self, request: web.Request) -> str | None:
         """Why this request must be challenged, or None when its clearance holds."""
+        contradiction = h2_contradiction(request)
+        if contradiction is not None:
+            return contradiction
         cf_bm = request.cookies.get("__cf_bm")
         if self.state.knobs.rotate_cookies and cf_bm and cf_bm not in self.live_cf_bm:
             return "stale __cf_bm after rotation"
@@ -143,6 +146,8 @@ class CloudflareFront:
             reason = "navigator.userAgent differs from the User-Agent header"
         elif request.get(keys.CLIENT_CLASS) != "chrome":
             reason = "TLS fingerprint is not a browser's"
+        elif h2_contradiction(request) is not None:
+            reason = h2_contradiction(request)
         if reason is not None:
             request[keys.NOTE] = reason
             return web.json_response({"success": False}, status=403)
@@ -180,6 +185,17 @@ class CloudflareFront:
         set_cookie(
             response, "__cf_bm", value, expires=now + lifetime, domain=COOKIE_DOMAIN, same_site="None"
         )
+
+
+def h2_contradiction(request: web.Request) -> str | None:
+    """Why this request's HTTP/2 fingerprint contradicts its Chrome user agent, or None.
+
+    Only an HTTP/2 request can contradict (HTTP/1.1 has no such fingerprint), and only a user
+    agent that claims Chrome (Chromium, Edge and curl_cffi's Chrome targets all send Chrome's).
+    """
+    if request.get(keys.H2_CLASS) != "other" or "Chrome/" not in request.headers.get("User-Agent", ""):
+        return None
+    return f"HTTP/2 fingerprint contradicts a Chrome user agent: {request.get(keys.H2_MISMATCH)}"
 
 
 def _cf_bm_time(value: str) -> float | None:
