@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ log = logging.getLogger("harvestkit.sandbox")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
 PREFACE_LIMIT = 64 * 1024
 HIGH_WATER = 256 * 1024  # response bytes waiting for the window before the handler is paused
+IDLE_TICK = 0.1  # how often an idle connection looks at the `h2_idle_goaway` knob
 
 
 class StreamTransport(asyncio.Transport):
@@ -120,6 +122,7 @@ class H2Connection(asyncio.Protocol):
         self.streams: dict[int, _Stream] = {}
         self._preface: bytearray | None = bytearray()
         self._idle: asyncio.TimerHandle | None = None
+        self._idle_since = time.monotonic()
         self._rng = random.Random()
 
     # -- connection ---------------------------------------------------------------------------
@@ -356,21 +359,26 @@ class H2Connection(asyncio.Protocol):
 
     # -- idle GOAWAY ------------------------------------------------------------------------------
     def _arm_idle(self) -> None:
-        after = self.state.knobs.h2_idle_goaway
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-        if after is not None and not self.streams and self.transport is not None:
-            self._idle = asyncio.get_running_loop().call_later(after, self._goaway_if_idle)
+        """Start timing an idle spell (no open stream); the knob is read as the spell goes on."""
+        self._disarm_idle()
+        if not self.streams and self.transport is not None:
+            self._idle_since = time.monotonic()
+            self._idle = asyncio.get_running_loop().call_later(IDLE_TICK, self._idle_tick)
 
     def _disarm_idle(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
 
-    def _goaway_if_idle(self) -> None:
+    def _idle_tick(self) -> None:
         self._idle = None
         if self.streams or self.transport is None:
+            return
+        after = self.state.knobs.h2_idle_goaway
+        waited = time.monotonic() - self._idle_since
+        if after is None or waited < after:
+            wait = IDLE_TICK if after is None else min(IDLE_TICK, after - waited)
+            self._idle = asyncio.get_running_loop().call_later(max(wait, 0.001), self._idle_tick)
             return
         self.h2.close_connection(
             error_code=h2.errors.ErrorCodes.NO_ERROR, last_stream_id=self.h2.highest_inbound_stream_id
