@@ -8,6 +8,7 @@ from aiohttp import web
 
 from . import cerebras_api, cerebras_web, cloudflare_front, keys
 from .accounts import Accounts
+from .compression import compressor
 from .cerebras_api import CerebrasAPI
 from .cerebras_web import CerebrasWeb
 from .cloudflare_api import CloudflarePlayground
@@ -68,6 +69,7 @@ def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
             entry.outcome = request.get(keys.OUTCOME, entry.outcome)
 
     app = web.Application(middlewares=[log_requests], client_max_size=8 * 1024 * 1024)
+    app.on_response_prepare.append(compressor(state))
     app.add_domain(cerebras_web.HOST, CerebrasWeb(state, accounts).app())
     app.add_domain(cerebras_api.HOST, CerebrasAPI(state, accounts).app())
     app.add_domain(

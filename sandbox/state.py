@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GENERATIONS = ("agents", "ui-stream", "data-stream", "sse")
+KEY_HOSTS = ("inference.cerebras.ai", "chat.cerebras.ai")
 ROUTES = (
     "cerebras.chat",
     "cerebras.models",
@@ -60,6 +61,13 @@ class Knobs:
     http2: bool = True  # offer h2 in ALPN (False: a server that speaks HTTP/1.1 only)
     h2_idle_goaway: float | None = None  # GOAWAY on an HTTP/2 connection idle this long
     split_writes: bool = True  # writes cut at random places (DATA frames, TLS records)
+    compress: bool = True  # gzip/br for HTML, JSON and text, as Cloudflare does (never for streams)
+    retire_models: bool = False  # api.cerebras.ai lists only the 2026-08 models; older ids get 404
+    fragment_tool_calls: bool = False  # a streamed tool call comes in pieces keyed by index
+    sse_error_event: bool = False  # a mid-stream error is `event: error` (else a plain data event)
+    api_block_page: bool = False  # api.cerebras.ai's front answers everything with an HTML 403
+    key_host: str = "inference.cerebras.ai"  # where the demo page fetches its key (or chat.cerebras.ai)
+    session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
 
     def apply(self, changes: dict[str, Any]) -> None:
         """Set the named knobs; unknown names or a bad generation raise ValueError."""
@@ -69,6 +77,8 @@ class Knobs:
                 raise ValueError(f"unknown knob {name!r}; known: {sorted(names)}")
             if name == "generation" and value not in GENERATIONS:
                 raise ValueError(f"generation must be one of {GENERATIONS}")
+            if name == "key_host" and value not in KEY_HOSTS:
+                raise ValueError(f"key_host must be one of {KEY_HOSTS}")
             setattr(self, name, value)
 
 
