@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import cerebras_api, cerebras_web, cloudflare_front, keys
+from . import cerebras_api, cerebras_chat, cerebras_web, cloudflare_front, keys
 from .accounts import Accounts
 from .compression import compressor
 from .cerebras_api import CerebrasAPI
@@ -15,7 +15,7 @@ from .cloudflare_api import CloudflarePlayground
 from .cloudflare_front import CloudflareFront
 from .state import LoggedHeaders, LoggedRequest, SandboxState
 
-HOSTS = (cerebras_web.HOST, cerebras_api.HOST, cloudflare_front.HOST)
+HOSTS = (cerebras_web.HOST, cerebras_api.HOST, cloudflare_front.HOST, cerebras_chat.HOST)
 
 
 def request_protocol(request: web.Request) -> str:
@@ -70,7 +70,9 @@ def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
 
     app = web.Application(middlewares=[log_requests], client_max_size=8 * 1024 * 1024)
     app.on_response_prepare.append(compressor(state))
-    app.add_domain(cerebras_web.HOST, CerebrasWeb(state, accounts).app())
+    web_site = CerebrasWeb(state, accounts)
+    app.add_domain(cerebras_web.HOST, web_site.app())
+    app.add_domain(cerebras_chat.HOST, cerebras_chat.CerebrasChat(web_site).app())
     app.add_domain(cerebras_api.HOST, CerebrasAPI(state, accounts).app())
     app.add_domain(
         cloudflare_front.HOST, CloudflarePlayground(state, CloudflareFront(state)).app()
