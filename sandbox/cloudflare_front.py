@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from . import keys
+from .challenge_knobs import challenge_again
 from .cookies import set_cookie
 from .state import SandboxState
 
@@ -76,6 +77,8 @@ class CloudflareFront:
         self.clearances: dict[str, Clearance] = {}
         self.tokens: dict[str, float] = {}  # challenge token -> issued at
         self.live_cf_bm: set[str] = set()
+        self.cf_bm_seen: dict[str, float] = {}  # __cf_bm value -> last request that carried it
+        self.fresh: set[str] = set()  # clearances not used since they were earned
 
     def install(self, app: web.Application) -> None:
         app.middlewares.append(self.middleware)
@@ -106,7 +109,7 @@ class CloudflareFront:
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith(CHALLENGE_PREFIX):
             return await handler(request)
-        reason = self.blocked_because(request)
+        reason = self.blocked_because(request) or challenge_again(self.state, request, self.clearances, self.fresh)
         if reason is not None:
             request[keys.NOTE] = reason
             return self.challenge_page()
@@ -156,6 +159,7 @@ class CloudflareFront:
         self.clearances[value] = Clearance(
             user_agent, request[keys.CLIENT_CLASS], now, now + self.state.knobs.clearance_lifetime
         )
+        self.fresh.add(value)
         response = web.json_response({"success": True})
         set_cookie(
             response,
@@ -170,20 +174,38 @@ class CloudflareFront:
 
     # -- __cf_bm on every response -------------------------------------------------------------
     async def add_cf_bm(self, request: web.Request, response: web.StreamResponse) -> None:
+        """`__cf_bm` on every response, with a sliding expiry (spec 4.2): a value still alive
+        (seen within `cf_bm_lifetime`) is sent again with its expiry moved to now + lifetime (a
+        new value once it is half a lifetime old); a dead or missing one (or any, with
+        `rotate_cookies`) is replaced by a new value."""
         if request.host.split(":")[0] != HOST:
             return
         now = time.time()
         presented = request.cookies.get("__cf_bm", "")
-        issued = _cf_bm_time(presented)
         lifetime = self.state.knobs.cf_bm_lifetime
-        if not self.state.knobs.rotate_cookies and issued is not None and now - issued < lifetime / 2:
-            return
-        value = f"{secrets.token_hex(22)}-{int(now)}-1.0.1.1-{secrets.token_hex(48)}"
-        if self.state.knobs.rotate_cookies:
-            self.live_cf_bm.discard(presented)
-        self.live_cf_bm.add(value)
+        issued = _cf_bm_time(presented)
+        young = issued is not None and now - issued < lifetime / 2  # older ones get a new value
+        if not self.state.knobs.rotate_cookies and young and self.cf_bm_alive(presented, now):
+            value = presented
+        else:
+            value = f"{secrets.token_hex(22)}-{int(now)}-1.0.1.1-{secrets.token_hex(48)}"
+            if self.state.knobs.rotate_cookies:
+                self.live_cf_bm.discard(presented)
+            self.live_cf_bm.add(value)
+        self.cf_bm_seen[value] = now
         set_cookie(
             response, "__cf_bm", value, expires=now + lifetime, domain=COOKIE_DOMAIN, same_site="None"
+        )
+
+    def cf_bm_alive(self, value: str, now: float) -> bool:
+        """Whether a `__cf_bm` value was issued here, is not expired, and was used recently enough."""
+        seen = self.cf_bm_seen.get(value)
+        issued = _cf_bm_time(value)
+        return (
+            seen is not None
+            and now - seen < self.state.knobs.cf_bm_lifetime
+            and issued is not None
+            and issued >= int(self.state.expired_before)
         )
 
 

@@ -67,6 +67,8 @@ class Knobs:
     sse_error_event: bool = False  # a mid-stream error is `event: error` (else a plain data event)
     api_block_page: bool = False  # api.cerebras.ai's front answers everything with an HTML 403
     key_host: str = "inference.cerebras.ai"  # where the demo page fetches its key (or chat.cerebras.ai)
+    rechallenge_after_pass: int = 0  # this many fresh clearances are challenged on first use
+    challenge_websocket: int = 0  # this many WebSocket upgrades get the challenge page, not 101
     session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
 
     def apply(self, changes: dict[str, Any]) -> None:
