@@ -69,6 +69,8 @@ class Knobs:
     key_host: str = "inference.cerebras.ai"  # where the demo page fetches its key (or chat.cerebras.ai)
     rechallenge_after_pass: int = 0  # this many fresh clearances are challenged on first use
     challenge_websocket: int = 0  # this many WebSocket upgrades get the challenge page, not 101
+    agents_protocol: str = "legacy"  # "2026" (spec 4.2) or "legacy"; see agents_protocol.py
+    agents_resume: str = "none"  # "replay": a 2026 agent opens with the replay of an earlier stream
     session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
 
     def apply(self, changes: dict[str, Any]) -> None:
@@ -79,6 +81,10 @@ class Knobs:
                 raise ValueError(f"unknown knob {name!r}; known: {sorted(names)}")
             if name == "generation" and value not in GENERATIONS:
                 raise ValueError(f"generation must be one of {GENERATIONS}")
+            if name == "agents_protocol" and value not in ("2026", "legacy"):
+                raise ValueError("agents_protocol must be '2026' or 'legacy'")
+            if name == "agents_resume" and value not in ("none", "replay"):
+                raise ValueError("agents_resume must be 'none' or 'replay'")
             if name == "key_host" and value not in KEY_HOSTS:
                 raise ValueError(f"key_host must be one of {KEY_HOSTS}")
             setattr(self, name, value)
