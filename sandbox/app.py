@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import cerebras_api, cerebras_chat, cerebras_web, cloudflare_front, keys
+from . import cerebras_api, cerebras_chat, cerebras_web, cloudflare_front, keys, streaming
 from .accounts import Accounts
 from .compression import compressor
 from .cerebras_api import CerebrasAPI
@@ -70,6 +70,7 @@ def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
 
     app = web.Application(middlewares=[log_requests], client_max_size=8 * 1024 * 1024)
     app.on_response_prepare.append(compressor(state))
+    app[streaming.KNOBS] = lambda: state.knobs
     web_site = CerebrasWeb(state, accounts)
     app.add_domain(cerebras_web.HOST, web_site.app())
     app.add_domain(cerebras_chat.HOST, cerebras_chat.CerebrasChat(web_site).app())
