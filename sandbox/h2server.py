@@ -309,7 +309,8 @@ class H2Connection(asyncio.Protocol):
         """One write as DATA frames: cut at one or two random places when `split_writes` is on."""
         if not self.state.knobs.split_writes or len(data) < 2:
             return [data]
-        cuts = sorted(self._rng.sample(range(1, len(data)), min(len(data) - 1, self._rng.randint(0, 2))))
+        rand = self._rng.random
+        cuts = sorted({1 + int(rand() * (len(data) - 1)) for _ in range(int(rand() * 3))})
         bounds = [0, *cuts, len(data)]
         return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
