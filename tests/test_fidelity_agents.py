@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from curl_cffi.curl import CurlError
-from harvestkit.client import Cloudflare, FinishReason, StreamBroken, Usage
+from harvestkit.client import Cloudflare, FinishReason, ModelNotFound, StreamBroken, Usage
 from harvestkit.sandbox import Sandbox
 from sandbox_helpers import PLAYGROUND, cleared_session
 
@@ -117,6 +116,6 @@ async def test_client_types_a_2026_error_with_the_servers_text(client_env) -> No
 
 async def test_client_reports_an_unknown_model_from_a_2026_agent(client_env) -> None:
     client_env.sandbox.set_knobs(agents_protocol="2026")
-    with pytest.raises(Exception) as caught:  # the live list refuses it first, or the agent does
+    with pytest.raises(ModelNotFound) as caught:  # from the getModels RPC's live list
         await Cloudflare.chat("Hi", model="@cf/none/nothing", transport="agents")
-    assert "@cf/none/nothing" in str(caught.value) and not isinstance(caught.value, CurlError)
+    assert "@cf/none/nothing" in str(caught.value) and "@cf/moonshotai/kimi-k2.6" in str(caught.value)

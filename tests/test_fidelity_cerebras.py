@@ -121,8 +121,10 @@ async def test_client_types_the_block_page(client_env) -> None:
     assert caught.value.status_code == 403 and "<html" not in str(caught.value).lower()
 
 
+@pytest.mark.parametrize("http2", [True, False])
 @pytest.mark.parametrize("coding", ["gzip", "br"])
-async def test_json_and_html_are_compressed_as_asked(sandbox: Sandbox, coding: str) -> None:
+async def test_json_and_html_are_compressed_as_asked(sandbox: Sandbox, coding: str, http2: bool) -> None:
+    sandbox.set_knobs(http2=http2)
     decode = {"gzip": gzip.decompress, "br": brotli.decompress}[coding]
     async with sandbox_session(sandbox.env) as http:
         # The raw bytes, as the server sent them (curl does not decode when asked not to).

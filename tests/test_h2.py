@@ -16,7 +16,7 @@ from harvestkit.client import Cerebras, Cloudflare, StreamBroken, chat
 from harvestkit.sandbox import Sandbox
 from harvestkit.sandbox.h2fingerprint import NotHTTP2, parse_preface
 from harvestkit.sandbox.shortcuts import CHROME_UA, sandbox_session, sign_in
-from sandbox_helpers import CEREBRAS_API, CEREBRAS_WEB, PLAYGROUND, cleared_session
+from sandbox_helpers import CEREBRAS_API, CEREBRAS_WEB, PLAYGROUND, cleared_session, control
 
 CHAT = {"model": "gpt-oss-120b", "stream": True, "messages": [{"role": "user", "content": "Tell me a story"}]}
 
@@ -75,6 +75,8 @@ async def test_every_host_speaks_h2_and_the_log_says_so(sandbox: Sandbox) -> Non
     assert {r.h2_fingerprint for r in logged} == {"1:65536;2:0;4:6291456;6:262144|15663105|0|m,a,s,p"}
     assert {t.protocol for t in sandbox.state.tunnels} == {"h2"}
     assert {t.h2_class for t in sandbox.state.tunnels} == {"chrome"}
+    status, log = control(sandbox, "GET", "/__sandbox/log?host=api.cerebras.ai")
+    assert status == 200 and [entry["protocol"] for entry in log] == ["h2"]
 
 
 async def test_http1_only_server(sandbox: Sandbox) -> None:
