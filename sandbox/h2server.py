@@ -8,6 +8,8 @@ with `h11` and sent on as HEADERS and DATA frames. So every route, cookie, fault
 behaves the same on both protocols, and streaming stays streaming (each write becomes DATA frames
 as it happens, within the client's flow-control window).
 
+(alpn.py hands each TLS connection to this or to aiohttp's HTTP/1.1 handler.)
+
 Faults specific to HTTP/2: `reset_stream()` on a stream's transport sends RST_STREAM (the
 streaming helpers call it for `Fault.reset_after`), and the `h2_idle_goaway` knob sends GOAWAY on
 a connection that has had no open stream for that many seconds. With the `split_writes` knob
@@ -36,7 +38,7 @@ from .h2fingerprint import NotHTTP2, parse_preface
 from .state import SandboxState
 
 log = logging.getLogger("harvestkit.sandbox")
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
+HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
 PREFACE_LIMIT = 64 * 1024
 HIGH_WATER = 256 * 1024  # response bytes waiting for the window before the handler is paused
 IDLE_TICK = 0.1  # how often an idle connection looks at the `h2_idle_goaway` knob
@@ -281,7 +283,7 @@ class H2Connection(asyncio.Protocol):
 
     def _send_headers(self, stream: _Stream, response: h11.Response) -> None:
         headers = [(b":status", str(response.status_code).encode())]
-        headers += [(name.lower(), value) for name, value in response.headers if name.lower() not in HOP_BY_HOP_B]
+        headers += [(name.lower(), value) for name, value in response.headers if name.lower() not in HOP_BY_HOP]
         self.h2.send_headers(stream.id, headers)
         stream.sent_headers = True
 
@@ -395,29 +397,3 @@ class H2Connection(asyncio.Protocol):
     def _close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
-
-
-HOP_BY_HOP_B = {name.encode() for name in HOP_BY_HOP}
-
-
-class AlpnDispatch(asyncio.Protocol):
-    """Stands in until the TLS handshake is done, then hands the connection to h2 or HTTP/1.1."""
-
-    def __init__(self, state: SandboxState, http1_factory: Callable[[], asyncio.Protocol]) -> None:
-        self.state, self.http1_factory = state, http1_factory
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        ssl_object = transport.get_extra_info("ssl_object")
-        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        protocol = H2Connection(self.state, self.http1_factory) if alpn == "h2" else self.http1_factory()
-        peer = transport.get_extra_info("peername")
-        tunnel = self.state.tunnel_by_peer.get(tuple(peer[:2])) if peer else None
-        if tunnel is not None:
-            tunnel.protocol = "h2" if alpn == "h2" else "http/1.1"
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-
-
-def dispatch_factory(state: SandboxState, http1_factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
-    """The protocol factory the proxy hands TLS connections to."""
-    return lambda: AlpnDispatch(state, http1_factory)

@@ -21,7 +21,7 @@ from aiohttp import web
 from .accounts import SANDBOX_EMAIL, SANDBOX_PASSWORD, Accounts
 from .app import HOSTS, build_app
 from .control import handle_control
-from .h2server import dispatch_factory
+from .alpn import dispatch_factory
 from .proxy import ForwardProxy
 from .state import Fault, Knobs, LoggedRequest, SandboxState
 from .tls import Certificates, make_certificates
