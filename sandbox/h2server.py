@@ -195,6 +195,7 @@ class H2Connection(asyncio.Protocol):
             tunnel.h2_fingerprint = fingerprint.akamai
             tunnel.h2_class = fingerprint.client_class
             tunnel.h2_mismatch = fingerprint.mismatch()
+            tunnel.h2_header_priority = fingerprint.header_priority
 
     def _handle(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):

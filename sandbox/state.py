@@ -106,6 +106,7 @@ class Tunnel:
     h2_fingerprint: str | None = None  # Akamai form, read from the client's first HTTP/2 frames
     h2_class: str | None = None  # "chrome" or "other"
     h2_mismatch: str | None = None  # why it is not Chrome's
+    h2_header_priority: str | None = None  # "exclusive:depends-on:weight" of the first HEADERS
 
 
 class LoggedHeaders(dict[str, str]):

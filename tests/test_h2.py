@@ -75,6 +75,7 @@ async def test_every_host_speaks_h2_and_the_log_says_so(sandbox: Sandbox) -> Non
     assert {r.h2_fingerprint for r in logged} == {"1:65536;2:0;4:6291456;6:262144|15663105|0|m,a,s,p"}
     assert {t.protocol for t in sandbox.state.tunnels} == {"h2"}
     assert {t.h2_class for t in sandbox.state.tunnels} == {"chrome"}
+    assert {t.h2_header_priority for t in sandbox.state.tunnels} == {"1:0:256"}  # exclusive, on 0, weight 256
     status, log = control(sandbox, "GET", "/__sandbox/log?host=api.cerebras.ai")
     assert status == 200 and [entry["protocol"] for entry in log] == ["h2"]
 
