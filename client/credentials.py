@@ -170,11 +170,13 @@ class SiteAuth:
                 credentials.cookies.update({c.name: c.value for c in cookies})
             return
 
+        harvested_at = credentials.record.harvested_at
+
         def merge(current: SessionRecord | None) -> SessionRecord | None:
-            if current is None:
-                return None
+            if current is None or current.harvested_at != harvested_at:
+                return current  # another caller harvested anew: these cookies belong to the old session
             return current.merge_cookies(cookies, essential=current.extra.get("essential_cookies"))
 
         stored = await self.cache.aupdate(self.site, merge, self.profile)
-        if stored is not None:
+        if stored is not None and stored.harvested_at == harvested_at:
             credentials.record = stored

@@ -244,7 +244,8 @@ class Provider:
         live = await cls._models(call, credentials)
         if live is not None and model not in live:
             raise ModelNotFound(
-                f"model {model!r} is not in the live list ({len(live)} models)", provider=cls.site
+                f"model {model!r} is not in the live list; live models: {', '.join(sorted(live)[:20])}",
+                provider=cls.site,
             )
         retry, attempt, recovered = call.retry, 0, False
         while True:

@@ -1,6 +1,7 @@
 """The sites harvestkit harvests, as recipes: adding one is adding an entry here.
 
-- cerebras: the Auth.js session of inference.cerebras.ai yields the demo API key. A signed-out
+- cerebras: the Auth.js session of inference.cerebras.ai yields the demo API key (from the session,
+  or from the `GetMyDemoApiKey` GraphQL call to inference.cerebras.ai or chat.cerebras.ai). A signed-out
   profile cannot be harvested headless (`harvestkit login cerebras` signs it in once). The session's
   `expires` is the session's, not the key's: the key's lifetime is unknown (`api_key_expires_at`
   stays None) and the API's 401 is what says it has expired.
@@ -50,10 +51,16 @@ CEREBRAS = Recipe(
             captures={"api_key": "data.GetMyDemoApiKey"},
             fetch=InPageFetch(method="POST", body=_GRAPHQL_KEY, headers={"content-type": "application/json"}),
         ),
+        Sniff(  # the same key, served by chat.cerebras.ai too (the page may ask either host)
+            url="https://chat.cerebras.ai/api/graphql",
+            method="POST",
+            post_data_contains="GetMyDemoApiKey",
+            captures={"api_key": "data.GetMyDemoApiKey"},
+        ),
     ),
     required=("api_key",),
     needs_sign_in=True,
-    extra_hosts=("api.cerebras.ai",),
+    extra_hosts=("api.cerebras.ai", "chat.cerebras.ai"),
 )
 
 CLOUDFLARE = Recipe(

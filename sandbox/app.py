@@ -6,15 +6,22 @@ from typing import Any
 
 from aiohttp import web
 
-from . import cerebras_api, cerebras_web, cloudflare_front, keys
+from . import cerebras_api, cerebras_chat, cerebras_web, cloudflare_front, keys, streaming
 from .accounts import Accounts
+from .compression import compressor
 from .cerebras_api import CerebrasAPI
 from .cerebras_web import CerebrasWeb
 from .cloudflare_api import CloudflarePlayground
 from .cloudflare_front import CloudflareFront
-from .state import LoggedRequest, SandboxState
+from .state import LoggedHeaders, LoggedRequest, SandboxState
 
-HOSTS = (cerebras_web.HOST, cerebras_api.HOST, cloudflare_front.HOST)
+HOSTS = (cerebras_web.HOST, cerebras_api.HOST, cloudflare_front.HOST, cerebras_chat.HOST)
+
+
+def request_protocol(request: web.Request) -> str:
+    """"h2" for a request that came on an HTTP/2 stream, "http/1.1" otherwise."""
+    transport = request.transport
+    return "h2" if transport is not None and transport.get_extra_info("h2_stream_id") is not None else "http/1.1"
 
 
 def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
@@ -26,6 +33,8 @@ def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
         tunnel = state.tunnel_by_peer.get(tuple(peer[:2])) if peer else None
         request[keys.CLIENT_CLASS] = tunnel.client_class if tunnel else None
         request[keys.TUNNEL_ID] = tunnel.id if tunnel else None
+        request[keys.H2_CLASS] = tunnel.h2_class if tunnel else None
+        request[keys.H2_MISMATCH] = tunnel.h2_mismatch if tunnel else None
         host = request.host.rsplit(":", 1)[0].lower() if request.host else ""
         entry = LoggedRequest(
             time=time.time(),
@@ -33,9 +42,11 @@ def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
             host=host,
             method=request.method,
             path=request.path_qs,
-            headers=dict(request.headers),
+            headers=LoggedHeaders(request.headers.items()),
             cookies=dict(request.cookies),
             client_class=request[keys.CLIENT_CLASS],
+            protocol=request_protocol(request),
+            h2_fingerprint=tunnel.h2_fingerprint if tunnel else None,
         )
         state.requests.append(entry)
         try:
@@ -58,7 +69,11 @@ def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
             entry.outcome = request.get(keys.OUTCOME, entry.outcome)
 
     app = web.Application(middlewares=[log_requests], client_max_size=8 * 1024 * 1024)
-    app.add_domain(cerebras_web.HOST, CerebrasWeb(state, accounts).app())
+    app.on_response_prepare.append(compressor(state))
+    app[streaming.KNOBS] = lambda: state.knobs
+    web_site = CerebrasWeb(state, accounts)
+    app.add_domain(cerebras_web.HOST, web_site.app())
+    app.add_domain(cerebras_chat.HOST, cerebras_chat.CerebrasChat(web_site).app())
     app.add_domain(cerebras_api.HOST, CerebrasAPI(state, accounts).app())
     app.add_domain(
         cloudflare_front.HOST, CloudflarePlayground(state, CloudflareFront(state)).app()

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import keys
+from . import cerebras_strict as strict
 from .accounts import Accounts
 from .state import Fault, SandboxState
 from .streaming import stream_http
@@ -91,7 +92,8 @@ class CerebrasAPI:
         self.tokens_this_minute: tuple[int, int] = (0, 0)  # (minute, tokens)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.common_headers])
+        app = web.Application(middlewares=[strict.blocked_front, self.common_headers])
+        app[strict.KNOBS] = lambda: self.state.knobs
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/v1/models/{model}", self.model)
         app.router.add_get("/v1/tcp_warming", self.tcp_warming)
@@ -166,13 +168,16 @@ class CerebrasAPI:
             return forced_error(fault)
         if (refusal := self.unauthorized(request)) is not None:
             return refusal
-        data = [{"id": m, "object": "model", "created": c, "owned_by": o} for m, o, c in MODELS]
+        data = [
+            {"id": m, "object": "model", "created": c, "owned_by": o}
+            for m, o, c in strict.live_models(self.state.knobs, MODELS)
+        ]
         return web.json_response({"object": "list", "data": data})
 
     async def model(self, request: web.Request) -> web.Response:
         if (refusal := self.unauthorized(request)) is not None:
             return refusal
-        for model, owner, created in MODELS:
+        for model, owner, created in strict.live_models(self.state.knobs, MODELS):
             if model == request.match_info["model"]:
                 return web.json_response(
                     {"id": model, "object": "model", "created": created, "owned_by": owner}
@@ -196,8 +201,8 @@ class CerebrasAPI:
         if problem:
             return bad_format(problem, 422 if "messages" in problem else 400)
         model = body["model"]
-        if model not in {m for m, _, _ in MODELS}:
-            return web.json_response(NO_MODEL, status=404)
+        if model not in {m for m, _, _ in strict.live_models(self.state.knobs, MODELS)}:
+            return strict.not_found(model) if self.state.knobs.retire_models else web.json_response(NO_MODEL, status=404)
         reply = make_reply(
             body["messages"],
             max_tokens=body.get("max_completion_tokens", body.get("max_tokens")),
@@ -206,7 +211,14 @@ class CerebrasAPI:
         )
         self.count_tokens(reply)
         knobs = self.state.knobs
-        completion = Completion(model, reply, tool_call(body), envelope=knobs.envelope, usage_chunk=knobs.usage_chunk)
+        completion = Completion(
+            model,
+            reply,
+            tool_call(body),
+            envelope=knobs.envelope,
+            usage_chunk=knobs.usage_chunk,
+            fragmented=knobs.fragment_tool_calls,
+        )
         if not body.get("stream"):
             return web.json_response(completion.whole())
         response = web.StreamResponse(
@@ -220,7 +232,9 @@ class CerebrasAPI:
             fault=fault,
             pace=self.state.knobs.pace,
             malformed=b'data: {"id":"' + completion.id.encode() + b'","choices":[{"delta":{"content":"brok\n\n',
-            error=b"data: "
+            error=strict.error_event()
+            if self.state.knobs.sse_error_event
+            else b"data: "
             + json.dumps(
                 {
                     "error": {"message": "Internal server error", "type": "server_error", "code": "internal_error"},
@@ -294,7 +308,8 @@ class Completion:
     chunk its own: random ``obfuscation`` padding, ``tokens`` ids beside the content, keys in
     another order, ``system_fingerprint``, ``service_tier`` and ``logprobs`` present or absent.
     ``"identical"`` repeats one envelope byte for byte.  ``usage_chunk`` sends the usage and
-    ``time_info`` in a chunk of their own with ``choices: []`` after the finish chunk."""
+    ``time_info`` in a chunk of their own with ``choices: []`` after the finish chunk.
+    ``fragmented`` sends a tool call in pieces keyed by index."""
 
     def __init__(
         self,
@@ -304,8 +319,10 @@ class Completion:
         *,
         envelope: str = "varying",
         usage_chunk: bool = False,
+        fragmented: bool = False,
     ) -> None:
         self.id = "chatcmpl-" + secrets.token_hex(12)
+        self.fragmented = fragmented  # the tool call in pieces keyed by index
         self.created = int(time.time())
         self.model, self.reply, self.call = model, reply, call
         self.started = time.time()
@@ -367,7 +384,10 @@ class Completion:
         yield self._chunk({"role": "assistant"})
         for thought in self.reply.reasoning:
             yield self._chunk({"reasoning": thought})
-        if self.call:
+        if self.call and self.fragmented:
+            for delta in strict.tool_call_deltas(self.call):
+                yield self._chunk(delta)
+        elif self.call:
             yield self._chunk({"tool_calls": [dict(self.call, index=0)]})
 
     def _closing(self) -> Iterator[dict[str, Any]]:

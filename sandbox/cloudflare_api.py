@@ -8,10 +8,11 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from . import agents_protocol as agents
 from . import cloudflare_wire as wire
 from . import keys
 from .cloudflare_front import HOST, CloudflareFront
-from .state import Fault, LoggedRequest, SandboxState
+from .state import Fault, LoggedHeaders, LoggedRequest, SandboxState
 from .streaming import pump, stream_http
 from .textgen import make_reply
 
@@ -159,13 +160,8 @@ class AgentSession:
 
     def __init__(self, playground: CloudflarePlayground, request: web.Request, ws: web.WebSocketResponse) -> None:
         self.playground, self.request, self.ws = playground, request, ws
-        self.state: dict[str, Any] = {
-            "model": "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
-            "temperature": 1,
-            "stream": True,
-            "system": "You are a helpful assistant.",
-            "useExternalProvider": False,
-        }
+        self.protocol = playground.state.knobs.agents_protocol
+        self.state: dict[str, Any] = agents.initial_state(self.protocol)
         self.streams: dict[str, asyncio.Task[None]] = {}
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -176,6 +172,8 @@ class AgentSession:
         await self.send({"type": "cf_agent_identity", "name": name, "agent": "playground"})
         await self.send({"type": "cf_agent_state", "state": self.state})
         await self.send({"type": "cf_agent_mcp_servers", "mcp": {"servers": {}, "tools": [], "prompts": [], "resources": []}})
+        for extra in agents.after_greeting(self.protocol, self.playground.state.knobs.agents_resume):
+            await self.send(extra)
         try:
             async for message in self.ws:
                 if message.type != WSMsgType.TEXT:
@@ -194,8 +192,11 @@ class AgentSession:
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         if kind == "cf_agent_state" and isinstance(frame.get("state"), dict):
-            self.state.update(frame["state"])
-            await self.send({"type": "cf_agent_state", "state": self.state})
+            if agents.echoes_state(self.protocol):
+                self.state.update(frame["state"])
+                await self.send({"type": "cf_agent_state", "state": self.state})
+            else:  # replaces the state; goes to the agent's other sockets, not back to the sender
+                self.state = dict(frame["state"])
         elif kind == "rpc" and frame.get("method") == "getModels":
             self.playground.state.requests.append(self.log_entry("cloudflare.models", "rpc getModels"))
             await self.send(
@@ -213,7 +214,7 @@ class AgentSession:
             if task is not None:
                 task.cancel()
         elif kind == "cf_agent_stream_resume_request":
-            await self.send({"type": "cf_agent_stream_resume_none"})
+            await self.send(agents.resume_answer(self.protocol))
         elif kind == "cf_agent_chat_clear":
             await self.send({"type": "cf_agent_chat_messages", "messages": []})
 
@@ -225,7 +226,7 @@ class AgentSession:
             host=HOST,
             method="WS",
             path=f"{request.path}#{what}",
-            headers=dict(request.headers),
+            headers=LoggedHeaders(request.headers.items()),
             cookies=dict(request.cookies),
             client_class=request.get(keys.CLIENT_CLASS),
             route=route,
@@ -250,14 +251,12 @@ class AgentSession:
         except (ValueError, KeyError, TypeError, AttributeError):
             messages = None
         if not isinstance(messages, list) or not messages:
-            error = json.dumps({"type": "error", "errorText": "Invalid chat request"})
-            await self.ws.send_str(wire.agent_response(request_id, error, done=True, error=True))
-            return "error"
+            return await self.fail(request_id, "Invalid chat request")
         model = self.state.get("model")
         if model not in wire.TEXT_MODELS:
-            error = json.dumps({"type": "error", "errorText": f"Model not found: {model}"})
-            await self.ws.send_str(wire.agent_response(request_id, error, done=True, error=True))
-            return "error"
+            return await self.fail(request_id, f"Model not found: {model}")
+        for frame_before in agents.before_answer(self.protocol, request_id):
+            await self.send(frame_before)
         reply = make_reply(
             messages,
             system=self.state.get("system"),
@@ -266,9 +265,16 @@ class AgentSession:
             reasoning=model in wire.REASONING_MODELS,
         )
         fault = self.playground.state.take_fault("cloudflare.chat")
-        chunks = (json.dumps(chunk, separators=(",", ":")) for chunk in wire.ui_chunks(reply))
+        chunks = (
+            json.dumps(agents.shape_chunk(self.protocol, chunk), separators=(",", ":")) for chunk in wire.ui_chunks(reply)
+        )
+
+        error_body = json.dumps(wire.UI_ERROR)
 
         async def send_body(body: str) -> None:
+            if body is error_body and self.protocol == "2026":  # a plain-text error frame
+                await self.ws.send_str(agents.error_frames(self.protocol, request_id, wire.UI_ERROR["errorText"])[0])
+                return
             await self.ws.send_str(wire.agent_response(request_id, body, done=False))
 
         outcome = await pump(
@@ -277,12 +283,21 @@ class AgentSession:
             fault=fault,
             pace=self.playground.state.knobs.pace,
             malformed='{"type":"text-delta","id":"t1","delta":"bro',
-            error=json.dumps(wire.UI_ERROR),
+            error=error_body,
         )
-        if outcome == "truncated":  # drop the connection with no close frame, after what was sent
+        if outcome in ("truncated", "reset"):  # drop the connection with no close frame
             transport = self.request.transport
             if transport is not None:
-                transport.close()
+                transport.close() if outcome == "truncated" else transport.abort()
             return outcome
-        await self.ws.send_str(wire.agent_response(request_id, "", done=True, error=outcome == "error"))
+        if outcome == "error" and self.protocol == "2026":
+            await self.ws.send_str(wire.agent_response(request_id, "", done=True))
+        else:
+            await self.ws.send_str(wire.agent_response(request_id, "", done=True, error=outcome == "error"))
         return outcome
+
+    async def fail(self, request_id: str, text: str) -> str:
+        """Report an error for `request_id` the way this protocol does."""
+        for frame in agents.error_frames(self.protocol, request_id, text):
+            await self.ws.send_str(frame)
+        return "error"

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from . import keys
+from .challenge_knobs import challenge_again
 from .cookies import set_cookie
 from .state import SandboxState
 
@@ -76,6 +77,8 @@ class CloudflareFront:
         self.clearances: dict[str, Clearance] = {}
         self.tokens: dict[str, float] = {}  # challenge token -> issued at
         self.live_cf_bm: set[str] = set()
+        self.cf_bm_seen: dict[str, float] = {}  # __cf_bm value -> last request that carried it
+        self.fresh: set[str] = set()  # clearances not used since they were earned
 
     def install(self, app: web.Application) -> None:
         app.middlewares.append(self.middleware)
@@ -85,6 +88,9 @@ class CloudflareFront:
     # -- the gate -----------------------------------------------------------------------------
     def blocked_because(self, request: web.Request) -> str | None:
         """Why this request must be challenged, or None when its clearance holds."""
+        contradiction = h2_contradiction(request)
+        if contradiction is not None:
+            return contradiction
         cf_bm = request.cookies.get("__cf_bm")
         if self.state.knobs.rotate_cookies and cf_bm and cf_bm not in self.live_cf_bm:
             return "stale __cf_bm after rotation"
@@ -103,7 +109,7 @@ class CloudflareFront:
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith(CHALLENGE_PREFIX):
             return await handler(request)
-        reason = self.blocked_because(request)
+        reason = self.blocked_because(request) or challenge_again(self.state, request, self.clearances, self.fresh)
         if reason is not None:
             request[keys.NOTE] = reason
             return self.challenge_page()
@@ -143,6 +149,8 @@ class CloudflareFront:
             reason = "navigator.userAgent differs from the User-Agent header"
         elif request.get(keys.CLIENT_CLASS) != "chrome":
             reason = "TLS fingerprint is not a browser's"
+        elif h2_contradiction(request) is not None:
+            reason = h2_contradiction(request)
         if reason is not None:
             request[keys.NOTE] = reason
             return web.json_response({"success": False}, status=403)
@@ -151,6 +159,7 @@ class CloudflareFront:
         self.clearances[value] = Clearance(
             user_agent, request[keys.CLIENT_CLASS], now, now + self.state.knobs.clearance_lifetime
         )
+        self.fresh.add(value)
         response = web.json_response({"success": True})
         set_cookie(
             response,
@@ -165,21 +174,50 @@ class CloudflareFront:
 
     # -- __cf_bm on every response -------------------------------------------------------------
     async def add_cf_bm(self, request: web.Request, response: web.StreamResponse) -> None:
+        """`__cf_bm` on every response, with a sliding expiry (spec 4.2): a value still alive
+        (seen within `cf_bm_lifetime`) is sent again with its expiry moved to now + lifetime (a
+        new value once it is half a lifetime old); a dead or missing one (or any, with
+        `rotate_cookies`) is replaced by a new value."""
         if request.host.split(":")[0] != HOST:
             return
         now = time.time()
         presented = request.cookies.get("__cf_bm", "")
-        issued = _cf_bm_time(presented)
         lifetime = self.state.knobs.cf_bm_lifetime
-        if not self.state.knobs.rotate_cookies and issued is not None and now - issued < lifetime / 2:
-            return
-        value = f"{secrets.token_hex(22)}-{int(now)}-1.0.1.1-{secrets.token_hex(48)}"
-        if self.state.knobs.rotate_cookies:
-            self.live_cf_bm.discard(presented)
-        self.live_cf_bm.add(value)
+        issued = _cf_bm_time(presented)
+        young = issued is not None and now - issued < lifetime / 2  # older ones get a new value
+        if not self.state.knobs.rotate_cookies and young and self.cf_bm_alive(presented, now):
+            value = presented
+        else:
+            value = f"{secrets.token_hex(22)}-{int(now)}-1.0.1.1-{secrets.token_hex(48)}"
+            if self.state.knobs.rotate_cookies:
+                self.live_cf_bm.discard(presented)
+            self.live_cf_bm.add(value)
+        self.cf_bm_seen[value] = now
         set_cookie(
             response, "__cf_bm", value, expires=now + lifetime, domain=COOKIE_DOMAIN, same_site="None"
         )
+
+    def cf_bm_alive(self, value: str, now: float) -> bool:
+        """Whether a `__cf_bm` value was issued here, is not expired, and was used recently enough."""
+        seen = self.cf_bm_seen.get(value)
+        issued = _cf_bm_time(value)
+        return (
+            seen is not None
+            and now - seen < self.state.knobs.cf_bm_lifetime
+            and issued is not None
+            and issued >= int(self.state.expired_before)
+        )
+
+
+def h2_contradiction(request: web.Request) -> str | None:
+    """Why this request's HTTP/2 fingerprint contradicts its Chrome user agent, or None.
+
+    Only an HTTP/2 request can contradict (HTTP/1.1 has no such fingerprint), and only a user
+    agent that claims Chrome (Chromium, Edge and curl_cffi's Chrome targets all send Chrome's).
+    """
+    if request.get(keys.H2_CLASS) != "other" or "Chrome/" not in request.headers.get("User-Agent", ""):
+        return None
+    return f"HTTP/2 fingerprint contradicts a Chrome user agent: {request.get(keys.H2_MISMATCH)}"
 
 
 def _cf_bm_time(value: str) -> float | None:

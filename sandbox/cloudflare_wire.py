@@ -25,6 +25,9 @@ MODELS = (
     ("@cf/mistralai/mistral-small-3.1-24b-instruct", TEXT_GENERATION, 128000, False),
     ("@cf/qwen/qwq-32b", TEXT_GENERATION, 24000, True),
     ("@cf/openai/gpt-oss-120b", TEXT_GENERATION, 128000, True),
+    ("@cf/moonshotai/kimi-k2.6", TEXT_GENERATION, 262144, True),  # the 2026 agent's default
+    ("@cf/zai-org/glm-5.2", TEXT_GENERATION, 131072, True),
+    ("@cf/google/gemma-4-26b-a4b-it", TEXT_GENERATION, 131072, False),
     ("@cf/baai/bge-m3", EMBEDDINGS, 8192, False),
 )
 TEXT_MODELS = frozenset(name for name, task, _, _ in MODELS if task is TEXT_GENERATION)

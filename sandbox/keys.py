@@ -8,3 +8,5 @@ TUNNEL_ID = web.RequestKey("tunnel_id", int | None)
 ROUTE = web.RequestKey("route", str)  # the fault route this request counts against
 NOTE = web.RequestKey("note", str)  # why it was refused or failed
 OUTCOME = web.RequestKey("outcome", str)  # how a stream ended
+H2_CLASS = web.RequestKey("h2_class", str | None)  # "chrome" / "other" from the HTTP/2 preface; None on 1.1
+H2_MISMATCH = web.RequestKey("h2_mismatch", str | None)  # why the HTTP/2 fingerprint is not Chrome's

@@ -58,8 +58,10 @@ class ForwardProxy:
         protocol_factory: Callable[[], asyncio.Protocol],
         control: ControlHandler,
         port: int = 0,
+        http1_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.state, self.hosts, self.tls = state, hosts, tls
+        self.http1_tls = http1_tls  # used instead of `tls` while the `http2` knob is off
         self.protocol_factory, self.control = protocol_factory, control
         self.requested_port = port
         self.port = 0
@@ -130,8 +132,9 @@ class ForwardProxy:
         await loop.sock_sendall(conn, b"HTTP/1.1 200 Connection established\r\n\r\n")
         hello = parse_client_hello(await asyncio.wait_for(self._peek_hello(conn), IO_TIMEOUT))
         self.state.open_tunnel(host, peer, hello)
+        tls = self.http1_tls if self.http1_tls is not None and not self.state.knobs.http2 else self.tls
         await loop.connect_accepted_socket(
-            self.protocol_factory, conn, ssl=self.tls, ssl_handshake_timeout=IO_TIMEOUT
+            self.protocol_factory, conn, ssl=tls, ssl_handshake_timeout=IO_TIMEOUT
         )
         return True
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from .accounts import SANDBOX_EMAIL, SANDBOX_PASSWORD, Accounts
 from .app import HOSTS, build_app
 from .control import handle_control
+from .alpn import dispatch_factory
 from .proxy import ForwardProxy
 from .state import Fault, Knobs, LoggedRequest, SandboxState
 from .tls import Certificates, make_certificates
@@ -56,9 +57,10 @@ class Sandbox:
                 self.state,
                 self.hosts,
                 self.certificates.server_context,
-                self._runner.server,
+                dispatch_factory(self.state, self._runner.server),
                 self._control,
                 port=self._port,
+                http1_tls=self.certificates.http1_context,
             )
             await self._proxy.start()
         except BaseException:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GENERATIONS = ("agents", "ui-stream", "data-stream", "sse")
+KEY_HOSTS = ("inference.cerebras.ai", "chat.cerebras.ai")
 ROUTES = (
     "cerebras.chat",
     "cerebras.models",
@@ -28,6 +29,8 @@ class Fault:
     truncate_after: cut the stream after this many chunks (connection closed, no terminal marker).
     malformed_at: send a malformed line in place of this chunk.
     error_at: send the protocol's mid-stream error in place of this chunk and end the stream.
+    reset_after: after this many chunks reset the stream: RST_STREAM on HTTP/2, a cut connection
+        on HTTP/1.1.
     """
 
     status: int | None = None
@@ -37,6 +40,7 @@ class Fault:
     truncate_after: int | None = None
     malformed_at: int | None = None
     error_at: int | None = None
+    reset_after: int | None = None
     times: int | None = 1
 
 
@@ -56,6 +60,20 @@ class Knobs:
     rotate_cookies: bool = False  # every response re-sets session cookies; old values die
     envelope: str = "varying"  # Cerebras chunks: "varying" (padding, token ids, key order...) or "identical"
     usage_chunk: bool = False  # Cerebras: usage in a last chunk of its own with choices: []
+    http2: bool = True  # offer h2 in ALPN (False: a server that speaks HTTP/1.1 only)
+    h2_idle_goaway: float | None = None  # GOAWAY on an HTTP/2 connection idle this long
+    split_writes: bool = True  # writes cut at random places (DATA frames, TLS records)
+    compress: bool = True  # gzip/br for HTML, JSON and text, as Cloudflare does (never for streams)
+    retire_models: bool = False  # api.cerebras.ai lists only the 2026-08 models; older ids get 404
+    fragment_tool_calls: bool = False  # a streamed tool call comes in pieces keyed by index
+    sse_error_event: bool = False  # a mid-stream error is `event: error` (else a plain data event)
+    api_block_page: bool = False  # api.cerebras.ai's front answers everything with an HTML 403
+    key_host: str = "inference.cerebras.ai"  # where the demo page fetches its key (or chat.cerebras.ai)
+    rechallenge_after_pass: int = 0  # this many fresh clearances are challenged on first use
+    challenge_websocket: int = 0  # this many WebSocket upgrades get the challenge page, not 101
+    agents_protocol: str = "legacy"  # "2026" (spec 4.2) or "legacy"; see agents_protocol.py
+    agents_resume: str = "none"  # "replay": a 2026 agent opens with the replay of an earlier stream
+    session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
 
     def apply(self, changes: dict[str, Any]) -> None:
         """Set the named knobs; unknown names or a bad generation raise ValueError."""
@@ -67,6 +85,12 @@ class Knobs:
                 raise ValueError(f"generation must be one of {GENERATIONS}")
             if name == "envelope" and value not in ("identical", "varying"):
                 raise ValueError("envelope must be 'identical' or 'varying'")
+            if name == "agents_protocol" and value not in ("2026", "legacy"):
+                raise ValueError("agents_protocol must be '2026' or 'legacy'")
+            if name == "agents_resume" and value not in ("none", "replay"):
+                raise ValueError("agents_resume must be 'none' or 'replay'")
+            if name == "key_host" and value not in KEY_HOSTS:
+                raise ValueError(f"key_host must be one of {KEY_HOSTS}")
             setattr(self, name, value)
 
 
@@ -82,6 +106,29 @@ class Tunnel:
     sni: str | None
     alpn: tuple[str, ...]
     opened_at: float = field(default_factory=time.time)
+    protocol: str | None = None  # "h2" or "http/1.1", as ALPN chose
+    h2_fingerprint: str | None = None  # Akamai form, read from the client's first HTTP/2 frames
+    h2_class: str | None = None  # "chrome" or "other"
+    h2_mismatch: str | None = None  # why it is not Chrome's
+    h2_header_priority: str | None = None  # "exclusive:depends-on:weight" of the first HEADERS
+
+
+class LoggedHeaders(dict[str, str]):
+    """Request headers as received (lower-case names on HTTP/2), looked up case-insensitively."""
+
+    def _key(self, name: object) -> object:
+        if isinstance(name, str) and not dict.__contains__(self, name):
+            return next((key for key in self if key.lower() == name.lower()), name)
+        return name
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, self._key(name))
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, self._key(name))
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return dict.get(self, self._key(name), default)
 
 
 @dataclass
@@ -93,9 +140,11 @@ class LoggedRequest:
     host: str
     method: str
     path: str
-    headers: dict[str, str]
+    headers: LoggedHeaders
     cookies: dict[str, str]
     client_class: str | None
+    protocol: str = "http/1.1"  # "h2" or "http/1.1"
+    h2_fingerprint: str | None = None
     route: str | None = None
     status: int | None = None
     outcome: str = "complete"  # complete | client_disconnected | cancelled | truncated | error

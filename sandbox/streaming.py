@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from aiohttp import web
 
 from . import keys
-from .state import Fault
+from .state import Fault, Knobs
+
+KNOBS = web.AppKey("harvestkit.streaming.knobs", Callable[[], Knobs])  # set on the root application
 
 T = TypeVar("T")
 COALESCE = 16 * 1024
@@ -23,16 +26,19 @@ async def pump(
     malformed: T,
     error: T,
 ) -> str:
-    """Send `chunks` one by one; return "complete", "truncated" or "error".
+    """Send `chunks` one by one; return "complete", "truncated", "reset" or "error".
 
     A fault's `malformed_at` replaces that chunk with `malformed`; `error_at` sends `error` in place
-    of that chunk and stops; `truncate_after` stops after that many chunks without the rest (the
-    caller then cuts the connection). Connection errors from `send` propagate.
+    of that chunk and stops; `truncate_after` and `reset_after` stop after that many chunks without
+    the rest (the caller then cuts the connection or resets the stream). Connection errors from
+    `send` propagate.
     """
     for index, chunk in enumerate(chunks):
         if fault is not None:
             if fault.truncate_after is not None and index >= fault.truncate_after:
                 return "truncated"
+            if fault.reset_after is not None and index >= fault.reset_after:
+                return "reset"
             if fault.error_at is not None and index == fault.error_at:
                 await send(error)
                 return "error"
@@ -57,20 +63,35 @@ async def stream_http(
     """Stream `chunks` as the body of `response`; record the outcome in the request log.
 
     Unpaced, chunks are written in pieces of about 16 KiB, as a fast server's TCP segments
-    carry many events at once; paced, each chunk is written (and arrives) on its own.
+    carry many events at once; paced, each chunk is written (and arrives) on its own. With the
+    `split_writes` knob (the default) the sizes vary as a real server's do: the unpaced pieces
+    are 1 to 32 KiB, and on HTTP/1.1 a write may be cut in two at a random place (on HTTP/2 the
+    DATA frames are cut instead, see h2server.py). No event boundary is promised to a client.
     """
     await response.prepare(request)
     pending = bytearray()
+    variety = writes_vary(request)
+    rng = random.Random()
+    coalesce = COALESCE
 
     async def flush() -> None:
-        if pending:
-            data = bytes(pending)
-            pending.clear()
-            await response.write(data)
+        nonlocal coalesce
+        if not pending:
+            return
+        data = bytes(pending)
+        pending.clear()
+        if variety:
+            coalesce = rng.randint(1024, 2 * COALESCE)
+            if len(data) > 1 and not is_h2(request) and rng.random() < 0.5:
+                cut = rng.randrange(1, len(data))
+                await response.write(data[:cut])
+                await asyncio.sleep(0)  # let the first piece go out on its own
+                data = data[cut:]
+        await response.write(data)
 
     async def send(chunk: bytes) -> None:
         pending.extend(chunk)
-        if pace > 0 or len(pending) >= COALESCE:
+        if pace > 0 or len(pending) >= coalesce:
             await flush()
 
     try:
@@ -83,6 +104,9 @@ async def stream_http(
         request[keys.OUTCOME] = "client_disconnected"
         raise
     request[keys.OUTCOME] = outcome
+    if outcome == "reset":
+        reset_stream(request)
+        return response
     if outcome == "truncated":
         # No terminal chunk and no final event: the client sees the connection end mid-body.
         response.force_close()
@@ -91,3 +115,26 @@ async def stream_http(
         return response
     await response.write_eof()
     return response
+
+
+def is_h2(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is not None and transport.get_extra_info("h2_stream_id") is not None
+
+
+def writes_vary(request: web.Request) -> bool:
+    """Whether the `split_writes` knob is on for this request's sandbox."""
+    knobs = request.config_dict.get(KNOBS)
+    return bool(knobs is not None and knobs().split_writes)
+
+
+def reset_stream(request: web.Request) -> None:
+    """Cut this request's answer short: RST_STREAM on HTTP/2, a reset connection on HTTP/1.1."""
+    transport = request.transport
+    if transport is None:
+        return
+    reset = getattr(transport, "reset_stream", None)
+    if reset is not None:
+        reset()
+    else:
+        transport.abort()

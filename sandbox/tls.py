@@ -19,7 +19,8 @@ class Certificates:
 
     ca_pem: Path
     spki_pins: tuple[str, ...]
-    server_context: ssl.SSLContext
+    server_context: ssl.SSLContext  # offers h2 and http/1.1 in ALPN
+    http1_context: ssl.SSLContext  # offers http/1.1 only (the `http2=False` knob)
 
     @property
     def chromium_pin_flag(self) -> str:
@@ -46,10 +47,17 @@ def make_certificates(hostnames: tuple[str, ...], directory: Path) -> Certificat
     with os.fdopen(fd, "wb") as handle:
         handle.write(ca.cert_pem.bytes())
 
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols(["http/1.1"])
-    leaf.configure_cert(context)
+    def context(alpn: list[str]) -> ssl.SSLContext:
+        made = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        made.minimum_version = ssl.TLSVersion.TLSv1_2
+        made.set_alpn_protocols(alpn)
+        leaf.configure_cert(made)
+        return made
 
     pins = (spki_pin(leaf.cert_chain_pems[0].bytes()), spki_pin(ca.cert_pem.bytes()))
-    return Certificates(ca_pem=ca_path, spki_pins=pins, server_context=context)
+    return Certificates(
+        ca_pem=ca_path,
+        spki_pins=pins,
+        server_context=context(["h2", "http/1.1"]),
+        http1_context=context(["http/1.1"]),
+    )

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from client_helpers import eventually
 from curl_cffi.curl import CurlError
 from curl_cffi.requests.exceptions import RequestException
 from harvestkit.sandbox import GENERATIONS, Sandbox, make_reply
@@ -180,7 +181,8 @@ async def test_agents_faults(sandbox: Sandbox) -> None:
         await ws.send_str(chat_request("t1"))
         with pytest.raises((RequestException, CurlError)):
             await ws_frames(ws, lambda f: f.get("done"))
-    assert [r.outcome for r in sandbox.requests(path="/agents/playground/Cloudflare-AI-Playground-test#cf_agent")] == ["error", "truncated"]
+    chats = "/agents/playground/Cloudflare-AI-Playground-test#cf_agent"
+    await eventually(lambda: [r.outcome for r in sandbox.requests(path=chats)] == ["error", "truncated"])
 
 
 @pytest.mark.parametrize("generation", [g for g in GENERATIONS if g != "agents"])

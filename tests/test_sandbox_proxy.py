@@ -137,7 +137,8 @@ async def test_log_records_headers_cookies_and_status(sandbox: Sandbox) -> None:
     assert status == 200 and len(log) == 1
     entry = log[0]
     assert entry["method"] == "GET" and entry["status"] == 200 and entry["route"] == "cerebras.session"
-    assert entry["headers"]["X-Probe"] == "1" and entry["cookies"] == {"a": "b"}
+    headers = {name.lower(): value for name, value in entry["headers"].items()}
+    assert headers["x-probe"] == "1" and entry["cookies"] == {"a": "b"}
     assert entry["client_class"] == "chrome"
 
 
