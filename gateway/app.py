@@ -103,8 +103,8 @@ def create_app(
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/", status_page)
+    app.on_response_prepare.append(_request_id_header)  # before CORS, which exposes the headers set so far
     enable_cors(app, origins)
-    app.on_response_prepare.append(_request_id_header)
     app.on_cleanup.append(_close_sessions)
     return app
 

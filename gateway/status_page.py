@@ -79,7 +79,8 @@ def request_counts(gateway: Gateway) -> dict[str, dict[str, int]]:
 
 
 def _requests(gateway: Gateway) -> str:
-    rows = [[_e(p), _e(c["total"]), _e(c["ok"]), _e(c["failed"])] for p, c in sorted(request_counts(gateway).items())]
+    rows = [[_e(p if p != "none" else "(no provider)"), _e(c["total"]), _e(c["ok"]), _e(c["failed"])]
+            for p, c in sorted(request_counts(gateway).items())]
     return _table(["provider", "requests", "succeeded", "failed"], rows, "no requests yet", "requests")
 
 
