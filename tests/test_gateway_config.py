@@ -174,6 +174,7 @@ def test_bash_completion_completes_commands_and_choices() -> None:
     probe = f"""{script}
 COMP_WORDS=(harvestkit se); COMP_CWORD=1; _shtab_harvestkit; echo "commands: ${{COMPREPLY[*]}}"
 COMP_WORDS=(harvestkit completion ""); COMP_CWORD=2; _shtab_harvestkit; echo "shells: ${{COMPREPLY[*]}}"
+wait  # the script's process substitutions, which would outlive bash
 """
     done = subprocess.run([bash, "-c", probe], capture_output=True, text=True, timeout=30, check=False)
     lines = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
