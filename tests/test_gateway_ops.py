@@ -146,3 +146,8 @@ async def test_each_named_key_works_and_others_are_refused(gateway) -> None:
                 assert ok.status == 200
         async with http.get("/v1/models", headers={"Authorization": "Bearer not-a-key-at-all"}) as wrong:
             assert wrong.status == 401 and (await wrong.json())["error"]["code"] == "invalid_api_key"
+        # a browser sends the key as the Basic password when the status page asks for it
+        async with http.get("/", auth=aiohttp.BasicAuth("anyone", KEYS["bob"])) as page:
+            assert page.status == 200 and page.content_type == "text/html"
+        async with http.get("/", auth=aiohttp.BasicAuth("anyone", "wrong-password")) as refused:
+            assert refused.status == 401 and refused.headers["WWW-Authenticate"].startswith("Basic")

@@ -194,3 +194,64 @@ async def test_raw_stream_has_event_lines(gateway) -> None:
     blocks = [b for b in body.split("\n\n") if b]
     assert all(b.startswith("event: ") and "\ndata: " in b for b in blocks)
     assert blocks[0].startswith("event: response.created\n") and blocks[-1].startswith("event: response.completed\n")
+
+
+async def test_cloudflare_answers_through_the_responses_api(gateway) -> None:
+    async with sdk(gateway) as client:
+        stream = await client.responses.create(model="qwq-32b", input="Hi cloud", stream=True)
+        events = [e async for e in stream]
+    final = events[-1].response
+    assert events[-1].type == "response.completed" and final.model == "cloudflare/@cf/qwen/qwq-32b"
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output_text.startswith("Sandbox reply to: Hi cloud.")
+
+
+# -- the builder, without a network ---------------------------------------------------------------
+def build(events: list, **request) -> tuple[list[dict], dict]:
+    from harvestkit.gateway.responses_format import ResponseBuilder
+    from harvestkit.gateway.responses_request import ResponsesRequest
+
+    builder = ResponseBuilder("cerebras/m", ResponsesRequest("m", [{"role": "user", "content": "x"}], **request))
+    out = builder.start()
+    for event in events:
+        out += builder.event(event)
+    out += builder.finish()
+    return out, builder.response()
+
+
+def test_items_open_and_close_in_order() -> None:
+    from harvestkit.client import FinishReason, Reasoning, ToolCalls, Usage
+
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+    events, response = build([Reasoning("th"), Reasoning("ink"), "Hel", "lo", ToolCalls([call]), Usage(3, 4, 7), FinishReason("tool_calls")])
+    kinds = [e["type"] for e in events]
+    assert kinds == [
+        "response.created", "response.in_progress",
+        "response.output_item.added", "response.content_part.added", "response.reasoning_text.delta",
+        "response.reasoning_text.delta", "response.reasoning_text.done", "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added", "response.content_part.added", "response.output_text.delta",
+        "response.output_text.delta", "response.output_text.done", "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added", "response.function_call_arguments.delta",
+        "response.function_call_arguments.done", "response.output_item.done",
+        "response.completed",
+    ]  # fmt: skip
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert [e["output_index"] for e in events if e["type"] == "response.output_item.done"] == [0, 1, 2]
+    assert [item["type"] for item in response["output"]] == ["reasoning", "message", "function_call"]
+    assert response["output"][0]["content"] == [{"type": "reasoning_text", "text": "think"}]
+    assert response["output"][1]["content"][0]["text"] == "Hello" and response["output"][2]["call_id"] == "call_1"
+    assert response["usage"]["input_tokens"] == 3 and response["usage"]["output_tokens"] == 4
+    assert events[0]["response"]["status"] == "in_progress" and response["status"] == "completed"
+
+
+def test_a_cut_answer_is_incomplete_and_an_empty_one_is_an_empty_message() -> None:
+    from harvestkit.client import FinishReason
+
+    events, response = build(["partial", FinishReason("length")], params={"max_tokens": 1})
+    assert events[-1]["type"] == "response.incomplete"
+    assert response["status"] == "incomplete" and response["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert response["max_output_tokens"] == 1
+    _, empty = build([])
+    assert empty["output"][0]["type"] == "message" and empty["output"][0]["content"][0]["text"] == ""
