@@ -74,14 +74,15 @@ def create_app(
     per_provider = {name: {"profile": p} for name, p in (profiles or {}).items() if name in chosen and p}
     metrics = Metrics()
     gateway = Gateway(
-        Catalog(chosen, options, models_ttl, per_provider),
-        Keys(all_keys),
-        options,
-        {name: {**per_provider.get(name, {}), "harvest": counting_harvest(cls, metrics)} for name, cls in chosen.items()},
-        max_body,
-        dict(aliases or {}),
-        origins,
-        metrics,
+        catalog=Catalog(chosen, options, models_ttl, per_provider),
+        keys=Keys(all_keys),
+        call_options=options,
+        provider_options={name: {**per_provider.get(name, {}), "harvest": counting_harvest(cls, metrics)}
+                          for name, cls in chosen.items()},  # fmt: skip
+        max_body=max_body,
+        aliases=dict(aliases or {}),
+        cors_origins=origins,
+        metrics=metrics,
     )
     gateway.summary = {
         "keys": ", ".join(gateway.keys.names) or "none (loopback only)",
