@@ -40,6 +40,7 @@ def add_parsers(commands: Any) -> None:
     show.add_argument("site", choices=SITE_NAMES)
     show.add_argument("--profile", default="default")
     show.add_argument("--reveal", action="store_true", help="print the secrets too")
+    show.add_argument("--json", action="store_true", help="print JSON (what show always prints)")
     show.set_defaults(run=run_show)
 
     clear = actions.add_parser("clear", help="delete sessions")

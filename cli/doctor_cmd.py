@@ -94,6 +94,17 @@ def _clock() -> tuple[bool, str]:
     return abs(skew) < 60, f"{local}; {skew:+.1f} s from the server's clock"
 
 
+def _config() -> tuple[bool, str]:
+    """The config file and the gateway settings in effect (flags aside), secrets masked."""
+    from harvestkit.common.config import ConfigError, effective, load_config
+
+    try:
+        described = effective(load_config()).describe()
+    except ConfigError as exc:
+        return False, str(exc)
+    return True, "; ".join(f"{name}: {value}" for name, value in described.items())
+
+
 def run_doctor(args: argparse.Namespace) -> int:
     found, browser, major = _browser()
     checks: dict[str, tuple[bool, str]] = {"browser": (found, browser), "impersonation": _impersonation(major), "cache": _cache()}
@@ -101,6 +112,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     if proxy is not None:
         checks["proxy"] = proxy
     checks["clock"] = _clock()
+    checks["config"] = _config()
     healthy = all(ok for ok, _ in checks.values())
     if args.json:
         print_json({"ok": healthy, "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()}})

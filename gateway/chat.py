@@ -19,9 +19,10 @@ from harvestkit.client import ChatStream, ClientError
 from .chat_request import ChatRequest, parse_chat_request
 from .errors import GatewayError, from_client_error
 from .openai_format import DONE, ChunkBuilder, completion, sse
-from .state import GATEWAY
+from .observe import INFO
+from .upstream import open_stream
 
-__all__ = ["chat_completions"]
+__all__ = ["SSE_HEADERS", "chat_completions", "read_body"]
 
 logger = logging.getLogger("harvestkit.gateway")
 
@@ -29,7 +30,7 @@ SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contro
 BODY_TIMEOUT = 30.0  # seconds to receive a request body: a trickling client does not hold a socket
 
 
-async def _body(request: web.Request) -> bytes:
+async def read_body(request: web.Request) -> bytes:
     try:
         async with asyncio.timeout(BODY_TIMEOUT):
             return await request.read()
@@ -38,12 +39,10 @@ async def _body(request: web.Request) -> bytes:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    gateway = request.app[GATEWAY]
-    chat = parse_chat_request(await _body(request))
-    route = await gateway.catalog.route(chat.model)
-    stream = route.cls.stream(chat.messages, route.model, **chat.params, **gateway.call_options)
+    chat = parse_chat_request(await read_body(request))
+    stream = await open_stream(request, chat.model, chat.messages, chat.params)
     async with stream:
-        model = f"{route.provider}/{stream.model}"
+        model = f"{request[INFO].provider}/{stream.model}"
         if not chat.stream:
             return web.json_response(completion(await stream.collect(), model))
         return await _streamed(request, stream, chat, model)

@@ -65,9 +65,16 @@ class ModelTable:
 class Catalog:
     """The providers' model lists (live when a session exists), kept for ``ttl`` seconds."""
 
-    def __init__(self, providers: Mapping[str, type[Provider]], options: Mapping[str, Any], ttl: float = 60.0) -> None:
+    def __init__(
+        self,
+        providers: Mapping[str, type[Provider]],
+        options: Mapping[str, Any],
+        ttl: float = 60.0,
+        per_provider: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.providers = dict(providers)
         self.options = dict(options)
+        self.per_provider = {name: dict(extra) for name, extra in (per_provider or {}).items()}
         self.ttl = ttl
         self._table: ModelTable | None = None
         self._fetched = 0.0
@@ -78,7 +85,10 @@ class Catalog:
         async with self._lock:
             if self._table is None or time.monotonic() - self._fetched >= self.ttl:
                 lists = await asyncio.gather(
-                    *(cls.get_models_async(**self.options) for cls in self.providers.values())
+                    *(
+                        cls.get_models_async(**{**self.options, **self.per_provider.get(name, {})})
+                        for name, cls in self.providers.items()
+                    )
                 )
                 self._table = ModelTable(
                     {

@@ -1,4 +1,5 @@
-"""Running the gateway: ``async with serve(...) as url``, the bind rule and the access log.
+"""Running the gateway: ``async with serve(...) as url`` and the bind rule (the access log's
+line is :class:`.observe.AccessLogger`).
 
 A listener on anything but loopback needs an API key: without one, anyone who can reach the
 port could spend the harvested sessions. Disconnected clients cancel their handler (and so
@@ -14,9 +15,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 from .app import create_app
+from .observe import AccessLogger
 
 __all__ = ["ACCESS_LOG", "AccessLogger", "InsecureBind", "check_bind", "is_loopback", "serve"]
 
@@ -40,34 +41,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, api_key: str | None) -> None:
-    """Raise :class:`InsecureBind` for a non-loopback ``host`` without ``api_key``."""
+def check_bind(host: str, api_key: object) -> None:
+    """Raise :class:`InsecureBind` for a non-loopback ``host`` without a key (``api_key``: a
+    key or a mapping of named keys)."""
     if not api_key and not is_loopback(host):
         raise InsecureBind(
             f"refusing to listen on {host} without an API key: anyone who can reach it could use "
-            "your harvested sessions. Set HARVESTKIT_GATEWAY_KEY (or --api-key), or bind 127.0.0.1."
+            "your harvested sessions. Set HARVESTKIT_GATEWAY_KEY or HARVESTKIT_GATEWAY_KEYS (or --api-key), or bind 127.0.0.1."
         )
-
-
-class AccessLogger(AbstractAccessLogger):
-    """One line per request: peer, method, path (no query string), status, size, seconds.
-
-    Never headers, so no key, cookie or Authorization value can reach the log."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            '%s "%s %s" %s %s %.3fs',
-            request.remote,
-            request.method,
-            request.path,
-            response.status,
-            response.body_length,
-            time,
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
 
 
 def url_for(host: str, port: int) -> str:
@@ -87,7 +68,7 @@ async def serve(
     """Serve the gateway in the running loop; yields its base URL (``http://host:port``; the
     OpenAI ``base_url`` is that plus ``/v1``). ``options`` go to :func:`create_app`. Raises
     :class:`InsecureBind` for a non-loopback host without a key, ``OSError`` if it cannot listen."""
-    check_bind(host, api_key)
+    check_bind(host, api_key or options.get("keys"))
     app = create_app(api_key=api_key, **options)
     runner = web.AppRunner(
         app,

@@ -89,7 +89,7 @@ def test_request_fields_become_provider_keywords() -> None:
     chat = parse_chat_request(body(
         messages=[{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"}],
         stream=True, stream_options={"include_usage": True}, temperature=0, top_p=1, seed=3, stop=["x"],
-        max_tokens=5, max_completion_tokens=9, tools=[], tool_choice="none", frequency_penalty=1, n=1,
+        max_tokens=5, max_completion_tokens=9, tools=[], tool_choice="none", frequency_penalty=0, logprobs=False, n=1,
         api_base="https://evil.example", profile="other", max_retries=9, allow_harvest=True,
     ))  # fmt: skip
     assert chat.stream and chat.include_usage and chat.messages[0]["role"] == "system"
@@ -113,7 +113,7 @@ def test_request_fields_become_provider_keywords() -> None:
         (body(stop=[1]), "invalid_type", "stop"),
         (body(max_tokens=0), "invalid_value", "max_tokens"),
         (body(max_completion_tokens=1.5), "invalid_type", "max_completion_tokens"),
-        (body(n=2), "invalid_value", "n"),
+        (body(n=2), "unsupported_parameter", "n"),
         (body(stream="yes"), "invalid_type", "stream"),
     ],
 )
