@@ -221,7 +221,10 @@ class Transport:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None:
-            session = _Session(max_clients=max_connections)
+            # discard_cookies: no response (an HTTP answer or, from curl_cffi 0.17, a WebSocket
+            # upgrade) ever fills the session's jar, which curl would send as a second Cookie
+            # header beside the one each request carries.
+            session = _Session(max_clients=max_connections, discard_cookies=True)
             self._sessions[loop] = session
         return session
 
@@ -241,7 +244,6 @@ class Transport:
                 request.url,
                 json=request.json,
                 stream=True,
-                discard_cookies=True,  # cookies travel per request, never in the shared session
                 **request.curl_kwargs(),
             ))  # fmt: skip
         finally:

@@ -17,6 +17,14 @@ from .state import LoggedRequest, SandboxState
 HOSTS = (cerebras_web.HOST, cerebras_api.HOST, cloudflare_front.HOST)
 
 
+def repeated_headers(request: web.Request) -> dict[str, int]:
+    """The header names a request sent more than once (lower case), with their counts."""
+    counts: dict[str, int] = {}
+    for name in request.headers:
+        counts[name.lower()] = counts.get(name.lower(), 0) + 1
+    return {name: n for name, n in counts.items() if n > 1}
+
+
 def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
     """The replica of inference.cerebras.ai, api.cerebras.ai and playground.ai.cloudflare.com."""
 
@@ -36,6 +44,7 @@ def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
             headers=dict(request.headers),
             cookies=dict(request.cookies),
             client_class=request[keys.CLIENT_CLASS],
+            repeated_headers=repeated_headers(request),
         )
         state.requests.append(entry)
         try:
