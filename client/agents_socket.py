@@ -22,7 +22,7 @@ from .parsers.agents import (
     rpc_frame,
     state_frame,
 )
-from .transport import WebSocket
+from .base_transport import WebSocketConnection as WebSocket
 
 __all__ = ["agent_chat", "agent_models", "agent_url"]
 
