@@ -28,7 +28,7 @@ from .credentials import Credentials, SiteAuth
 from .errors import ClientError, ModelNotFound, StreamBroken
 from .events import Event
 from .options import OPTION_NAMES, ChatOptions, split_keywords
-from .settings import Settings
+from .settings import SETTING_NAMES, Settings
 from .site import Site, as_messages
 from .stream import ChatResult, ChatStream
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Client", "Messages", "ModelCache"]
 
 Messages = Sequence[Mapping[str, Any]]
+SETTINGS_ADVICE = {"is a client setting: use Client(...) or client.with_options(...)": SETTING_NAMES}
 
 
 class ModelCache:
@@ -126,13 +127,14 @@ class Client:
         an unknown keyword raises ``TypeError``, an option the site cannot honour ``BadRequest``,
         both before anything is sent. ``api_key``/``cookies``: explicit credentials (never cached,
         never harvested). ``generation``: Cloudflare's protocol generation (``auto``)."""
-        (checked,) = split_keywords(options, "stream", OPTION_NAMES)
+        (checked,) = split_keywords(options, "stream", OPTION_NAMES, elsewhere=SETTINGS_ADVICE)
         return self._stream(messages, provider, model, system=system, api_key=api_key, cookies=cookies,
                             generation=generation, options=ChatOptions(**checked))  # fmt: skip
 
     async def chat(self, messages: Messages | str, provider: str = "cerebras", model: str | None = None, **kwargs: Any) -> ChatResult:
         """The whole answer, with usage and finish reason; keywords as for :meth:`stream`."""
-        (checked,) = split_keywords(kwargs, "chat", ("system", "api_key", "cookies", "generation", *OPTION_NAMES))
+        names = ("system", "api_key", "cookies", "generation", *OPTION_NAMES)
+        (checked,) = split_keywords(kwargs, "chat", names, elsewhere=SETTINGS_ADVICE)
         async with self.stream(messages, provider, model, **checked) as stream:
             return await stream.collect()
 

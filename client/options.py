@@ -98,9 +98,12 @@ def unknown_keyword(name: str, valid: Iterable[str], where: str) -> TypeError:
     return TypeError(f"{where}() got an unexpected keyword argument {name!r}{hint}")
 
 
-def split_keywords(kwargs: Mapping[str, Any], where: str, *groups: Iterable[str]) -> list[dict[str, Any]]:
+def split_keywords(
+    kwargs: Mapping[str, Any], where: str, *groups: Iterable[str], elsewhere: Mapping[str, Iterable[str]] | None = None
+) -> list[dict[str, Any]]:
     """``kwargs`` split by the names of each group (a name goes to the first group holding it);
-    a keyword in no group raises :func:`unknown_keyword`."""
+    a keyword in no group raises :func:`unknown_keyword`, which says where a name of
+    ``elsewhere`` (advice -> names) belongs instead."""
     named = [tuple(group) for group in groups]
     split: list[dict[str, Any]] = [{} for _ in named]
     for key, value in kwargs.items():
@@ -109,5 +112,9 @@ def split_keywords(kwargs: Mapping[str, Any], where: str, *groups: Iterable[str]
                 split[index][key] = value
                 break
         else:
+            for advice, names in (elsewhere or {}).items():
+                close = difflib.get_close_matches(key, sorted(set(names)), n=1, cutoff=0.8)
+                if close:
+                    raise TypeError(f"{where}() got an unexpected keyword argument {key!r}: {close[0]!r} {advice}")
             raise unknown_keyword(key, (n for names in named for n in names), where)
     return split

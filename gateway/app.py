@@ -40,9 +40,10 @@ def create_app(
     ``api_key``: required as ``Authorization: Bearer`` on ``/v1/*`` when set. ``profile``: the
     harvested session profile to use. ``upstream_retries``: the client's own retries (0: the
     caller's SDK retries, honouring ``retry-after``). ``models_ttl``: how long the model
-    catalog used for bare ids and ``/v1/models`` is kept.
+    lists used for bare ids, ``/v1/models`` and the model check are kept (the one setting: it
+    is also the client's ``models_ttl``).
     """
-    options: dict[str, object] = {"max_retries": upstream_retries}
+    options: dict[str, object] = {"max_retries": upstream_retries, "models_ttl": models_ttl}
     if profile:
         options["profile"] = profile
     chosen = dict(providers if providers is not None else PROVIDERS)

@@ -63,7 +63,10 @@ class ModelTable:
 
 
 class Catalog:
-    """The providers' model lists (live when a session exists), kept for ``ttl`` seconds."""
+    """The providers' model lists (live when a session exists), kept for ``ttl`` seconds.
+
+    One clock: a refresh fetches the live lists anew (it bypasses the client's model cache,
+    which it also renews), so neither the table nor a list is ever older than ``ttl``."""
 
     def __init__(self, providers: Mapping[str, type[Provider]], options: Mapping[str, Any], ttl: float = 60.0) -> None:
         self.providers = dict(providers)
@@ -77,9 +80,8 @@ class Catalog:
         """The current table; one refresh at a time, however many requests wait for it."""
         async with self._lock:
             if self._table is None or time.monotonic() - self._fetched >= self.ttl:
-                lists = await asyncio.gather(
-                    *(cls.get_models_async(**self.options) for cls in self.providers.values())
-                )
+                fresh = {**self.options, "models_ttl": 0}
+                lists = await asyncio.gather(*(cls.get_models_async(**fresh) for cls in self.providers.values()))
                 self._table = ModelTable(
                     {
                         name: (models, cls.model_aliases)
