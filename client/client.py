@@ -103,6 +103,8 @@ class Client:
 
     def site(self, provider: str) -> Site:
         """The adapter for ``provider`` (a site name, any case)."""
+        if self.closed:
+            raise RuntimeError("the client is closed: make a new Client")
         try:
             return self.sites[str(provider).lower()]
         except KeyError:

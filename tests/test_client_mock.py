@@ -216,6 +216,15 @@ async def test_under_auto_an_option_picks_the_generation_that_carries_it(setting
     assert transport.requests[-1].cookies == {"cf_clearance": "c", "__cf_bm": "rotated"}  # set by an upgrade
 
 
+async def test_a_closed_client_says_so(settings: Settings) -> None:
+    transport = MockTransport(Cerebras200())
+    async with Client(settings, transport=transport) as client:
+        pass
+    assert transport.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        client.stream("Hi", "cerebras", MODEL, api_key=KEY)
+
+
 async def test_retries_then_the_answer_and_a_long_retry_after_is_the_settings_call(settings: Settings) -> None:
     api = Cerebras200(503, 429)
     async with Client(settings, transport=MockTransport(api)) as client:
