@@ -15,6 +15,7 @@ from .errors import CacheCorruptError, CacheSchemaError
 from .redact import redact, redact_url
 
 DEFAULT_PROFILE = "default"
+_LEGACY_KEYS = frozenset(("essential_cookies", "generation"))
 SOURCES = ("harvest", "login", "import", "response")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -51,7 +52,12 @@ def session_expires_at(
 
 @dataclass(repr=False)
 class SessionRecord:
-    """A harvested browser session for one (site, profile); see the field list in the README."""
+    """A harvested browser session for one (site, profile); see the field list in the README.
+
+    ``essential_cookies`` (written by the harvester) name the cookies whose expiry is the
+    session's; ``generation`` is the protocol generation the client last used with it
+    (Cloudflare). Records of older versions kept both under ``extra``; they are read from there.
+    """
 
     site: str
     profile: str = DEFAULT_PROFILE
@@ -59,12 +65,13 @@ class SessionRecord:
     expires_at: float | None = None
     user_agent: str | None = None
     client_hints: dict[str, str] = field(default_factory=dict)
-    impersonate: str | None = None
     cookies: list[Cookie] = field(default_factory=list)
     api_key: str | None = None
     api_key_expires_at: float | None = None
     proxy: str | None = None
     source: str = "harvest"
+    essential_cookies: list[str] = field(default_factory=list)
+    generation: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = schema.SCHEMA_VERSION
 
@@ -73,6 +80,14 @@ class SessionRecord:
         check_name("profile", self.profile)
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {self.source!r}")
+        if _LEGACY_KEYS.intersection(self.extra):  # a record (or writer) of an older version
+            self.extra = dict(self.extra)
+            legacy_essential = self.extra.pop("essential_cookies", None)
+            legacy_generation = self.extra.pop("generation", None)
+            if not self.essential_cookies and isinstance(legacy_essential, list):
+                self.essential_cookies = [str(name) for name in legacy_essential]
+            if self.generation is None and isinstance(legacy_generation, str):
+                self.generation = legacy_generation
 
     # -- cookies ---------------------------------------------------------------------------
 
@@ -140,12 +155,13 @@ class SessionRecord:
             "expires_at": self.expires_at,
             "user_agent": self.user_agent,
             "client_hints": dict(self.client_hints),
-            "impersonate": self.impersonate,
             "cookies": [c.to_dict() for c in self.cookies],
             "api_key": self.api_key,
             "api_key_expires_at": self.api_key_expires_at,
             "proxy": self.proxy,
             "source": self.source,
+            "essential_cookies": list(self.essential_cookies),
+            "generation": self.generation,
             "extra": dict(self.extra),
         }
 
@@ -155,7 +171,8 @@ class SessionRecord:
 
         Raises `CacheSchemaError` for a newer schema version and `CacheCorruptError` for
         anything else that is not a valid record (missing fields, wrong types). Unknown keys
-        are ignored.
+        are ignored (``impersonate``, which no version wrote, among them); ``essential_cookies``
+        and ``generation`` may be missing (older records keep them under ``extra``).
         """
         data = schema.as_mapping(data, "")
         version = schema.need(data, "schema_version", "")
@@ -172,12 +189,13 @@ class SessionRecord:
                 expires_at=schema.as_float(data, "expires_at", optional=True),
                 user_agent=schema.as_str(data, "user_agent", optional=True),
                 client_hints=schema.as_dict(data, "client_hints", values=str),
-                impersonate=schema.as_str(data, "impersonate", optional=True),
                 cookies=[Cookie.from_dict(c, f"cookies[{i}].") for i, c in enumerate(cookies)],
                 api_key=schema.as_str(data, "api_key", optional=True),
                 api_key_expires_at=schema.as_float(data, "api_key_expires_at", optional=True),
                 proxy=schema.as_str(data, "proxy", optional=True),
                 source=schema.as_str(data, "source"),
+                essential_cookies=schema.as_str_list(data, "essential_cookies", missing=[]),
+                generation=schema.as_str(data, "generation", optional=True, missing=None),
                 extra=schema.as_dict(data, "extra"),
                 schema_version=schema.SCHEMA_VERSION,
             )
@@ -202,7 +220,7 @@ class SessionRecord:
         return (
             f"SessionRecord(site={self.site!r}, profile={self.profile!r}, source={self.source!r}, "
             f"harvested_at={self.harvested_at!r}, expires_at={self.expires_at!r}, "
-            f"user_agent={self.user_agent!r}, impersonate={self.impersonate!r}, "
+            f"user_agent={self.user_agent!r}, generation={self.generation!r}, "
             f"cookies={[c.name for c in self.cookies]!r}, api_key={api_key!r}, "
             f"proxy={redact_url(self.proxy)!r}, extra_keys={sorted(self.extra)!r})"
         )

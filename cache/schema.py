@@ -20,25 +20,39 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def need(data: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> Any:
-    """The value at `key`; a missing key is corrupt (an explicit null is fine if `optional`)."""
+def need(data: Mapping[str, Any], key: str, where: str, *, optional: bool = False, missing: Any = _MISSING) -> Any:
+    """The value at `key`; a missing key is corrupt unless a `missing` default is given (an
+    explicit null is fine if `optional`)."""
     value = data.get(key, _MISSING)
     if value is _MISSING:
+        if missing is not _MISSING:
+            return missing
         raise CacheCorruptError(f"missing field {where}{key}")
     if value is None and not optional:
         raise CacheCorruptError(f"field {where}{key} must not be null")
     return value
 
 
-def _typed(data: Mapping[str, Any], key: str, where: str, kind: type, label: str, optional: bool = False) -> Any:
-    value = need(data, key, where, optional=optional)
+def _typed(
+    data: Mapping[str, Any], key: str, where: str, kind: type, label: str, optional: bool = False, missing: Any = _MISSING
+) -> Any:
+    value = need(data, key, where, optional=optional, missing=missing)
     if value is not None and not isinstance(value, kind):
         raise CacheCorruptError(f"field {where}{key} must be {label}, not {_kind(value)}")
     return value
 
 
-def as_str(data: Mapping[str, Any], key: str, where: str = "", *, optional: bool = False) -> str | None:
-    return _typed(data, key, where, str, "a string", optional)
+def as_str(
+    data: Mapping[str, Any], key: str, where: str = "", *, optional: bool = False, missing: Any = _MISSING
+) -> str | None:
+    return _typed(data, key, where, str, "a string", optional, missing)
+
+
+def as_str_list(data: Mapping[str, Any], key: str, where: str = "", *, missing: Any = _MISSING) -> list[str]:
+    value = _typed(data, key, where, list, "a list", missing=missing)
+    if not all(isinstance(item, str) for item in value):
+        raise CacheCorruptError(f"field {where}{key} must be a list of strings")
+    return list(value)
 
 
 def as_float(data: Mapping[str, Any], key: str, where: str = "", *, optional: bool = False) -> float | None:

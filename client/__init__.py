@@ -1,11 +1,14 @@
 """harvestkit.client: stream chat answers from Cerebras and Cloudflare with harvested sessions.
 
+``async with Client() as client: await client.chat("Hi", provider="cerebras")``, or the seeds'
 ``from harvestkit.client import Cerebras, Cloudflare, chat`` — see the README for examples.
 """
 
-from .cerebras import Cerebras
+from .base_transport import HTTPResponse, Request, Transport, WebSocketConnection
+from .cerebras import Cerebras, CerebrasSite
 from .chat import PROVIDERS, aclose, chat, chat_sync, get_provider, stream
-from .cloudflare import Cloudflare
+from .client import Client
+from .cloudflare import Cloudflare, CloudflareSite
 from .errors import (
     AuthError,
     AuthExpired,
@@ -24,8 +27,13 @@ from .errors import (
     Timeout,
 )
 from .events import Event, FinishReason, Reasoning, ToolCalls, Usage
+from .mock_transport import MockResponse, MockTransport, MockWebSocket
+from .options import ChatOptions
 from .settings import Settings
+from .site import Site
 from .stream import ChatResult, ChatStream
+from .sync import SyncClient
+from .transport import CurlTransport
 
 __all__ = [
     "PROVIDERS",
@@ -33,27 +41,41 @@ __all__ = [
     "AuthExpired",
     "BadRequest",
     "Cerebras",
+    "CerebrasSite",
     "ChallengeError",
+    "ChatOptions",
     "ChatResult",
     "ChatStream",
+    "Client",
     "ClientError",
     "Cloudflare",
+    "CloudflareSite",
     "ConnectError",
+    "CurlTransport",
     "Event",
     "FinishReason",
+    "HTTPResponse",
     "HarvestkitError",
     "MissingCredentials",
+    "MockResponse",
+    "MockTransport",
+    "MockWebSocket",
     "ModelNotFound",
     "ProtocolError",
     "RateLimited",
     "Reasoning",
+    "Request",
     "ServerError",
     "Settings",
+    "Site",
     "StreamBroken",
     "StreamTimeout",
+    "SyncClient",
     "Timeout",
     "ToolCalls",
+    "Transport",
     "Usage",
+    "WebSocketConnection",
     "aclose",
     "chat",
     "chat_sync",

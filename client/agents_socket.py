@@ -22,7 +22,7 @@ from .parsers.agents import (
     rpc_frame,
     state_frame,
 )
-from .transport import WebSocket
+from .base_transport import WebSocketConnection as WebSocket
 
 __all__ = ["agent_chat", "agent_models", "agent_url"]
 
@@ -34,12 +34,14 @@ def agent_url(base: str) -> str:
     return f"wss://{host}/agents/playground/{name}?_pk={uuid.uuid4()}"
 
 
-async def _frame(ws: WebSocket, idle: Callable[[], float], text_so_far: Callable[[], str]) -> str | None:
+async def _frame(ws: WebSocket, idle: Callable[[], float]) -> str | None:
+    """The next frame; a silence beyond the idle timeout is :class:`StreamTimeout` (the
+    stream adds the text so far)."""
     wait = idle()
     try:
         return await ws.recv(wait)
     except TimeoutError:
-        raise StreamTimeout(f"no frame for {wait:g} s", text=text_so_far(), provider=ws.provider) from None
+        raise StreamTimeout(f"no frame for {wait:g} s", provider=ws.provider) from None
 
 
 async def agent_chat(
@@ -60,7 +62,7 @@ async def agent_chat(
         await ws.send(state_frame(model, temperature=temperature, system=system))
         await ws.send(chat_request_frame(request_id, conversation))
         while not parser.done:
-            frame = await _frame(ws, idle, lambda: parser.text_so_far)
+            frame = await _frame(ws, idle)
             if frame is None:
                 break
             for event in parser.feed(frame):
@@ -82,7 +84,7 @@ async def agent_models(ws: WebSocket, idle: Callable[[], float]) -> Any:
         await ws.send(rpc_frame(rpc_id))
         parts: list[Any] = []
         while True:
-            frame = await _frame(ws, idle, str)
+            frame = await _frame(ws, idle)
             if frame is None:
                 raise ProtocolError("the socket closed before the model list came", provider=ws.provider)
             reply = parse_rpc_reply(frame, rpc_id, ws.provider)

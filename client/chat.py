@@ -1,4 +1,4 @@
-"""Provider-agnostic entry points: ``await chat("Hi", provider="cloudflare")``."""
+"""Provider-agnostic entry points over the default clients: ``await chat("Hi", provider="cloudflare")``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from .cloudflare import Cloudflare
 from .provider import Messages, Provider
 from .stream import ChatResult, ChatStream
 from .sync import run_sync
-from .transport import close_loop_sessions
 
 __all__ = ["PROVIDERS", "aclose", "chat", "chat_sync", "get_provider", "stream"]
 
@@ -44,9 +43,12 @@ def chat_sync(
     messages: Messages | str, *, provider: str | type[Provider] = "cerebras", model: str | None = None, **kwargs: Any
 ) -> ChatResult:
     """:func:`chat` for synchronous code, also inside a running event loop."""
+    get_provider(provider)._split("chat_sync", kwargs)  # a typo fails here, not in the worker thread
     return run_sync(lambda: chat(messages, provider=provider, model=model, **kwargs))
 
 
 async def aclose() -> None:
-    """Close every provider's connections on the running event loop."""
-    await close_loop_sessions()
+    """Close the default clients' connections on the running event loop (a
+    :class:`~harvestkit.client.Client` closes its own)."""
+    for provider in PROVIDERS.values():
+        await provider.aclose()

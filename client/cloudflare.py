@@ -3,7 +3,11 @@
 Generations (spec 2.3-2.6): the agents WebSocket (current), and ``POST /api/inference``
 answered as an AI SDK data stream, a UI message stream or the oldest Workers SSE (told apart
 by the response headers). ``transport="auto"`` starts with the generation that last worked
-for the cached session and falls back in order when an endpoint answers 404.
+for the cached session and falls back in order when an endpoint answers 404. Options a
+generation cannot carry skip it under ``auto`` and are refused with ``BadRequest`` before
+anything is sent when no generation left can carry them.
+
+:class:`CloudflareSite` is the site adapter; :class:`Cloudflare` the seeds' facade.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
 from .agents_socket import agent_chat, agent_models, agent_url
+from .base_transport import HTTPResponse, Request, fetch_headers
+from .call import Call
 from .credentials import Credentials
 from .errors import (
     AuthError,
@@ -22,16 +28,17 @@ from .errors import (
     MissingCredentials,
 )
 from .events import Event
+from .options import ChatOptions
 from .parsers._common import StreamParser
 from .parsers.agents import ui_messages
 from .parsers.datastream import DataStreamParser
 from .parsers.models import cloudflare_models
 from .parsers.uistream import UIStreamParser
 from .parsers.workers import WorkersParser
-from .provider import Call, Provider
-from .transport import Request, Response, WebSocket, fetch_headers
+from .provider import Provider
+from .site import Site
 
-__all__ = ["GENERATIONS", "Cloudflare"]
+__all__ = ["GENERATIONS", "Cloudflare", "CloudflareSite"]
 
 GENERATIONS = ("agents", "data-stream", "ui-stream", "sse")
 PARSERS: dict[str, type[StreamParser]] = {
@@ -41,7 +48,24 @@ PARSERS: dict[str, type[StreamParser]] = {
 }
 
 
-def http_generation(response: Response) -> str:
+# What each generation's request can carry (spec 2.3-2.6): the agent's state has a temperature,
+# the HTTP bodies max_tokens and tools. Nothing carries the other options.
+CARRIES: dict[str, frozenset[str]] = {
+    "agents": frozenset(("temperature",)),
+    "http": frozenset(("max_tokens", "tools")),
+}
+NEVER = ("top_p", "stop", "seed", "tool_choice", "parallel_tool_calls", "response_format",
+         "reasoning_effort", "reasoning_format", "service_tier", "user", "extra_body")  # fmt: skip
+
+
+def refused(options: ChatOptions, generation: str) -> list[str]:
+    """The options that are set and that ``generation`` cannot carry."""
+    carried = CARRIES["agents" if generation == "agents" else "http"]
+    return [name for name in ("temperature", "max_tokens", "tools") if name not in carried
+            and getattr(options, name) not in (None, [])]  # fmt: skip
+
+
+def http_generation(response: HTTPResponse) -> str:
     """Which HTTP generation answered, from its headers."""
     if "x-vercel-ai-ui-message-stream" in response.headers:
         return "ui-stream"
@@ -50,14 +74,10 @@ def http_generation(response: Response) -> str:
     return "data-stream"
 
 
-class Cloudflare(Provider):
+class CloudflareSite(Site):
     """The Workers AI LLM playground, through a session that passed Cloudflare's challenge."""
 
-    label = "Cloudflare AI"
-    url = "https://playground.ai.cloudflare.com/"
-    api_endpoint = "https://playground.ai.cloudflare.com/api/inference"
-    models_url = "https://playground.ai.cloudflare.com/api/models"
-    working = True
+    name = "cloudflare"
     default_model = "@cf/meta/llama-3.3-70b-instruct-fp8-fast"
     models: ClassVar[list[str]] = [
         "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
@@ -77,13 +97,31 @@ class Cloudflare(Provider):
         "mistral-small-3.1-24b": "@cf/mistralai/mistral-small-3.1-24b-instruct",
         "gemma-3-12b": "@cf/google/gemma-3-12b-it",
     }
-    site = "cloudflare"
+    url_names = ("url", "api_endpoint", "models_url")
+    default_urls: ClassVar[dict[str, str]] = {
+        "url": "https://playground.ai.cloudflare.com/",
+        "api_endpoint": "https://playground.ai.cloudflare.com/api/inference",
+        "models_url": "https://playground.ai.cloudflare.com/api/models",
+    }
     models_endpoint = "models_url"
-    url_attributes = ("url", "api_endpoint", "models_url")
+
+    def check(self, call: Call, messages: list[dict[str, Any]]) -> None:
+        super().check(call, messages)
+        if call.generation != "auto" and call.generation not in GENERATIONS:
+            raise BadRequest(f"transport must be 'auto' or one of {', '.join(GENERATIONS)}, not {call.generation!r}",
+                             param="transport", provider=self.name)  # fmt: skip
+        for name in NEVER:
+            if getattr(call.options, name) is not None:
+                raise BadRequest(f"{name} is not supported by the Cloudflare playground", param=name, provider=self.name)
+        if call.generation != "auto" and (names := refused(call.options, call.generation)):
+            raise BadRequest(f"{names[0]} is not supported by the {call.generation} generation of the playground",
+                             param=names[0], provider=self.name)  # fmt: skip
+        if call.generation == "auto" and refused(call.options, "agents") and refused(call.options, "http"):
+            raise BadRequest("temperature cannot be combined with max_tokens or tools: no generation of the "
+                             "playground carries both", param="temperature", provider=self.name)  # fmt: skip
 
     # -- credentials ----------------------------------------------------------------------------
-    @classmethod
-    async def _credentials(cls, call: Call) -> Credentials:
+    async def credentials(self, call: Call) -> Credentials:
         credentials = await call.auth.load()
         if credentials is not None:
             return credentials
@@ -94,12 +132,10 @@ class Cloudflare(Provider):
                 pass
         return call.auth.default()
 
-    @classmethod
-    def _recoverable(cls, error: ClientError, credentials: Credentials) -> bool:
+    def recoverable(self, error: ClientError, credentials: Credentials) -> bool:
         return isinstance(error, (ChallengeError, AuthError)) and error.status_code in (401, 403)
 
-    @classmethod
-    async def _recover(cls, call: Call, credentials: Credentials, error: ClientError) -> Credentials:
+    async def recover(self, call: Call, credentials: Credentials, error: ClientError) -> Credentials:
         """One single-flight re-harvest; without one, say what to do."""
         if not call.auth.may_harvest:
             raise call.auth.missing(f"the playground refused the session ({error.message})") from error
@@ -109,72 +145,56 @@ class Cloudflare(Provider):
             raise missing from error
 
     # -- requests -------------------------------------------------------------------------------
-    @classmethod
-    def _request(cls, call: Call, credentials: Credentials, method: str, url: str, body: Any = None) -> Request:
+    def _request(self, call: Call, credentials: Credentials, method: str, url: str, body: Any = None) -> Request:
         """A request as the playground page's script makes it, with the session's cookies."""
         origin = call.urls["url"].rstrip("/")
         mode = "websocket" if url.startswith("wss://") else "cors"
         headers = {"Origin": origin, "Referer": origin + "/", "Accept": "*/*", **fetch_headers(mode=mode)}
         return call.request(credentials, method, url, headers, body)
 
-    @classmethod
-    async def _socket(cls, call: Call, credentials: Credentials) -> WebSocket:
-        """A connected agent socket; the cookies its upgrade set are merged at once."""
-        ws = await cls._transport.websocket(cls._request(call, credentials, "GET", agent_url(call.urls["url"])))
-        try:
-            await call.auth.merge_cookies(credentials, ws.cookies)
-        except BaseException:
-            await ws.aclose()
-            raise
-        return ws
-
-    @classmethod
-    def _order(cls, call: Call, credentials: Credentials) -> list[str]:
-        """The generations to try: the one asked for, else the remembered one first."""
-        chosen = str(call.params.get("transport") or "auto")
-        if chosen != "auto":
-            if chosen not in GENERATIONS:
-                raise BadRequest(f"transport must be 'auto' or one of {', '.join(GENERATIONS)}, not {chosen!r}")
-            return [chosen]
+    def _order(self, call: Call, credentials: Credentials) -> list[str]:
+        """The generations to try: the one asked for, else the remembered one first (of those
+        that can carry the options)."""
+        if call.generation != "auto":
+            return [call.generation]
         # Without a remembered generation HTTP goes first: its 404 still sets cookies the client
         # can read, where a refused socket upgrade leaves none.
-        remembered = credentials.record.extra.get("generation") if credentials.record else None
-        return ["agents", "http"] if remembered == "agents" else ["http", "agents"]
+        remembered = credentials.record.generation if credentials.record else None
+        order = ["agents", "http"] if remembered == "agents" else ["http", "agents"]
+        return [generation for generation in order if not refused(call.options, generation)]
 
-    @classmethod
-    async def _events(
-        cls, call: Call, credentials: Credentials, model: str, messages: list[dict[str, Any]]
+    async def events(
+        self, call: Call, credentials: Credentials, model: str, messages: list[dict[str, Any]]
     ) -> AsyncGenerator[Event, None]:
-        order = cls._order(call, credentials)
+        order = self._order(call, credentials)
         for index, generation in enumerate(order):
             try:
                 if generation == "agents":
-                    ws = await cls._socket(call, credentials)
-                    events = agent_chat(ws, model, messages, call.idle, temperature=call.params.get("temperature", 1))
+                    ws = await call.websocket(credentials, self._request(call, credentials, "GET", agent_url(call.urls["url"])))
+                    temperature = call.options.temperature
+                    events = agent_chat(ws, model, messages, call.idle, temperature=1 if temperature is None else temperature)
                     used = "agents"
                 else:
-                    response = await cls._send(call, credentials, cls._inference(call, credentials, model, messages))
+                    response = await call.send(credentials, self._inference(call, credentials, model, messages))
                     used = generation if generation in PARSERS else http_generation(response)
-                    events = cls._parsed(call, response, PARSERS[used])
+                    events = self._parsed(call, response, PARSERS[used])
             except ClientError as error:
                 if error.status_code == 404 and index + 1 < len(order):
                     continue
                 raise
-            await cls._remember(call, credentials, used)
+            await self._remember(call, credentials, used)
             async for event in events:
                 yield event
             return
 
-    @classmethod
-    async def _parsed(cls, call: Call, response: Response, parser: type[StreamParser]) -> AsyncGenerator[Event, None]:
+    async def _parsed(self, call: Call, response: HTTPResponse, parser: type[StreamParser]) -> AsyncGenerator[Event, None]:
         try:
-            async for event in call.events(response, parser(cls.site)):
+            async for event in call.events(response, parser(self.name)):
                 yield event
         finally:
             await response.aclose()
 
-    @classmethod
-    def _inference(cls, call: Call, credentials: Credentials, model: str, messages: list[dict[str, Any]]) -> Request:
+    def _inference(self, call: Call, credentials: Credentials, model: str, messages: list[dict[str, Any]]) -> Request:
         """One body every HTTP generation accepts (UI messages keep ``content`` for the oldest)."""
         system = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
         conversation = [m for m in messages if m.get("role") != "system"]
@@ -186,28 +206,42 @@ class Cloudflare(Provider):
             "messages": ui,
             "lora": None,
             "model": model,
-            "max_tokens": call.params.get("max_tokens") or 2048,
+            "max_tokens": call.options.max_tokens or 2048,
             "stream": True,
             "system_message": system or "You are a helpful assistant",
-            "tools": call.params.get("tools") or [],
+            "tools": call.options.tools or [],
             "trigger": "submit-message",
         }
-        return cls._request(call, credentials, "POST", call.urls["api_endpoint"], body)
+        return self._request(call, credentials, "POST", call.urls["api_endpoint"], body)
 
-    @classmethod
-    async def _remember(cls, call: Call, credentials: Credentials, generation: str) -> None:
+    async def _remember(self, call: Call, credentials: Credentials, generation: str) -> None:
         record = credentials.record
-        if record is not None and record.extra.get("generation") != generation:
-            await call.auth.remember(credentials, extra={"generation": generation})
+        if record is not None and record.generation != generation:
+            await call.auth.remember(credentials, generation=generation)
 
     # -- models ---------------------------------------------------------------------------------
-    @classmethod
-    async def _fetch_models(cls, call: Call, credentials: Credentials) -> list[str]:
+    async def fetch_models(self, call: Call, credentials: Credentials) -> list[str]:
         try:
-            body = await cls._read(call, credentials, cls._request(call, credentials, "GET", call.urls["models_url"]))
+            body = await call.read(credentials, self._request(call, credentials, "GET", call.urls["models_url"]))
         except ClientError as error:
             if error.status_code != 404:
                 raise
-            ws = await cls._socket(call, credentials)
-            return cloudflare_models(await agent_models(ws, call.idle), cls.site)
-        return cloudflare_models(body, cls.site)
+            ws = await call.websocket(credentials, self._request(call, credentials, "GET", agent_url(call.urls["url"])))
+            return cloudflare_models(await agent_models(ws, call.idle), self.name)
+        return cloudflare_models(body, self.name)
+
+
+class Cloudflare(Provider):
+    """The seeds' ``Cloudflare`` provider: class attributes and classmethods over the default client."""
+
+    site_class = CloudflareSite
+    label = "Cloudflare AI"
+    url = CloudflareSite.default_urls["url"]
+    api_endpoint = CloudflareSite.default_urls["api_endpoint"]
+    models_url = CloudflareSite.default_urls["models_url"]
+    working = True
+    default_model = CloudflareSite.default_model
+    models = CloudflareSite.models
+    model_aliases = CloudflareSite.model_aliases
+    site = CloudflareSite.name
+    url_attributes = CloudflareSite.url_names

@@ -57,6 +57,7 @@ class SiteAuth:
         cookies: dict[str, str] | None = None,
         proxy: str | None = None,
         login_hint: str = "",
+        cache: AuthCache | None = None,
     ) -> None:
         self.site = site
         self.settings = settings
@@ -65,7 +66,7 @@ class SiteAuth:
         self.explicit_cookies = cookies
         self.proxy_override = proxy or settings.proxy
         self.login_hint = login_hint
-        self._cache: AuthCache | None = None
+        self._cache: AuthCache | None = cache
 
     @property
     def explicit(self) -> bool:
@@ -136,18 +137,16 @@ class SiteAuth:
         return MissingCredentials(f"no usable {self.site} session: {why}", provider=self.site, hint=hint)
 
     async def remember(self, credentials: Credentials, **changes: Any) -> Credentials:
-        """Store ``changes`` (record fields, or ``extra`` keys under ``extra``) in the cached
-        record the credentials came from; explicit credentials are never written."""
+        """Store ``changes`` (record fields) in the cached record the credentials came from;
+        explicit credentials are never written."""
         record = credentials.record
         if record is None:
             return credentials
-        extra = changes.pop("extra", None)
 
         def apply(current: SessionRecord | None) -> SessionRecord | None:
             if current is None:
                 return None
-            merged = {**current.extra, **extra} if extra else current.extra
-            return dataclasses.replace(current, extra=merged, **changes)
+            return dataclasses.replace(current, **changes)
 
         stored = await self.cache.aupdate(self.site, apply, self.profile)
         if stored is not None:
@@ -175,7 +174,7 @@ class SiteAuth:
         def merge(current: SessionRecord | None) -> SessionRecord | None:
             if current is None or current.harvested_at != harvested_at:
                 return current  # another caller harvested anew: these cookies belong to the old session
-            return current.merge_cookies(cookies, essential=current.extra.get("essential_cookies"))
+            return current.merge_cookies(cookies, essential=current.essential_cookies or None)
 
         stored = await self.cache.aupdate(self.site, merge, self.profile)
         if stored is not None and stored.harvested_at == harvested_at:

@@ -38,7 +38,6 @@ __all__ = [
     "safe_headers",
 ]
 
-MAX_RETRY_AFTER = 60.0
 _MAX_MESSAGE = 300
 _SAFE_HEADERS = frozenset(("retry-after", "retry-after-ms", "x-should-retry", "x-request-id",
                            "cf-ray", "cf-mitigated", "content-type", "server"))  # fmt: skip
@@ -238,7 +237,8 @@ def _seconds(value: str | None) -> float | None:
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds to wait, from ``retry-after-ms``, ``retry-after`` (seconds or HTTP date) or
-    Cerebras' ``x-ratelimit-reset-tokens-minute``; clamped to ``[0, 60]``; ``None`` if absent."""
+    Cerebras' ``x-ratelimit-reset-tokens-minute``; at least 0; ``None`` if absent. How long a
+    retry may wait is the caller's setting (``Settings.max_retry_wait``), not capped here."""
     lower = {str(k).lower(): str(v).strip() for k, v in headers.items()}
     seconds = _seconds(lower.get("retry-after-ms"))
     if seconds is not None:
@@ -255,4 +255,4 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
         seconds = _seconds(lower.get("x-ratelimit-reset-tokens-minute"))
     if seconds is None:
         return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return max(seconds, 0.0)

@@ -24,7 +24,8 @@ def is_retryable(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter; a server-requested wait wins, up to ``max_wait``."""
+    """Exponential backoff with full jitter; a server-requested wait wins, up to ``max_wait``
+    (the one cap: the parsed ``retry-after`` itself is not clamped)."""
 
     max_retries: int = 2
     base: float = 0.5

@@ -1,7 +1,8 @@
 """How the client behaves: timeouts, retries, credentials policy, proxy and CA.
 
 Defaults come from the environment once (``HARVESTKIT_PROXY``, ``HARVESTKIT_CA_BUNDLE``,
-``HARVESTKIT_NO_HARVEST``); every provider call can override any field by keyword.
+``HARVESTKIT_NO_HARVEST``). A :class:`~harvestkit.client.Client` holds one ``Settings``
+(``client.with_options(...)`` derives another); the seeds' classes accept any field by keyword.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from harvestkit.cache import AuthCache, SessionRecord
 
-__all__ = ["HarvestFn", "Settings"]
+__all__ = ["SETTING_NAMES", "HarvestFn", "Settings"]
 
 HarvestFn = Callable[..., Awaitable[SessionRecord]]
 """``await harvest(site, profile=..., proxy=...)`` returns the record it saved to the cache."""
@@ -32,7 +33,7 @@ class Settings:
     max_retries: int = 2
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
-    max_retry_wait: float = 60.0  # longest server-requested wait that is honoured
+    max_retry_wait: float = 60.0  # longest server-requested wait (retry-after) honoured
     models_ttl: float = 600.0
     max_connections: int = 64  # concurrent transfers per provider per event loop; more wait
     profile: str = "default"
@@ -53,6 +54,15 @@ class Settings:
             env["allow_harvest"] = False
         return cls(**{**env, **overrides})
 
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``; an unknown name raises ``TypeError`` naming the closest one."""
+        from .options import unknown_keyword
+
+        for name in changes:
+            if name not in SETTING_NAMES:
+                raise unknown_keyword(name, SETTING_NAMES, "Settings")
+        return dataclasses.replace(self, **changes) if changes else self
+
     def with_overrides(self, kwargs: dict[str, Any]) -> Settings:
         """A copy with the fields named in ``kwargs`` replaced; those keys are removed from it."""
         names = {f.name for f in dataclasses.fields(self)}
@@ -62,3 +72,6 @@ class Settings:
     def auth_cache(self) -> AuthCache:
         """The cache to read and update credentials in."""
         return self.cache if self.cache is not None else AuthCache()
+
+
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))

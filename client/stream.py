@@ -3,6 +3,9 @@
 Leaving a ``ChatStream`` early (``break``, an exception, ``aclose()``) closes the underlying
 HTTP transfer or WebSocket at once. What went by is kept: ``text``, ``reasoning``, ``usage``,
 ``finish_reason`` and ``tool_calls``; ``collect()`` reads the rest into a :class:`ChatResult`.
+
+The stream is the one keeper of the answer's text: a :class:`StreamBroken` that ends it gets
+``text`` (what the caller received) from here, whichever layer raised it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
+from .errors import StreamBroken
 from .events import Event, FinishReason, Reasoning, ToolCalls, Usage
 
 __all__ = ["ChatResult", "ChatStream"]
@@ -62,7 +66,9 @@ class ChatStream:
             raise StopAsyncIteration
         try:
             event = await self._events.__anext__()
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, StreamBroken):
+                error.text = self.text
             await self.aclose()
             raise
         self._record(event)

@@ -1,8 +1,11 @@
-"""HTTP and WebSocket over curl_cffi: one session per provider per event loop, typed errors.
+"""The curl_cffi transport: HTTP and WebSocket with browser TLS fingerprints, typed errors.
 
-This layer knows nothing of wire formats or credentials: it sends a :class:`Request` and hands
-back a :class:`Response` whose body is read chunk by chunk under an idle timeout, and which is
-aborted (the connection released, the server sees the disconnect) when closed early.
+The one module that touches curl_cffi's internals (``tests/test_client_transport.py`` checks
+each one it relies on). :class:`CurlTransport` implements the
+:class:`~harvestkit.client.base_transport.Transport` protocol with one curl_cffi session per
+event loop; a :class:`Response` is read chunk by chunk under an idle timeout and aborted (the
+connection released, the server sees the disconnect) when closed early. The sessions keep no
+cookies: each request carries its own ``Cookie`` header.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import contextlib
 import contextvars
 import re
 import weakref
-from dataclasses import dataclass, field
 from typing import Any
 
 from curl_cffi import CurlInfo
@@ -20,60 +22,39 @@ from curl_cffi.requests import AsyncSession
 from curl_cffi.requests import exceptions as curl_errors
 from harvestkit.cache import Cookie, parse_netscape_cookies
 
+from .base_transport import Request, fetch_headers
 from .errors import ClientError, ConnectError, Timeout
-from .impersonate import BrowserIdentity
 from .responses import error_from_response
 
-__all__ = ["Request", "Response", "Transport", "WebSocket", "close_loop_sessions", "fetch_headers", "translate"]
+__all__ = [
+    "CurlTransport",
+    "Request",
+    "Response",
+    "Transport",
+    "WebSocket",
+    "close_loop_sessions",
+    "curl_kwargs",
+    "fetch_headers",
+    "translate",
+]
 
 MAX_ERROR_BODY = 1 << 20
 _REFUSED = re.compile(r"Refused WebSocket upgrade: (\d{3})")
 
 
-def fetch_headers(site: str = "same-origin", mode: str = "cors") -> dict[str, str | None]:
-    """The fetch metadata a page's script request carries (curl_cffi's defaults are those of a
-    navigation); ``None`` removes a default header."""
-    dest = "websocket" if mode == "websocket" else "empty"
-    return {
-        "Sec-Fetch-Site": site,
-        "Sec-Fetch-Mode": mode,
-        "Sec-Fetch-Dest": dest,
-        "Sec-Fetch-User": None,
-        "Upgrade-Insecure-Requests": None,
+def curl_kwargs(request: Request) -> dict[str, Any]:
+    """The curl_cffi keyword arguments shared by HTTP requests and WebSocket connects (cookies
+    only in the request's one ``Cookie`` header: curl's cookie engine is never given any)."""
+    kwargs: dict[str, Any] = {
+        "headers": request.all_headers(),
+        "impersonate": request.identity.impersonate,
+        "timeout": (request.connect_timeout, request.idle_timeout),
     }
-
-
-@dataclass
-class Request:
-    """One HTTP request, with everything the transport needs to present it."""
-
-    method: str
-    url: str
-    identity: BrowserIdentity
-    headers: dict[str, str | None] = field(default_factory=dict)
-    cookies: dict[str, str] = field(default_factory=dict)
-    json: Any = None
-    proxy: str | None = None
-    ca_bundle: str | None = None
-    connect_timeout: float = 10.0
-    idle_timeout: float = 60.0
-    max_connections: int = 64  # of the loop's session, when this request creates it
-
-    def curl_kwargs(self) -> dict[str, Any]:
-        """The curl_cffi keyword arguments shared by HTTP requests and WebSocket connects."""
-        headers: dict[str, str | None] = {**self.identity.headers(), **self.headers}
-        if self.cookies:  # one header, as a browser sends it (curl's cookie engine stays empty)
-            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        kwargs: dict[str, Any] = {
-            "headers": headers,
-            "impersonate": self.identity.impersonate,
-            "timeout": (self.connect_timeout, self.idle_timeout),
-        }
-        if self.proxy:
-            kwargs["proxy"] = self.proxy
-        if self.ca_bundle:
-            kwargs["verify"] = self.ca_bundle
-        return kwargs
+    if request.proxy:
+        kwargs["proxy"] = request.proxy
+    if request.ca_bundle:
+        kwargs["verify"] = request.ca_bundle
+    return kwargs
 
 
 def translate(exc: BaseException, provider: str, url: str) -> ClientError:
@@ -205,10 +186,12 @@ class _Session(AsyncSession):
         return curl
 
 
-class Transport:
-    """The sessions of one provider: one curl_cffi ``AsyncSession`` per running event loop."""
+class CurlTransport:
+    """One client's connections: one curl_cffi ``AsyncSession`` per running event loop.
 
-    def __init__(self, provider: str) -> None:
+    ``provider`` names the errors it raises before a site adapter knows better."""
+
+    def __init__(self, provider: str = "harvestkit") -> None:
         self.provider = provider
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSession] = (
             weakref.WeakKeyDictionary()
@@ -221,7 +204,10 @@ class Transport:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None:
-            session = _Session(max_clients=max_connections)
+            # discard_cookies: no response (an HTTP answer or, from curl_cffi 0.17, a WebSocket
+            # upgrade) ever fills the session's jar, which curl would send as a second Cookie
+            # header beside the one each request carries.
+            session = _Session(max_clients=max_connections, discard_cookies=True)
             self._sessions[loop] = session
         return session
 
@@ -232,7 +218,7 @@ class Transport:
         that wait is several seconds longer than connect + idle timeout): once a connection is
         free, the wait is bounded by those two timeouts here, and a request abandoned while
         waiting (timeout, cancellation) is aborted at once."""
-        session = self.session(request.max_connections)
+        session, name = self.session(request.max_connections), request.provider or self.provider
         handle: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         token = _HANDLE.set(handle)
         try:
@@ -241,8 +227,7 @@ class Transport:
                 request.url,
                 json=request.json,
                 stream=True,
-                discard_cookies=True,  # cookies travel per request, never in the shared session
-                **request.curl_kwargs(),
+                **curl_kwargs(request),
             ))  # fmt: skip
         finally:
             _HANDLE.reset(token)
@@ -253,30 +238,30 @@ class Transport:
                 raw = await sending
         except TimeoutError:
             where = request.url.split("?", 1)[0]
-            raise Timeout(f"no response from {where} in {limit:g} s", provider=self.provider) from None
+            raise Timeout(f"no response from {where} in {limit:g} s", provider=name) from None
         except curl_errors.RequestException as exc:
-            raise translate(exc, self.provider, request.url) from None
+            raise translate(exc, name, request.url) from None
         finally:
             if not sending.done() or sending.cancelled():  # abandoned: stop the transfer now
                 sending.cancel()
                 if handle.done():
                     with contextlib.suppress(Exception):
                         session.acurl.remove_handle(handle.result())
-        return Response(raw, session, self.provider, request.url)
+        return Response(raw, session, name, request.url)
 
     async def websocket(self, request: Request) -> WebSocket:
         """Open a WebSocket with the request's identity, headers and cookies."""
-        session = self.session(request.max_connections)
-        kwargs = request.curl_kwargs()
+        session, name = self.session(request.max_connections), request.provider or self.provider
+        kwargs = curl_kwargs(request)
         kwargs["timeout"] = request.connect_timeout
         try:  # drain_on_error: frames that arrived before the connection broke are still read
             raw = await session.ws_connect(request.url, drain_on_error=True, **kwargs)
         except Exception as exc:  # noqa: BLE001 - curl_cffi raises several unrelated types here
             refused = _REFUSED.search(str(exc))
             if refused:  # the server answered the upgrade with an HTTP error status
-                raise error_from_response(int(refused.group(1)), {}, b"", self.provider) from None
-            raise translate(exc, self.provider, request.url) from None
-        return WebSocket(raw, self.provider, request.url)
+                raise error_from_response(int(refused.group(1)), {}, b"", name) from None
+            raise translate(exc, name, request.url) from None
+        return WebSocket(raw, name, request.url)
 
     async def aclose(self) -> None:
         """Close the session of the running loop, if any."""
@@ -286,7 +271,9 @@ class Transport:
                 await session.close()
 
 
-_TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
+Transport = CurlTransport  # the name this module gave it before the protocol existed
+
+_TRANSPORTS: weakref.WeakSet[CurlTransport] = weakref.WeakSet()
 
 
 async def close_loop_sessions() -> None:

@@ -59,13 +59,14 @@ def create_app(
     ``Authorization: Bearer`` on ``/v1/*``, ``/`` and ``/metrics`` when any is set. ``profile``:
     the harvested session profile (``profiles``: per provider). ``proxy``: the default upstream
     proxy. ``upstream_retries``: the client's own retries (0: the caller's SDK retries).
-    ``models_ttl``: how long the model catalog is kept. ``cors_origins``: page origins allowed to
+    ``models_ttl``: how long the model lists are kept (the one
+    setting: it is also the client's ``models_ttl``). ``cors_origins``: page origins allowed to
     call ``/v1/*`` (``*`` only with a key). ``aliases``: user model names -> model ids.
     ``summary``: the configuration in effect, for the status page (no secrets).
     """
     all_keys = {**({"default": api_key} if api_key else {}), **(keys or {})}
     origins = check_origins(list(cors_origins), bool(all_keys))
-    options: dict[str, Any] = {"max_retries": upstream_retries}
+    options: dict[str, Any] = {"max_retries": upstream_retries, "models_ttl": models_ttl}
     if profile:
         options["profile"] = profile
     if proxy:

@@ -25,6 +25,7 @@ from harvestkit.client import (
     ChallengeError,
     ClientError,
     ConnectError,
+    HarvestkitError,
     ModelNotFound,
     RateLimited,
     ServerError,
@@ -36,8 +37,8 @@ from .openai_format import error_body
 __all__ = ["GatewayError", "from_client_error"]
 
 
-class GatewayError(Exception):
-    """An error response: HTTP ``status`` and OpenAI's error fields."""
+class GatewayError(HarvestkitError):
+    """An error response: HTTP ``status`` and OpenAI's error fields (under harvestkit's one root)."""
 
     def __init__(
         self,

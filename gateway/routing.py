@@ -63,7 +63,10 @@ class ModelTable:
 
 
 class Catalog:
-    """The providers' model lists (live when a session exists), kept for ``ttl`` seconds."""
+    """The providers' model lists (live when a session exists), kept for ``ttl`` seconds.
+
+    One clock: a refresh fetches the live lists anew (it bypasses the client's model cache,
+    which it also renews), so neither the table nor a list is ever older than ``ttl``."""
 
     def __init__(
         self,
@@ -84,9 +87,10 @@ class Catalog:
         """The current table; one refresh at a time, however many requests wait for it."""
         async with self._lock:
             if self._table is None or time.monotonic() - self._fetched >= self.ttl:
+                fresh = {**self.options, "models_ttl": 0}  # bypass and renew the client's lists
                 lists = await asyncio.gather(
                     *(
-                        cls.get_models_async(**{**self.options, **self.per_provider.get(name, {})})
+                        cls.get_models_async(**{**fresh, **self.per_provider.get(name, {})})
                         for name, cls in self.providers.items()
                     )
                 )

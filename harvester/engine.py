@@ -271,7 +271,6 @@ class TabHarvest:
         extra.update({k: v for k, v in self.captures.items() if k not in ("api_key", "api_key_expires_at")})
         key_expires = _epoch(self.captures.get("api_key_expires_at"))
         essential = [n for n in self.recipe.essential_cookies if n in names]  # the site may not set all
-        extra["essential_cookies"] = essential  # for whoever merges Set-Cookie into the record later
         self.once("captured", f"{len(cookies)} cookies")
         return SessionRecord(
             site=self.site,
@@ -284,6 +283,7 @@ class TabHarvest:
             api_key_expires_at=key_expires,
             proxy=self.job.proxy,
             source=self.job.source,
+            essential_cookies=essential,  # for whoever merges Set-Cookie into the record later
             extra=extra,
         )
 

@@ -24,6 +24,14 @@ def request_protocol(request: web.Request) -> str:
     return "h2" if transport is not None and transport.get_extra_info("h2_stream_id") is not None else "http/1.1"
 
 
+def repeated_headers(request: web.Request) -> dict[str, int]:
+    """The header names a request sent more than once (lower case), with their counts."""
+    counts: dict[str, int] = {}
+    for name in request.headers:
+        counts[name.lower()] = counts.get(name.lower(), 0) + 1
+    return {name: n for name, n in counts.items() if n > 1}
+
+
 def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
     """The replica of inference.cerebras.ai, api.cerebras.ai and playground.ai.cloudflare.com."""
 
@@ -47,6 +55,7 @@ def build_app(state: SandboxState, accounts: Accounts) -> web.Application:
             client_class=request[keys.CLIENT_CLASS],
             protocol=request_protocol(request),
             h2_fingerprint=tunnel.h2_fingerprint if tunnel else None,
+            repeated_headers=repeated_headers(request),
         )
         state.requests.append(entry)
         try:

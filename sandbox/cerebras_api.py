@@ -200,6 +200,9 @@ class CerebrasAPI:
         problem = validate(body)
         if problem:
             return bad_format(problem, 422 if "messages" in problem else 400)
+        unknown = unknown_message_property(body["messages"])
+        if unknown:
+            return bad_format(unknown, 400)
         model = body["model"]
         if model not in {m for m, _, _ in strict.live_models(self.state.knobs, MODELS)}:
             return strict.not_found(model) if self.state.knobs.retire_models else web.json_response(NO_MODEL, status=404)
@@ -268,6 +271,25 @@ def validate(body: dict[str, Any]) -> str | None:
         value = body.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             return f"{name}: must be a positive integer"
+    return None
+
+
+# The properties the API documents for a message of each role (spec 4.1: any other is a 400).
+MESSAGE_FIELDS = {
+    "system": {"role", "content", "name"},
+    "user": {"role", "content", "name"},
+    "assistant": {"role", "content", "name", "tool_calls"},
+    "tool": {"role", "content", "tool_call_id", "name"},
+}
+
+
+def unknown_message_property(messages: list[dict[str, Any]]) -> str | None:
+    """The API's complaint about the first property it does not know in a message, or None
+    (e.g. ``reasoning_content`` a chat client kept in an assistant message of the history)."""
+    for index, message in enumerate(messages):
+        for name in message:
+            if name not in MESSAGE_FIELDS[message["role"]]:
+                return f"messages.{index}.{message['role']}.{name}: Extra inputs are not permitted"
     return None
 
 

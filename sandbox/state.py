@@ -149,6 +149,7 @@ class LoggedRequest:
     status: int | None = None
     outcome: str = "complete"  # complete | client_disconnected | cancelled | truncated | error
     note: str | None = None  # why the sandbox refused or failed it, when it did
+    repeated_headers: dict[str, int] = field(default_factory=dict)  # names sent more than once -> count
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

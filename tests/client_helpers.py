@@ -75,7 +75,7 @@ class StandInHarvester:
             cookies=cookies,
             api_key=api_key,
             proxy=proxy,
-            extra={"essential_cookies": ESSENTIAL[site]},
+            essential_cookies=ESSENTIAL[site],
         )
         return record.merge_cookies([], essential=ESSENTIAL[site])
 

@@ -28,7 +28,8 @@ def full_record() -> SessionRecord:
         expires_at=NOW + 3600,
         user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0 Safari/537.36",
         client_hints={"sec-ch-ua": '"Chromium";v="131"', "sec-ch-ua-mobile": "?0", "sec-ch-ua-platform": '"Linux"'},
-        impersonate="chrome131",
+        essential_cookies=["session"],
+        generation="agents",
         cookies=[
             Cookie("session", SECRET, ".cerebras.ai", "/", NOW + 3600, True, True, "Lax"),
             Cookie("cf_clearance", "x" * 40, "inference.cerebras.ai", "/api", None, True, False, "None", True),

@@ -41,7 +41,6 @@ def record(site: str = "cerebras", profile: str = "default", **fields) -> Sessio
         "expires_at": now + 3600,
         "user_agent": "Mozilla/5.0 Chrome/131",
         "client_hints": {"sec-ch-ua-platform": '"Linux"'},
-        "impersonate": "chrome131",
         "cookies": [Cookie("session", SECRET, ".cerebras.ai", expires=now + 3600, secure=True, same_site="Lax")],
         "api_key": API_KEY,
         "api_key_expires_at": now + 7200,

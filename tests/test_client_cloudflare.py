@@ -45,7 +45,7 @@ async def test_every_generation_streams_text_usage_and_finish(client_env, genera
     assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
     finishes = [e for e in events if isinstance(e, FinishReason)]
     assert finishes == ([] if generation == "sse" else [FinishReason("stop")])  # the oldest has none
-    assert client_env.cache.get("cloudflare").extra["generation"] == generation
+    assert client_env.cache.get("cloudflare").generation == generation
     await eventually(lambda: chats(client_env)[-1].status in (101, 200))
     request = chats(client_env)[-1]
     record = client_env.cache.get("cloudflare")
@@ -64,7 +64,7 @@ async def test_auto_starts_with_the_remembered_generation_and_falls_back_on_404(
 
     await Cloudflare.chat("first", model=MODEL)  # nothing remembered: HTTP first, then the socket
     await eventually(lambda: refused() == 1 and len(socket_chats(client_env)) == 1)
-    assert client_env.cache.get("cloudflare").extra["generation"] == "agents"
+    assert client_env.cache.get("cloudflare").generation == "agents"
 
     await Cloudflare.chat("second", model=MODEL)  # remembered: straight to the socket
     await eventually(lambda: len(socket_chats(client_env)) == 2)
@@ -73,7 +73,7 @@ async def test_auto_starts_with_the_remembered_generation_and_falls_back_on_404(
     client_env.sandbox.set_knobs(generation="data-stream")  # the site goes back to HTTP
     result = await Cloudflare.chat("third", model=MODEL)
     assert result.text.startswith("Sandbox reply to: third.")
-    assert client_env.cache.get("cloudflare").extra["generation"] == "data-stream"
+    assert client_env.cache.get("cloudflare").generation == "data-stream"
     await Cloudflare.chat("fourth", model=MODEL)  # remembered: straight to HTTP
     await eventually(lambda: [r.status for r in chats(client_env)].count(200) == 2)
     assert refused() == 2  # the one refused upgrade of the third call

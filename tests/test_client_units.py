@@ -118,3 +118,23 @@ def test_providers_are_found_by_name(name: str) -> None:
     assert get_provider(name).site == name.lower()
     with pytest.raises(ValueError):
         get_provider("openai")
+
+
+def test_every_client_and_gateway_error_has_the_one_root() -> None:
+    import inspect
+
+    import harvestkit.client.errors as client_errors
+    import harvestkit.gateway.errors as gateway_errors
+    from harvestkit.client import HarvestkitError
+
+    errors = [obj for module in (client_errors, gateway_errors) for _, obj in inspect.getmembers(module, inspect.isclass)
+              if issubclass(obj, BaseException)]  # fmt: skip
+    assert gateway_errors.GatewayError in errors
+    assert all(issubclass(error, HarvestkitError) for error in errors), errors
+
+
+def test_settings_are_typed_and_a_typo_names_the_field() -> None:
+    settings = Settings().replace(idle_timeout=5, max_retry_wait=300)
+    assert settings.idle_timeout == 5 and settings.max_retry_wait == 300
+    with pytest.raises(TypeError, match="did you mean 'max_retry_wait'"):
+        Settings().replace(max_retry_wiat=300)

@@ -152,7 +152,7 @@ class FakeProvider:
     @classmethod
     async def get_models_async(cls, **options) -> list[str]:
         cls.fetches += 1
-        assert options == {"max_retries": 0}
+        assert options == {"max_retries": 0, "models_ttl": 0}  # a refresh bypasses the client's model cache
         return ["one", "two"]
 
 

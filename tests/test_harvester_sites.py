@@ -53,7 +53,8 @@ def check_browser_identity(record: SessionRecord, sandbox: Sandbox, host: str) -
     assert set(record.client_hints) == {"sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform"}
     assert record.client_hints == {name: sent[name] for name in record.client_hints}
     assert "Headless" not in record.client_hints["sec-ch-ua"]
-    assert record.impersonate is None and record.extra["browser"].count(".") == 3
+    assert record.essential_cookies and "essential_cookies" not in record.extra  # a typed field now
+    assert record.extra["browser"].count(".") == 3
     assert record.proxy == sandbox.proxy_url
 
 
@@ -61,7 +62,7 @@ async def test_cloudflare_harvest(sandbox: Sandbox, cache: AuthCache, tmp_path: 
     events: list[Progress] = []
     record = await harvest("cloudflare", cache=cache, progress=events.append)
 
-    assert cache.get("cloudflare").to_dict() == record.to_dict()
+    assert cache.get_sync("cloudflare").to_dict() == record.to_dict()
     cookies = {c.name: c for c in record.cookies}
     assert set(cookies) == {"cf_clearance", "__cf_bm"}
     for cookie in cookies.values():
@@ -89,7 +90,7 @@ async def test_signed_out_cerebras_says_how_to_sign_in(sandbox: Sandbox, cache: 
         await harvest("cerebras", cache=cache, timeout=30)
     assert time.monotonic() - started < 10  # told at once, not after the timeout
     assert "`harvestkit login cerebras`" in str(caught.value) and "harvestkit cache import" in str(caught.value)
-    assert caught.value.site == "cerebras" and cache.get("cerebras") is None
+    assert caught.value.site == "cerebras" and cache.get_sync("cerebras") is None
     assert leftovers(tmp_path) == []
 
 
@@ -111,7 +112,7 @@ async def test_login_then_headless_harvests_keep_the_sign_in(sandbox: Sandbox, c
     events: list[Progress] = []
     record = await login("cerebras", cache=cache, headless=True, on_page=sign_in_as_user,
                          progress=events.append, timeout=30)  # fmt: skip
-    assert record.source == "login" and cache.get("cerebras").source == "login"
+    assert record.source == "login" and cache.get_sync("cerebras").source == "login"
     assert "waiting-for-user" in [e.step for e in events]
     key = sandbox.accounts.current_key[sandbox.email]
     assert record.api_key == key and record.api_key_expires_at is None
@@ -125,7 +126,7 @@ async def test_login_then_headless_harvests_keep_the_sign_in(sandbox: Sandbox, c
     assert key not in repr(record) and session.value not in repr(record)
 
     # The sign-in lives in the profile: without any cached cookie, a headless harvest is signed in.
-    cache.delete("cerebras")
+    cache.delete_sync("cerebras")
     events.clear()
     again = await harvest("cerebras", cache=cache, progress=events.append)
     assert again.api_key == key and again.source == "harvest"
@@ -137,7 +138,7 @@ async def test_login_then_headless_harvests_keep_the_sign_in(sandbox: Sandbox, c
     # Cookies in the cache win over the profile's: a session rotated since (by a client) is used.
     sandbox.set_knobs(rotate_cookies=True)
     rotated = await session_call(sandbox, again)
-    cache.update("cerebras", lambda r: r.merge_cookies(rotated))
+    cache.update_sync("cerebras", lambda r: r.merge_cookies(rotated))
     third = await harvest("cerebras", cache=cache)
     assert third.api_key == key
 
@@ -164,7 +165,7 @@ async def test_harvest_many_runs_both_sites_in_one_browser(sandbox: Sandbox, cac
     assert [e.step for e in events].count("browser-started") == 1
     assert {e.site for e in events if e.step == "saved"} == {"cerebras", "cloudflare"}
     for site, record in results.items():
-        assert cache.get(site).harvested_at == record.harvested_at
+        assert cache.get_sync(site).harvested_at == record.harvested_at
     # Nothing stale, nothing forced: no browser at all.
     events.clear()
     again = await harvest_many(["cerebras", "cloudflare"], cache=cache, force=False, progress=events.append)
@@ -174,8 +175,8 @@ async def test_harvest_many_runs_both_sites_in_one_browser(sandbox: Sandbox, cac
 
 async def test_harvest_many_reports_each_sites_failure(sandbox: Sandbox, cache: AuthCache) -> None:
     results = await harvest_many(["cerebras", "cloudflare"], cache=cache)
-    assert isinstance(results["cerebras"], SignedOut) and cache.get("cerebras") is None
-    assert cache.get("cloudflare").to_dict() == results["cloudflare"].to_dict()
+    assert isinstance(results["cerebras"], SignedOut) and cache.get_sync("cerebras") is None
+    assert cache.get_sync("cloudflare").to_dict() == results["cloudflare"].to_dict()
 
 
 async def test_login_waits_for_the_user_to_solve_a_challenge(sandbox: Sandbox, cache: AuthCache) -> None:
@@ -195,7 +196,7 @@ async def test_login_waits_for_the_user_to_solve_a_challenge(sandbox: Sandbox, c
 async def test_harvest_sync_inside_a_running_loop(sandbox: Sandbox, cache: AuthCache) -> None:
     asyncio.get_running_loop()  # this test's own loop is running: asyncio.run() would refuse
     record = harvest_sync("cloudflare", cache=cache)
-    assert cache.get("cloudflare").harvested_at == record.harvested_at
+    assert cache.get_sync("cloudflare").harvested_at == record.harvested_at
 
 
 def test_harvest_sync_without_a_loop(sandbox: Sandbox, cache: AuthCache) -> None:
