@@ -59,7 +59,7 @@ async def _generation(route: Route, options: dict[str, Any]) -> str | None:
     """The Cloudflare generation the cached session last used, if known."""
     settings = (route.cls.settings or Settings.from_env()).with_overrides(dict(options))
     record = await settings.auth_cache().aget(route.cls.site, settings.profile)
-    return record.extra.get("generation") if record is not None else None
+    return record.generation if record is not None else None
 
 
 async def open_stream(request: web.Request, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> ChatStream:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import openai
 import pytest
-from harvestkit.client import Cerebras
+from harvestkit.client.cerebras import CerebrasSite
 from harvestkit.gateway import serve
 
 KEY = "gw-resp-key-0123456789"
@@ -24,15 +24,16 @@ async def gateway(client_env) -> AsyncIterator[str]:
 
 @pytest.fixture
 def sent(monkeypatch) -> list[dict]:
-    """What each Cerebras call was asked for: the messages and the request keywords."""
+    """What each Cerebras call was asked for: the messages and the request's options."""
     calls: list[dict] = []
-    original = Cerebras._events.__func__
+    original = CerebrasSite.events
 
-    def spy(cls, call, credentials, model, messages):
-        calls.append({"model": model, "messages": messages, **call.params})
-        return original(cls, call, credentials, model, messages)
+    def spy(self, call, credentials, model, messages):
+        options = {"max_tokens": call.options.max_tokens, **call.options.api_fields()}
+        calls.append({"model": model, "messages": messages, **options})
+        return original(self, call, credentials, model, messages)
 
-    monkeypatch.setattr(Cerebras, "_events", classmethod(spy))
+    monkeypatch.setattr(CerebrasSite, "events", spy)
     return calls
 
 
