@@ -54,6 +54,7 @@ class Knobs:
     challenge_delay: float = 0.15  # how long the challenge page's script waits
     interactive_challenge: bool = False  # the challenge wants a human click
     rotate_cookies: bool = False  # every response re-sets session cookies; old values die
+    challenge_detectors: bool = True  # the challenge runs BotD and fpscanner (off: UA/webdriver only)
 
     def apply(self, changes: dict[str, Any]) -> None:
         """Set the named knobs; unknown names or a bad generation raise ValueError."""
@@ -110,6 +111,7 @@ class SandboxState:
         self.requests: deque[LoggedRequest] = deque(maxlen=log_size)
         self.tunnels: deque[Tunnel] = deque(maxlen=log_size)
         self.refused: deque[dict[str, Any]] = deque(maxlen=log_size)
+        self.verdicts: deque[Any] = deque(maxlen=log_size)  # challenge.Verdict, newest last
         self.tunnel_by_peer: dict[tuple[str, int], Tunnel] = {}
         self.expired_before = 0.0  # credentials issued before this moment are dead
         self._lock = threading.Lock()
@@ -147,6 +149,7 @@ class SandboxState:
         self.requests.clear()
         self.tunnels.clear()
         self.refused.clear()
+        self.verdicts.clear()
 
     # -- tunnels and logs ---------------------------------------------------------------------
     def open_tunnel(self, host: str, peer: tuple[str, int], hello: Any) -> Tunnel:
