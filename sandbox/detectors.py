@@ -3,8 +3,8 @@
 `@fingerprintjs/botd` and `fpscanner` come from the npm registry through `npm pack` (Debian's
 `npm` package provides it), each checked against the sha512 integrity pinned here, into a cache
 folder outside the repository (`HARVESTKIT_DETECTORS_DIR`, else the user cache dir). Only the
-browser build of each is kept. `make test` and `make demo` fetch them (`python -m
-harvestkit.sandbox.detectors`); a sandbox that starts without them fetches them then.
+browser build of each is kept. `make test` and `make demo` fetch them (`make detectors`, which
+calls `main()`); a sandbox that starts without them fetches them then.
 
 The sandbox is the site owner here: like fpscanner's own `build --key`, it injects its own
 payload key into fpscanner's build. Nothing of the detection logic is changed.
@@ -173,7 +173,7 @@ def decrypt_fpscanner(payload: str, key: str) -> dict[str, object]:
 
 
 def main() -> int:
-    """`python -m harvestkit.sandbox.detectors [--force]`: fetch the detectors into the cache."""
+    """`make detectors` (`--force`: fetch again): the detectors into the cache, one line of output."""
     try:
         directory = fetch(force="--force" in sys.argv[1:])
     except (DetectorsUnavailable, OSError) as exc:
@@ -183,6 +183,3 @@ def main() -> int:
     print(f"detectors ready in {directory}: {names}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
