@@ -6,14 +6,16 @@ off (`HARVESTKIT_STEALTH=0`) the same harvest is refused and the error names the
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import pytest
 from harvester_helpers import cache, lowered, need_browser, sandbox, shared_sandbox, sign_in_as_user
 from harvestkit.cache import AuthCache
-from harvestkit.harvester import ChallengeRefused, harvest, harvest_many, login
+from harvestkit.harvester import ChallengeRefused, harvest, harvest_many, login, profile_dir
 from harvestkit.harvester.browser import Chromium, LaunchOptions
-from harvestkit.harvester.stealth import fingerprint_path
+from harvestkit.harvester.stealth import fingerprint_path, profile_fingerprint
 from harvestkit.sandbox import Sandbox
 from harvestkit.sandbox.challenge import Verdict
 from harvestkit.harvester.stealth_display import Xvfb, XvfbUnavailable
@@ -72,8 +74,12 @@ async def test_headless_harvest_passes_both_detectors(sandbox: Sandbox, cache: A
 
 
 async def test_both_sites_pass_their_fronts_in_one_browser(sandbox: Sandbox, cache: AuthCache) -> None:
-    await login("cerebras", cache=cache, headless=True, on_page=sign_in_as_user, timeout=60)
+    signed_in = await login("cerebras", cache=cache, headless=True, on_page=sign_in_as_user, timeout=60)
+    assert "cf_clearance" in {c.name for c in signed_in.cookies}  # the Cerebras front cleared it too
+    cache.update("cerebras", lambda r: dataclasses.replace(r, cookies=[c for c in r.cookies if c.name != "cf_clearance"]))
+    shutil.rmtree(profile_dir("cerebras", "default"))  # a new machine with the session imported
     sandbox.state.verdicts.clear()
+    sandbox.state.requests.clear()
     results = await harvest_many(["cerebras", "cloudflare"], cache=cache)
 
     assert results["cerebras"].api_key and {c.name for c in results["cloudflare"].cookies} == {"cf_clearance", "__cf_bm"}
@@ -105,14 +111,15 @@ async def test_stealth_off_is_refused_and_the_error_names_the_flags(
 async def test_a_profile_is_the_same_device_on_every_harvest(sandbox: Sandbox, cache: AuthCache) -> None:
     for _ in range(2):
         await harvest("cloudflare", cache=cache)
+        sandbox.expire_all()  # the clearance dies: the next harvest (a new browser) is challenged again
     first, second = verdicts(sandbox)
     assert first.passed and second.passed
     assert first.fsid == second.fsid and first.fsid.startswith("FS1_000000000000000000000_")
 
 
 async def test_a_profile_set_to_its_proxys_egress(sandbox: Sandbox, cache: AuthCache) -> None:
-    path = fingerprint_path("berlin")
-    path.parent.mkdir(parents=True, mode=0o700)
+    profile_fingerprint("berlin")  # the file is written with the defaults on first use
+    path = fingerprint_path("berlin")  # which the user edits
     path.write_text(json.dumps({"timezone": "Europe/Berlin", "languages": ["de-DE", "de", "en"], "screen": [2560, 1440]}))
 
     await harvest("cloudflare", cache=cache, profile="berlin")
