@@ -34,6 +34,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from harvestkit.cache.errors import HarvestkitError
+from harvestkit.cache.paths import ensure_private_dir
+from harvestkit.cache.record import check_name
+
+from .profiles import browser_root
 
 DEFAULT_TIMEZONE = "America/New_York"  # the most common zone of en-US browsers
 DEFAULT_LANGUAGES = ("en-US", "en")
@@ -157,8 +161,11 @@ def _overrides(fingerprint: Fingerprint) -> Fingerprint:
 
 
 def fingerprint_path(profile: str) -> Path:
-    from .profiles import browser_root
-
+    """Where `profile`'s fingerprint is kept (beside the browser profiles)."""
+    try:
+        check_name("profile", profile)
+    except ValueError as exc:
+        raise StealthConfigError(str(exc)) from None
     return browser_root() / "fingerprints" / f"{profile}.json"
 
 
@@ -167,8 +174,6 @@ def profile_fingerprint(profile: str) -> Fingerprint | None:
     there with the defaults on first use, then the environment's overrides applied."""
     if not stealth_enabled():
         return None
-    from harvestkit.cache.paths import ensure_private_dir
-
     path = fingerprint_path(profile)
     try:
         fingerprint = Fingerprint.from_json(json.loads(path.read_text()), str(path))
