@@ -182,7 +182,8 @@ def profile_fingerprint(profile: str) -> Fingerprint | None:
         ensure_private_dir(path.parent.parent)
         ensure_private_dir(path.parent)
         partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps(fingerprint.to_json(), indent=2) + "\n")
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+            file.write(json.dumps(fingerprint.to_json(), indent=2) + "\n")
         os.replace(partial, path)
     except ValueError as exc:
         if isinstance(exc, StealthConfigError):

@@ -55,6 +55,7 @@ def test_a_profile_keeps_its_fingerprint_and_the_environment_overrides_it(monkey
         "timezone": "Asia/Tokyo", "languages": ["en-US", "en"], "screen": [1920, 1080]
     }
     assert fingerprint_path("work").parent.stat().st_mode & 0o077 == 0
+    assert fingerprint_path("work").stat().st_mode & 0o777 == 0o600
     monkeypatch.setenv("HARVESTKIT_TIMEZONE", "America/Chicago")
     monkeypatch.setenv("HARVESTKIT_LANGUAGES", "fr-FR, fr")
     monkeypatch.setenv("HARVESTKIT_SCREEN", "2560x1440")
