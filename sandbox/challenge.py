@@ -79,17 +79,21 @@ def render_page(*, zone: str, token: str, ray: str, interactive: bool, delay: fl
 # -- the orchestrate script -------------------------------------------------------------------
 
 ORCHESTRATE = """(function () {
-  var opt = window._cf_chl_opt, started = Date.now();
+  var opt = window._cf_chl_opt, started = Date.now(), ms = {};
+  function timed(name, promise) {
+    var t0 = performance.now();
+    return promise.then(function (value) { ms[name] = Math.round(performance.now() - t0); return value; });
+  }
   function collect() {
     if (!%(detectors)s) { return Promise.resolve([null, null]); }
-    var botd = import('%(botd)s').then(function (m) { return m.load({monitoring: false}); })
+    var botd = timed('botd', import('%(botd)s').then(function (m) { return m.load({monitoring: false}); })
       .then(function (agent) {
         var result = agent.detect(), detections = agent.getDetections(), flagged = [];
         for (var name in detections) { if (detections[name].bot) { flagged.push(name); } }
         return {bot: result.bot, botKind: result.botKind || null, flagged: flagged};
-      }, function (e) { return {error: String(e)}; });
-    var fp = import('%(fpscanner)s').then(function (m) { return new m.default().collectFingerprint(); })
-      .then(function (payload) { return payload; }, function (e) { return null; });
+      }, function (e) { return {error: String(e)}; }));
+    var fp = timed('fpscanner', import('%(fpscanner)s').then(function (m) { return new m.default().collectFingerprint(); })
+      .then(function (payload) { return payload; }, function (e) { return null; }));
     return Promise.all([botd, fp]);
   }
   function fail(text) {
@@ -103,7 +107,7 @@ ORCHESTRATE = """(function () {
       setTimeout(function () {
         fetch('%(verify)s', {method: 'POST', headers: {'content-type': 'application/json'},
           body: JSON.stringify({token: opt.cH, ua: navigator.userAgent, webdriver: navigator.webdriver === true,
-                                botd: results[0], fpscanner: results[1]})})
+                                botd: results[0], fpscanner: results[1], ms: ms})})
           .then(function (r) { return r.json().then(function (body) { return [r.ok, body]; }); })
           .then(function (answer) {
             if (answer[0]) { location.reload(); } else { fail(answer[1].verdict || 'refused'); }
@@ -144,6 +148,7 @@ class Verdict:
     signals: dict[str, Any] = field(default_factory=dict)  # fpscanner's signals, for inspection
     refusal: str | None = None  # a reason that stopped the checks (bad token, no report)
     detectors: bool = True  # whether the detectors ran (the `challenge_detectors` knob)
+    timings: dict[str, float] = field(default_factory=dict)  # ms each detector took in the page
     time: float = field(default_factory=time.time)
 
     @property
@@ -173,6 +178,7 @@ class Verdict:
             "fpscanner": self.fpscanner,
             "server": self.server,
             "fsid": self.fsid,
+            "timings": self.timings,
             "time": self.time,
         }
 
@@ -247,6 +253,9 @@ def judge(
     if not detectors:
         verdict.detectors = False
         return verdict
+    timings = report.get("ms")
+    if isinstance(timings, dict):
+        verdict.timings = {str(k): float(v) for k, v in timings.items() if isinstance(v, (int, float))}
     botd = report.get("botd")
     if not isinstance(botd, dict) or "bot" not in botd:
         verdict.botd = ["noReport"]

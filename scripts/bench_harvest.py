@@ -83,11 +83,16 @@ async def bench(runs: int, home: Path) -> dict[str, list[float]]:
     }
 
 
-def added(on: dict[str, list[float]], off: dict[str, list[float]]) -> None:
+def added(on: dict[str, list[float]], off: dict[str, list[float]], verdicts: list[Any]) -> None:
     print("\ntime the detectors add (median with - median without):")
     for name in on:
         with_, without = statistics.median(on[name]), statistics.median(off[name])
         print(f"  {name:<22}{with_ - without:+.3f} s  ({without:.3f} s -> {with_:.3f} s)")
+    for detector in ("botd", "fpscanner"):
+        spent = [v.timings[detector] for v in verdicts if detector in v.timings]
+        if spent:
+            print(f"  {detector} in the page: median {statistics.median(spent):.0f} ms, max {max(spent):.0f} ms "
+                  f"({len(spent)} challenges; they run side by side)")
 
 
 def report(results: dict[str, list[float]]) -> None:
@@ -130,7 +135,9 @@ def main() -> int:
                     off = asyncio.run(bench(args.runs, home))
                     sandbox.set_knobs(challenge_detectors=True)
                     shutil.rmtree(home / "sessions", ignore_errors=True)
+                sandbox.state.verdicts.clear()
                 results = off if args.detectors == "off" else asyncio.run(bench(args.runs, home))
+                verdicts = list(sandbox.state.verdicts)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if args.json:
@@ -138,7 +145,7 @@ def main() -> int:
     else:
         report(results)
         if args.detectors == "both":
-            added(results, off)
+            added(results, off, verdicts)
     return 0 if all(statistics.median(timings) <= TARGETS[name] for name, timings in results.items()) else 1
 
 

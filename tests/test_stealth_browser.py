@@ -60,6 +60,7 @@ async def test_headless_harvest_passes_both_detectors(sandbox: Sandbox, cache: A
     assert {c.name for c in record.cookies} == {"cf_clearance", "__cf_bm"}
     (verdict,) = verdicts(sandbox)
     assert verdict.passed and verdict.botd == [] and verdict.fpscanner == [] and verdict.server == []
+    assert set(verdict.timings) == {"botd", "fpscanner"} and all(ms > 0 for ms in verdict.timings.values())
     check_consistent(verdict)
     note = sandbox.requests(PLAYGROUND, "/cdn-cgi/challenge-platform/h/b/flow/")[-1].note
     assert note == "passed: botd clean, fpscanner clean, server checks clean"
