@@ -159,12 +159,19 @@ def load(fpscanner_key: str, directory: Path | None = None) -> DetectorAssets:
     return DetectorAssets(modules, fpscanner_key)
 
 
+def _xor(data: bytes, key: str) -> bytes:
+    key_bytes = key.encode()
+    return bytes(b ^ key_bytes[i % len(key_bytes)] for i, b in enumerate(data))
+
+
+def encrypt_fpscanner(fingerprint: dict[str, object], key: str) -> str:
+    """A fingerprint encrypted as fpscanner's `collectFingerprint()` sends it (for tests and forgers)."""
+    return base64.b64encode(_xor(json.dumps(json.dumps(fingerprint)).encode(), key)).decode()
+
+
 def decrypt_fpscanner(payload: str, key: str) -> dict[str, object]:
     """fpscanner's encrypted payload (base64 of the JSON XORed with the key) as its fingerprint."""
-    data = base64.b64decode(payload, validate=True)
-    key_bytes = key.encode()
-    plain = bytes(b ^ key_bytes[i % len(key_bytes)] for i, b in enumerate(data))
-    decoded = json.loads(plain.decode("utf-8"))
+    decoded = json.loads(_xor(base64.b64decode(payload, validate=True), key).decode("utf-8"))
     if isinstance(decoded, str):  # fpscanner JSON-encodes the JSON text once more
         decoded = json.loads(decoded)
     if not isinstance(decoded, dict):

@@ -7,8 +7,6 @@ the API surfaces do not each need a browser.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import re
 import secrets
 import time
@@ -19,6 +17,7 @@ from curl_cffi.requests import AsyncSession
 from .accounts import SANDBOX_EMAIL, SANDBOX_PASSWORD
 from .cerebras_web import HOST as CEREBRAS_WEB
 from .challenge import VERIFY_PATH, script_url
+from .detectors import encrypt_fpscanner
 from .cloudflare_front import HOST as PLAYGROUND
 
 CHROME_UA = (
@@ -70,8 +69,7 @@ def _forged_fingerprint(key: str, user_agent: str) -> str:
         "time": int(time.time() * 1000),
         "signals": {"browser": {"userAgent": user_agent}},
     }
-    plain, key_bytes = json.dumps(json.dumps(fingerprint)).encode(), key.encode()
-    return base64.b64encode(bytes(b ^ key_bytes[i % len(key_bytes)] for i, b in enumerate(plain))).decode()
+    return encrypt_fpscanner(fingerprint, key)
 
 
 async def solve_challenge(session: AsyncSession, user_agent: str = CHROME_UA, host: str = PLAYGROUND) -> bool:

@@ -137,10 +137,11 @@ def test_the_served_fpscanner_carries_the_sites_key_and_its_payload_decrypts() -
     assets = detectors.load("a-site-key-0123456789")
     assert b"a-site-key-0123456789" in assets.modules["fpscanner"]
     assert detectors.FPSCANNER_KEY_SLOT.encode() not in assets.modules["fpscanner"]
-    plain = json.dumps(json.dumps({"fsid": "FS1_x"})).encode()
-    key = b"a-site-key-0123456789"
-    payload = base64.b64encode(bytes(b ^ key[i % len(key)] for i, b in enumerate(plain))).decode()
-    assert detectors.decrypt_fpscanner(payload, key.decode()) == {"fsid": "FS1_x"}
+    key = "a-site-key-0123456789"
+    plain = json.dumps(json.dumps({"fsid": "FS1_x"})).encode()  # what fpscanner encrypts: JSON of JSON
+    payload = base64.b64encode(bytes(b ^ key.encode()[i % len(key)] for i, b in enumerate(plain))).decode()
+    assert detectors.decrypt_fpscanner(payload, key) == {"fsid": "FS1_x"}
+    assert detectors.encrypt_fpscanner({"fsid": "FS1_x"}, key) == payload
 
 
 def _report(key: str, details: dict, *, age: float = 0.0, nonce: str = "n1", ua: str = UA) -> dict:
@@ -151,8 +152,7 @@ def _report(key: str, details: dict, *, age: float = 0.0, nonce: str = "n1", ua:
         "time": (time.time() - age) * 1000,
         "signals": {"browser": {"userAgent": ua}},
     }
-    plain, key_bytes = json.dumps(fingerprint).encode(), key.encode()
-    encrypted = base64.b64encode(bytes(b ^ key_bytes[i % len(key_bytes)] for i, b in enumerate(plain))).decode()
+    encrypted = detectors.encrypt_fpscanner(fingerprint, key)
     return {"ua": UA, "webdriver": False, "botd": {"bot": False, "flagged": []}, "fpscanner": encrypted}
 
 
