@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIN := -c constraints.txt
 LATEST := .venv-latest
 
-.PHONY: demo test test-latest pins bench venv browser clean
+.PHONY: demo test test-latest pins bench venv browser detectors clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +21,24 @@ $(VENV)/.installed-%: pyproject.toml constraints.txt | $(BIN)/python
 browser:
 	@scripts/ensure-browser.sh
 
+# The sandbox's challenge runs the pinned bot detectors (npm pack, once, into the user cache;
+# HARVESTKIT_DETECTORS_DIR moves it); nodejs/npm and, for the headful tests, Xvfb come from Debian.
+detectors: | $(BIN)/python
+	@scripts/ensure-tools.sh node
+	@$(BIN)/python -c 'import sys; from harvestkit.sandbox.detectors import main; sys.exit(main())'
+
 demo: $(VENV)/.installed-sandbox browser
+	@$(MAKE) --no-print-directory detectors
 	$(BIN)/harvestkit demo
 
 test: $(VENV)/.installed-test browser
+	@$(MAKE) --no-print-directory detectors
+	@scripts/ensure-tools.sh xvfb
 	$(BIN)/python -m pytest
 
 # Not for CI: the test suite on the newest releases of everything, in a venv of its own.
 test-latest: browser
+	@scripts/ensure-tools.sh node xvfb
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
@@ -52,6 +62,7 @@ $(VENV)/.installed-bench-peers: $(VENV)/.installed-test
 	touch $@
 
 bench: $(VENV)/.installed-bench-peers browser
+	@$(MAKE) --no-print-directory detectors
 	$(BIN)/python scripts/bench_suite.py
 
 clean:

@@ -3,6 +3,8 @@
 Checks the browser (found, its version), the curl_cffi impersonation target for it, the auth
 cache (location and permissions), the proxy and CA when set, and the clock (against the Date
 header of the Cerebras web host, through the configured proxy only: never directly).
+`--browser` also runs the sandbox's bot-detector challenge (BotD, fpscanner, the server's own
+checks) against the harvester's browser, headless and headful, and prints each one's verdict.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from .common import FAILURE, OK, Style, print_json
 def add_parsers(commands: Any) -> None:
     doctor = commands.add_parser("doctor", help="check the browser, TLS impersonation, cache, proxy and clock")
     doctor.add_argument("--json", action="store_true", help="print JSON")
+    doctor.add_argument(
+        "--browser", action="store_true", help="run the bot detectors against the harvester's browser, headless and headful"
+    )
+    doctor.add_argument("--profile", default="default", help="whose fingerprint the browser shows (with --browser)")
     doctor.set_defaults(run=run_doctor)
 
 
@@ -103,6 +109,46 @@ def _config() -> tuple[bool, str]:
     except ConfigError as exc:
         return False, str(exc)
     return True, "; ".join(f"{name}: {value}" for name, value in described.items())
+def _flags(verdict: dict[str, Any], name: str) -> str:
+    flags = verdict[name]
+    return "clean" if not flags else "flagged " + ", ".join(flags)
+
+
+def _browser_table(style: Style, fingerprint: Any, results: list[Any]) -> list[str]:
+    """Each detector's verdict per mode, as a table."""
+    if fingerprint is None:
+        shown = "stealth off (HARVESTKIT_STEALTH=0)"
+    else:
+        shown = f"{fingerprint.timezone}, {','.join(fingerprint.languages)}, {fingerprint.screen[0]}x{fingerprint.screen[1]}"
+    heads = [r.mode + (f" ({r.display})" if r.display == "Xvfb" else "") for r in results]
+    rows: list[list[str]] = [["detector", *heads]]
+    for name in ("botd", "fpscanner", "server"):
+        row = [name]
+        for result in results:
+            row.append(_flags(result.verdict, name) if result.verdict else (result.skipped or result.error or "")[:60])
+        rows.append(row)
+    rows.append(["verdict", *[("passed" if r.verdict["passed"] else "REFUSED") if r.verdict else
+                              ("skipped" if r.skipped else "FAILED") for r in results]])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"browser check (the sandbox's detector challenge): {shown}"]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        if row[0] == "verdict":
+            cells = [cells[0], *[style.good(c) if c.strip() in ("passed", "skipped") else style.bad(c) for c in cells[1:]]]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+def _run_browser_check(profile: str) -> tuple[Any, list[Any]] | str:
+    import asyncio
+
+    from harvestkit.harvester.stealth import StealthConfigError
+    from harvestkit.harvester.stealth_check import check_browser
+
+    try:
+        return asyncio.run(check_browser(profile))
+    except StealthConfigError as exc:
+        return str(exc)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
@@ -113,12 +159,25 @@ def run_doctor(args: argparse.Namespace) -> int:
         checks["proxy"] = proxy
     checks["clock"] = _clock()
     checks["config"] = _config()
-    healthy = all(ok for ok, _ in checks.values())
+    browser_check = _run_browser_check(args.profile) if args.browser and found else None
+    if isinstance(browser_check, str):
+        checks["fingerprint"] = (False, browser_check)
+        browser_check = None
+    healthy = all(ok for ok, _ in checks.values()) and all(r.ok for r in (browser_check or (None, []))[1])
     if args.json:
-        print_json({"ok": healthy, "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()}})
+        payload: dict[str, Any] = {"ok": healthy, "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()}}
+        if browser_check is not None:
+            fingerprint, results = browser_check
+            payload["browser_check"] = {
+                "fingerprint": fingerprint.to_json() if fingerprint else None,
+                "modes": [r.to_dict() for r in results],
+            }
+        print_json(payload)
     else:
         style = Style(sys.stdout)
         for name, (ok, detail) in checks.items():
             mark = style.good("ok  ") if ok else style.bad("FAIL")
             print(f"{mark} {name:<14} {detail}")
+        if browser_check is not None:
+            print("\n".join(_browser_table(style, *browser_check)))
     return OK if healthy else FAILURE

@@ -24,6 +24,7 @@ from typing import Any, Self
 
 from .errors import BrowserNotFound, BrowserStartError
 from .reaper import become_subreaper, reap_group, start_ticks
+from .stealth import Fingerprint, default_fingerprint, launch_env, launch_flags
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 USUAL_PATHS = (
@@ -38,8 +39,7 @@ INSTALL_HINT = (
     "no Chromium or Chrome found. Install one (Debian/Ubuntu: `sudo apt-get install -y chromium`), "
     "or set HARVESTKIT_BROWSER to the browser's executable"
 )
-BASE_FLAGS = (
-    "--disable-gpu",
+BASE_FLAGS = (  # the fingerprint's flags (screen, languages, GPU) are in `stealth`
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
@@ -136,6 +136,9 @@ class LaunchOptions:
     proxy: str | None = None
     spki_pins: tuple[str, ...] = ()
     extra_args: list[str] = field(default_factory=list)
+    # what the browser shows detectors (see `stealth`): by default the defaults and environment;
+    # None: stealth off, headless Chromium as it comes
+    fingerprint: Fingerprint | None = field(default_factory=default_fingerprint)
 
 
 class Chromium:
@@ -152,10 +155,16 @@ class Chromium:
         self._stderr: Any = None
         self._tmpdir: str | None = None  # the browser's TMPDIR (its singleton socket lives there)
         self._started_ticks = 0
+        self._fingerprint: Fingerprint | None = None
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+    @property
+    def fingerprint(self) -> Fingerprint | None:
+        """What the browser was started to show (None: stealth off)."""
+        return self._fingerprint
 
     @property
     def profile_dir(self) -> Path | None:
@@ -173,6 +182,7 @@ class Chromium:
         self.user_agent = desktop_user_agent(major)
         args = [*BASE_FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-port=0"]
         args.append(f"--user-agent={self.user_agent}")
+        args += launch_flags(self._fingerprint, self.options.headless)
         if self.options.headless:
             args.append("--headless=new")
         if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -195,6 +205,7 @@ class Chromium:
         with contextlib.suppress(FileNotFoundError):
             port_file.unlink()
         try:
+            self._fingerprint = self.options.fingerprint
             args = self.arguments(executable)
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open while the browser runs
             # Chromium's own temporary files (the singleton socket's directory...) go into a
@@ -209,7 +220,7 @@ class Chromium:
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
                 start_new_session=True,
-                env={**os.environ, "TMPDIR": self._tmpdir},
+                env={**os.environ, **launch_env(self._fingerprint), "TMPDIR": self._tmpdir},
             )
             self._started_ticks = start_ticks(self._process.pid)
             # nodriver takes a good part of a second to import: do it while the browser starts.

@@ -147,7 +147,8 @@ class TabHarvest:
         if state["loaded"]:
             self.once("page-loaded", state["title"])
         if state["challenge"]:
-            self.on_challenge(state["challenge"], state["url"])
+            detail = await self.blocked_detail() if state["challenge"] == "blocked" else ""
+            self.on_challenge(state["challenge"], state["url"], detail)
             return None
         if "challenge-seen" in self.seen:
             self.once("challenge-passed")
@@ -195,7 +196,24 @@ class TabHarvest:
             return None
         return json.loads(remote.value)
 
-    def on_challenge(self, kind: str, url: str) -> None:
+    async def blocked_detail(self) -> str:
+        """What a block page says after its "you have been blocked" (the reason, when it gives one)."""
+        from nodriver import cdp
+
+        markers = json.dumps(list(self.recipe.challenge.blocked))
+        script = (
+            "(() => { const text = document.body ? document.body.innerText : '';"
+            f" for (const m of {markers}) {{ const i = text.indexOf(m);"
+            " if (i >= 0) return text.slice(i + m.length).trim().split('\\n')[0].slice(0, 300); }"
+            " return ''; })()"
+        )
+        try:
+            remote, error = await self.send(cdp.runtime.evaluate(script, return_by_value=True))
+        except Exception:  # noqa: BLE001 - a detail for the message; the refusal stands without it
+            return ""
+        return remote.value if error is None and isinstance(remote.value, str) else ""
+
+    def on_challenge(self, kind: str, url: str, detail: str = "") -> None:
         host = url.split("/")[2] if url.count("/") >= 2 else self.recipe.host
         self.once("challenge-seen", kind)
         self.waiting_for = f"the challenge of {host} to pass"
@@ -205,8 +223,9 @@ class TabHarvest:
         elif kind == "interactive":
             raise ChallengeNeedsHuman(self.site, self.job.profile, host)
         elif kind == "blocked":
+            reason = f": {detail}" if detail else ""
             raise ChallengeRefused(
-                f"{self.site}: {host} refused this browser (\"you have been blocked\")",
+                f"{self.site}: {host} refused this browser (\"you have been blocked\"){reason}",
                 site=self.site,
                 profile=self.job.profile,
             )

@@ -34,6 +34,7 @@ from .errors import HarvestError, HarvestTimeout, NoDisplay
 from .profiles import profile_dir, profile_locks
 from .progress import Reporter
 from .sites import recipe_for
+from .stealth import profile_fingerprint
 from .trust import spki_pins
 
 Outcome = SessionRecord | HarvestError
@@ -97,7 +98,12 @@ async def run_browser(
         hosts = tuple(dict.fromkeys(host for recipe in recipes for host in recipe.hosts))
         pins = await spki_pins(os.environ.get("HARVESTKIT_CA_BUNDLE"), hosts, proxy)
         directory = await asyncio.to_thread(profile_dir, directory_site(sites), profile)
-        chromium = Chromium(LaunchOptions(headless=headless, user_data_dir=directory, proxy=proxy, spki_pins=pins))
+        fingerprint = await asyncio.to_thread(profile_fingerprint, profile)
+        chromium = Chromium(
+            LaunchOptions(
+                headless=headless, user_data_dir=directory, proxy=proxy, spki_pins=pins, fingerprint=fingerprint
+            )
+        )
         try:
             try:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation (Ctrl-C)

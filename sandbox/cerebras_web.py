@@ -12,6 +12,7 @@ from aiohttp import web
 from . import keys
 from .accounts import SANDBOX_USER, Accounts, Credential
 from .cerebras_api import forced_error
+from .cloudflare_front import CloudflareFront
 from .cookies import delete_cookie, set_cookie
 from .state import SandboxState
 
@@ -73,14 +74,21 @@ def safe_callback(url: str | None) -> str:
     return parts.path or "/"
 
 
+def page_view(request: web.Request) -> bool:
+    """What Cloudflare challenges on this host: page views, not the Auth.js and GraphQL API."""
+    return request.method == "GET" and not request.path.startswith("/api/")
+
+
 class CerebrasWeb:
-    """Routes of inference.cerebras.ai."""
+    """Routes of inference.cerebras.ai, behind Cloudflare's challenge (page views only)."""
 
     def __init__(self, state: SandboxState, accounts: Accounts) -> None:
         self.state, self.accounts = state, accounts
+        self.front = CloudflareFront(state, host=HOST, cookie_domain=SESSION_DOMAIN, gate=page_view)
 
     def app(self) -> web.Application:
         app = web.Application()
+        self.front.install(app, cf_bm=False)
         app.router.add_get("/", self.home)
         app.router.add_get("/api/auth/session", self.session)
         app.router.add_get("/api/auth/csrf", self.csrf)

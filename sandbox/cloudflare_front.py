@@ -1,65 +1,46 @@
-"""Cloudflare in front of the playground: the bot challenge, `cf_clearance` and `__cf_bm`.
+"""Cloudflare in front of a site: the bot challenge, `cf_clearance` and `__cf_bm`.
 
-Clearance is earned by running the challenge page's script in a browser that does not look
-automated (`navigator.webdriver` false, no "HeadlessChrome" in the user agent), and it is bound to the
-user agent that earned it and to the TLS client class the proxy saw ("chrome" is required).
+Clearance is earned by running the challenge page's script, which runs the real bot detectors
+(`challenge`, `detectors`), in a browser they find clean and whose request passes the server's
+checks. It is bound to the user agent that earned it and to the TLS client class the proxy saw
+("chrome" is required). The playground is gated on every request; the Cerebras front
+(`cerebras_web`) on page views only.
 """
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from . import keys
+from . import detectors, keys
+from .challenge import (
+    ORCHESTRATE_PATH,
+    PLATFORM,
+    SCRIPTS_PATH,
+    VERIFY_PATH,
+    NonceBook,
+    Verdict,
+    judge,
+    orchestrate_script,
+    render_page,
+    script_url,
+    verdict_body,
+)
 from .challenge_knobs import challenge_again
 from .cookies import set_cookie
 from .state import SandboxState
 
+log = logging.getLogger("harvestkit.sandbox")
+
 HOST = "playground.ai.cloudflare.com"
 COOKIE_DOMAIN = ".ai.cloudflare.com"
-CHALLENGE_PREFIX = "/cdn-cgi/challenge-platform/"
-VERIFY_PATH = CHALLENGE_PREFIX + "h/b/flow/ov1"
-
-CHALLENGE_PAGE = """<!DOCTYPE html>
-<html lang="en-US"><head><title>Just a moment...</title>
-<meta http-equiv="Content-Type" content="text/html; charset=UTF-8">
-<meta name="robots" content="noindex,nofollow"></head>
-<body><div class="main-wrapper" role="main"><div class="main-content">
-<h1 class="zone-name-title h1">playground.ai.cloudflare.com</h1>
-<div id="cf-please-wait"><p id="cf-spinner-please-wait">Verifying you are human. This may take a few seconds.</p></div>
-{widget}
-<p id="cf-result"></p>
-<noscript><div class="h2">Enable JavaScript and cookies to continue</div></noscript>
-</div></div>
-<script>
-window._cf_chl_opt = {{cvId: "3", cZone: "{host}", cType: "{kind}", cRay: "{ray}", cH: "{token}"}};
-(function () {{
-  function verify() {{
-    var automated = navigator.webdriver === true || /HeadlessChrome/.test(navigator.userAgent);
-    fetch("{verify}", {{method: "POST", headers: {{"content-type": "application/json"}},
-      body: JSON.stringify({{token: window._cf_chl_opt.cH, ua: navigator.userAgent, webdriver: navigator.webdriver === true}})}})
-      .then(function (r) {{
-        if (r.ok && !automated) {{ location.reload(); }}
-        else {{ document.getElementById("cf-result").textContent = "Sorry, you have been blocked"; document.title = "Attention Required! | Cloudflare"; }}
-      }});
-  }}
-  if (window._cf_chl_opt.cType === "interactive") {{
-    document.getElementById("cf-verify").addEventListener("click", verify);
-  }} else {{
-    setTimeout(verify, {delay_ms});
-  }}
-}})();
-</script></body></html>
-"""
-INTERACTIVE_WIDGET = (
-    '<div id="cf-turnstile"><label><input type="checkbox" id="cf-verify"> '
-    "Verify you are human</label></div>"
-)
-
+CHALLENGE_PREFIX = PLATFORM
 
 @dataclass
 class Clearance:
@@ -69,21 +50,46 @@ class Clearance:
     expires_at: float
 
 
-class CloudflareFront:
-    """The challenge and the cookies Cloudflare adds to every playground response."""
+Gate = Callable[[web.Request], bool]
 
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
+
+def every_request(request: web.Request) -> bool:
+    return True
+
+
+class CloudflareFront:
+    """The challenge in front of one host, and the cookies Cloudflare adds to its responses."""
+
+    def __init__(
+        self,
+        state: SandboxState,
+        *,
+        host: str = HOST,
+        cookie_domain: str = COOKIE_DOMAIN,
+        gate: Gate = every_request,
+    ) -> None:
+        self.state, self.host, self.cookie_domain, self.gate = state, host, cookie_domain, gate
         self.clearances: dict[str, Clearance] = {}
         self.tokens: dict[str, float] = {}  # challenge token -> issued at
         self.live_cf_bm: set[str] = set()
         self.cf_bm_seen: dict[str, float] = {}  # __cf_bm value -> last request that carried it
         self.fresh: set[str] = set()  # clearances not used since they were earned
+        self.nonces = NonceBook()
+        self.assets: detectors.DetectorAssets | None = None
+        self.assets_error: str | None = None
+        try:  # the site's own fpscanner build key, as `fpscanner build --key` would inject it
+            self.assets = detectors.load(secrets.token_urlsafe(24))
+        except (detectors.DetectorsUnavailable, OSError) as exc:
+            self.assets_error = f"the sandbox has no bot detectors: {exc}"
+            log.warning("%s: %s", host, self.assets_error)
 
-    def install(self, app: web.Application) -> None:
+    def install(self, app: web.Application, *, cf_bm: bool = True) -> None:
         app.middlewares.append(self.middleware)
-        app.on_response_prepare.append(self.add_cf_bm)
+        if cf_bm:
+            app.on_response_prepare.append(self.add_cf_bm)
         app.router.add_post(VERIFY_PATH, self.verify)
+        app.router.add_get(ORCHESTRATE_PATH, self.orchestrate)
+        app.router.add_get(SCRIPTS_PATH + "{name}", self.detector_script)
 
     # -- the gate -----------------------------------------------------------------------------
     def blocked_because(self, request: web.Request) -> str | None:
@@ -107,7 +113,7 @@ class CloudflareFront:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path.startswith(CHALLENGE_PREFIX):
+        if request.path.startswith(CHALLENGE_PREFIX) or not self.gate(request):
             return await handler(request)
         reason = self.blocked_because(request) or challenge_again(self.state, request, self.clearances, self.fresh)
         if reason is not None:
@@ -115,58 +121,77 @@ class CloudflareFront:
             return self.challenge_page()
         return await handler(request)
 
+    # -- the challenge page and its scripts -----------------------------------------------------
     def challenge_page(self, status: int = 403) -> web.Response:
         token = secrets.token_urlsafe(24)
         self.tokens[token] = time.time()
-        interactive = self.state.knobs.interactive_challenge
-        page = CHALLENGE_PAGE.format(
-            host=HOST,
-            kind="interactive" if interactive else "managed",
-            ray=secrets.token_hex(8),
+        page = render_page(
+            zone=self.host,
             token=token,
-            verify=VERIFY_PATH,
-            delay_ms=int(self.state.knobs.challenge_delay * 1000),
-            widget=INTERACTIVE_WIDGET if interactive else "",
+            ray=secrets.token_hex(8),
+            interactive=self.state.knobs.interactive_challenge,
+            delay=self.state.knobs.challenge_delay,
         )
         headers = {"cf-mitigated": "challenge", "server": "cloudflare", "cache-control": "no-store"}
         return web.Response(status=status, text=page, content_type="text/html", headers=headers)
 
+    async def orchestrate(self, request: web.Request) -> web.Response:
+        script = orchestrate_script(self.state.knobs.challenge_detectors)
+        return web.Response(text=script, content_type="application/javascript")
+
+    async def detector_script(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        known = {script_url(d.name).rsplit("/", 1)[1]: d.name for d in detectors.DETECTORS}
+        if self.assets is None or name not in known:
+            request[keys.NOTE] = self.assets_error or "no such detector"
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=self.assets.modules[known[name]], content_type="application/javascript")
+
+    # -- the verdict ----------------------------------------------------------------------------
     async def verify(self, request: web.Request) -> web.Response:
         """The challenge script reports here; a browser that passes gets `cf_clearance`."""
         try:
             report = json.loads(await request.read())
         except ValueError:
             report = None
-        user_agent = request.headers.get("User-Agent", "")
-        reason = None
         if not isinstance(report, dict) or self.tokens.pop(str(report.get("token")), None) is None:
-            reason = "unknown or reused challenge token"
-        elif report.get("webdriver") is not False:
-            reason = "navigator.webdriver is true"
-        elif "HeadlessChrome" in user_agent or "HeadlessChrome" in str(report.get("ua")):
-            reason = "HeadlessChrome user agent"
-        elif report.get("ua") != user_agent:
-            reason = "navigator.userAgent differs from the User-Agent header"
-        elif request.get(keys.CLIENT_CLASS) != "chrome":
-            reason = "TLS fingerprint is not a browser's"
-        elif h2_contradiction(request) is not None:
-            reason = h2_contradiction(request)
-        if reason is not None:
-            request[keys.NOTE] = reason
-            return web.json_response({"success": False}, status=403)
+            verdict = Verdict(refusal="unknown or reused challenge token")
+        elif (contradiction := h2_contradiction(request)) is not None:
+            verdict = Verdict(refusal=contradiction)
+        elif self.assets is None and self.state.knobs.challenge_detectors:
+            verdict = Verdict(refusal=str(self.assets_error))
+        else:
+            verdict = judge(
+                report,
+                request.headers,
+                request.get(keys.CLIENT_CLASS),
+                self.assets.fpscanner_key if self.assets else "",
+                self.nonces,
+                detectors=self.state.knobs.challenge_detectors,
+            )
+        self.state.verdicts.append(verdict)
+        request[keys.NOTE] = verdict.summary()
+        log.info("%s challenge %s", self.host, verdict.summary())
+        if not verdict.passed:
+            return web.Response(status=403, text=verdict_body(verdict), content_type="application/json")
+        return self.clear(request)
+
+    def clear(self, request: web.Request) -> web.Response:
+        """The answer to a browser that passed: a `cf_clearance` bound to its UA and TLS class."""
+        user_agent = request.headers.get("User-Agent", "")
         now = time.time()
         value = f"{secrets.token_hex(22)}-{int(now)}-1.2.1.1-{secrets.token_hex(40)}"
         self.clearances[value] = Clearance(
             user_agent, request[keys.CLIENT_CLASS], now, now + self.state.knobs.clearance_lifetime
         )
         self.fresh.add(value)
-        response = web.json_response({"success": True})
+        response = web.Response(text=json.dumps({"success": True}), content_type="application/json")
         set_cookie(
             response,
             "cf_clearance",
             value,
             expires=now + self.state.knobs.clearance_lifetime,
-            domain=COOKIE_DOMAIN,
+            domain=self.cookie_domain,
             same_site="None",
             partitioned=True,
         )
@@ -178,7 +203,7 @@ class CloudflareFront:
         (seen within `cf_bm_lifetime`) is sent again with its expiry moved to now + lifetime (a
         new value once it is half a lifetime old); a dead or missing one (or any, with
         `rotate_cookies`) is replaced by a new value."""
-        if request.host.split(":")[0] != HOST:
+        if request.host.split(":")[0] != self.host:
             return
         now = time.time()
         presented = request.cookies.get("__cf_bm", "")
@@ -194,7 +219,7 @@ class CloudflareFront:
             self.live_cf_bm.add(value)
         self.cf_bm_seen[value] = now
         set_cookie(
-            response, "__cf_bm", value, expires=now + lifetime, domain=COOKIE_DOMAIN, same_site="None"
+            response, "__cf_bm", value, expires=now + lifetime, domain=self.cookie_domain, same_site="None"
         )
 
     def cf_bm_alive(self, value: str, now: float) -> bool:

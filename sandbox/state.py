@@ -74,6 +74,7 @@ class Knobs:
     agents_protocol: str = "legacy"  # "2026" (spec 4.2) or "legacy"; see agents_protocol.py
     agents_resume: str = "none"  # "replay": a 2026 agent opens with the replay of an earlier stream
     session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
+    challenge_detectors: bool = True  # the challenge runs BotD and fpscanner (off: UA/webdriver only)
 
     def apply(self, changes: dict[str, Any]) -> None:
         """Set the named knobs; unknown names or a bad generation raise ValueError."""
@@ -164,6 +165,7 @@ class SandboxState:
         self.requests: deque[LoggedRequest] = deque(maxlen=log_size)
         self.tunnels: deque[Tunnel] = deque(maxlen=log_size)
         self.refused: deque[dict[str, Any]] = deque(maxlen=log_size)
+        self.verdicts: deque[Any] = deque(maxlen=log_size)  # challenge.Verdict, newest last
         self.tunnel_by_peer: dict[tuple[str, int], Tunnel] = {}
         self.expired_before = 0.0  # credentials issued before this moment are dead
         self._lock = threading.Lock()
@@ -201,6 +203,7 @@ class SandboxState:
         self.requests.clear()
         self.tunnels.clear()
         self.refused.clear()
+        self.verdicts.clear()
 
     # -- tunnels and logs ---------------------------------------------------------------------
     def open_tunnel(self, host: str, peer: tuple[str, int], hello: Any) -> Tunnel:

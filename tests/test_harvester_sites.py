@@ -204,7 +204,7 @@ def test_harvest_sync_without_a_loop(sandbox: Sandbox, cache: AuthCache) -> None
     # A fresh record is returned as it is unless forced; the profile then keeps the clearance.
     assert harvest_sync("cloudflare", cache=cache, force=False).harvested_at == first.harvested_at
     assert harvest_sync("cloudflare", cache=cache).harvested_at > first.harvested_at
-    assert len(sandbox.requests(path="/cdn-cgi/challenge-platform/")) == 1
+    assert len(sandbox.requests(path="/cdn-cgi/challenge-platform/h/b/flow/")) == 1  # one verdict
 
 
 async def test_what_the_page_does_not_fetch_is_fetched_from_the_page(

@@ -8,7 +8,7 @@ import time
 import pytest
 from curl_cffi.requests.exceptions import RequestException
 from harvestkit.sandbox import Sandbox, make_reply
-from harvestkit.sandbox.shortcuts import sandbox_session, sign_in
+from harvestkit.sandbox.shortcuts import CHROME_UA, browser_headers, sandbox_session, sign_in, solve_challenge
 from client_helpers import eventually
 from sandbox_helpers import CEREBRAS_API, CEREBRAS_WEB, sse_events
 
@@ -125,7 +125,11 @@ async def test_rotating_cookies_kills_the_old_session_value(sandbox: Sandbox) ->
 
 async def test_home_page_needs_javascript(sandbox: Sandbox) -> None:
     async with sandbox_session(sandbox.env) as http:
-        page = await http.get(f"{CEREBRAS_WEB}/")
+        challenged = await http.get(f"{CEREBRAS_WEB}/")  # Cloudflare's challenge guards page views
+        assert await solve_challenge(http, host="inference.cerebras.ai")
+        page = await http.get(f"{CEREBRAS_WEB}/", headers=browser_headers(CHROME_UA))
+    assert challenged.status_code == 403 and challenged.headers["cf-mitigated"] == "challenge"
+    assert http.cookies.get("cf_clearance", domain=".cerebras.ai")
     assert '<body class="loading">' in page.text
     assert "classList.remove(\"loading\")" in page.text and "document.cookie" in page.text
 

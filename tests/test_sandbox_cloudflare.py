@@ -28,17 +28,18 @@ async def test_plain_tls_client_is_challenged_and_cannot_earn_clearance(sandbox:
         assert not await solve_challenge(plain)
     assert page.status_code == 403
     assert page.headers["cf-mitigated"] == "challenge"
-    for marker in ("<title>Just a moment...</title>", "cf-please-wait", "challenge-platform", "_cf_chl_opt"):
+    for marker in ("<title>Just a moment...</title>", "challenge-platform", "cType: 'managed'", "challenge-error-text"):
         assert marker in page.text
-    verdicts = sandbox.requests(path="/cdn-cgi/challenge-platform/")
-    assert verdicts[-1].status == 403 and verdicts[-1].note == "TLS fingerprint is not a browser's"
+    assert "cf-please-wait" not in page.text  # today's pages have none (spec 4.2)
+    verdicts = sandbox.requests(path="/cdn-cgi/challenge-platform/h/b/flow/")
+    assert verdicts[-1].status == 403 and verdicts[-1].note == "refused: server flagged tlsNotBrowser"
 
 
 async def test_challenge_sets_bound_clearance_and_cf_bm(sandbox: Sandbox) -> None:
     async with sandbox_session(sandbox.env, headers={"User-Agent": CHROME_UA}) as http:
         first = await http.get(f"{PLAYGROUND}/")
         assert await solve_challenge(http)
-        verdict = sandbox.requests(path="/cdn-cgi/")[-1]
+        verdict = sandbox.requests(path="/cdn-cgi/challenge-platform/h/b/flow/")[-1]
         page = await http.get(f"{PLAYGROUND}/")
         other_ua = await http.get(f"{PLAYGROUND}/", headers={"User-Agent": CHROME_UA.replace("136", "135")})
         clearance = http.cookies.get("cf_clearance")
@@ -60,21 +61,57 @@ async def test_challenge_sets_bound_clearance_and_cf_bm(sandbox: Sandbox) -> Non
 @pytest.mark.parametrize(
     ("report", "user_agent", "reason"),
     [
-        ({"webdriver": True}, CHROME_UA, "navigator.webdriver is true"),
-        ({}, CHROME_UA.replace("Chrome/", "HeadlessChrome/"), "HeadlessChrome user agent"),
-        ({"ua": "something else"}, CHROME_UA, "navigator.userAgent differs from the User-Agent header"),
-        ({"token": "reused"}, CHROME_UA, "unknown or reused challenge token"),
+        ({"webdriver": True}, CHROME_UA, "refused: server flagged webdriver"),
+        ({}, CHROME_UA.replace("Chrome/", "HeadlessChrome/"), "refused: server flagged headlessUserAgent"),
+        ({"botd": None}, CHROME_UA, "refused: botd flagged noReport"),
+        ({"ua": "something else"}, CHROME_UA, "refused: server flagged userAgentMismatch"),
+        ({"token": "reused"}, CHROME_UA, "refused: unknown or reused challenge token"),
+        ({"botd": {"bot": True, "flagged": ["detectWebDriver"]}}, CHROME_UA, "refused: botd flagged detectWebDriver"),
+        ({"fpscanner": "bm90IGEgcGF5bG9hZA=="}, CHROME_UA, "refused: fpscanner flagged noReport"),
     ],
 )
 async def test_challenge_refuses_automation(sandbox: Sandbox, report: dict, user_agent: str, reason: str) -> None:
-    async with sandbox_session(sandbox.env, headers={"User-Agent": user_agent}) as http:
-        page = await http.get(f"{PLAYGROUND}/")
-        token = page.text.split('cH: "')[1].split('"')[0]
-        body = {"token": token, "ua": user_agent, "webdriver": False} | report
-        verdict = await http.post(f"{PLAYGROUND}/cdn-cgi/challenge-platform/h/b/flow/ov1", json=body)
-        assert "cf_clearance" not in http.cookies
-    assert verdict.status_code == 403
+    async with sandbox_session(sandbox.env) as http:
+        clean: dict = {}
+        original = http.post
+
+        async def post(url: str, json: dict, headers: dict):  # the shortcut's clean report, spoiled
+            clean.update(json)
+            return await original(url, json=json | report, headers=headers)
+
+        http.post = post
+        assert not await solve_challenge(http, user_agent)
+        assert "cf_clearance" not in http.cookies and clean["token"]
+    assert sandbox.requests()[-1].status == 403
     assert sandbox.requests()[-1].note == reason
+
+
+async def test_server_checks_client_hints_and_languages(sandbox: Sandbox) -> None:
+    async with sandbox_session(sandbox.env) as http:
+        original = http.post
+
+        async def post(url: str, json: dict, headers: dict):
+            headers = headers | {"Sec-CH-UA": '"Chromium";v="120"', "Sec-CH-UA-Platform": '"Windows"', "Accept-Language": ""}
+            return await original(url, json=json, headers=headers)
+
+        http.post = post
+        assert not await solve_challenge(http)
+    assert sandbox.requests()[-1].note == "refused: server flagged secChUaMismatch, platformHintMismatch, noAcceptLanguage"
+
+
+async def test_a_replayed_fingerprint_is_refused(sandbox: Sandbox) -> None:
+    async with sandbox_session(sandbox.env) as http:
+        original, sent = http.post, []
+
+        async def post(url: str, json: dict, headers: dict):
+            sent.append(json["fpscanner"])
+            return await original(url, json=json | {"fpscanner": sent[0]}, headers=headers)
+
+        http.post = post
+        assert await solve_challenge(http)
+        http.cookies.clear()
+        assert not await solve_challenge(http)
+    assert sandbox.requests()[-1].note == "refused: server flagged replayedFingerprint"
 
 
 async def test_clearance_expires_and_expire_all(sandbox: Sandbox) -> None:
@@ -109,7 +146,7 @@ async def test_interactive_challenge_wants_a_click(sandbox: Sandbox) -> None:
     sandbox.set_knobs(interactive_challenge=True)
     async with sandbox_session(sandbox.env) as http:
         page = await http.get(f"{PLAYGROUND}/")
-    assert "Verify you are human" in page.text and 'cType: "interactive"' in page.text
+    assert "Verify you are human" in page.text and "cType: 'interactive'" in page.text
 
 
 async def test_agents_generation_hides_the_http_api(sandbox: Sandbox) -> None:
