@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIN := -c constraints.txt
 LATEST := .venv-latest
 
-.PHONY: demo test test-latest pins bench venv browser clean
+.PHONY: demo test test-latest pins bench venv browser redis clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +21,18 @@ $(VENV)/.installed-%: pyproject.toml constraints.txt | $(BIN)/python
 browser:
 	@scripts/ensure-browser.sh
 
+# The Redis store's tests start their own redis-server processes: only the binary is needed.
+redis:
+	@scripts/ensure-redis.sh
+
 demo: $(VENV)/.installed-sandbox browser
 	$(BIN)/harvestkit demo
 
-test: $(VENV)/.installed-test browser
+test: $(VENV)/.installed-test browser redis
 	$(BIN)/python -m pytest
 
 # Not for CI: the test suite on the newest releases of everything, in a venv of its own.
-test-latest: browser
+test-latest: browser redis
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
