@@ -9,6 +9,7 @@ worker (modes at the end); `Workers` starts them and always kills and reaps ever
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -181,7 +182,8 @@ def _wait_for_go() -> None:
 
 
 def counted_updates(url: str, count: str, worker: str) -> None:
-    """`count` updates of one record, each incrementing a shared and a per-worker counter."""
+    """`count` updates of one record (one connection), each incrementing a shared and a per-worker
+    counter."""
     from harvestkit.cache import SessionRecord, open_store
 
     def bump(record):
@@ -190,10 +192,14 @@ def counted_updates(url: str, count: str, worker: str) -> None:
         record.extra[worker] = record.extra.get(worker, 0) + 1
         return record
 
+    async def run(store) -> None:
+        for _ in range(int(count)):
+            await store.aupdate("counter", bump)
+        await store.aclose()
+
     store = open_store(url)
     _wait_for_go()
-    for _ in range(int(count)):
-        store.update("counter", bump)
+    asyncio.run(run(store))
     print("done", flush=True)
 
 
