@@ -2,7 +2,7 @@
 
 `RedisServer` runs Debian's redis-server (installed by `make test`, see scripts/ensure-redis.sh)
 on a free loopback port with a directory of its own (append-only file, fsync'd at every write, so
-a restart loses nothing acknowledged). The `redis_server` fixture stops and reaps it after the
+a restart loses nothing acknowledged), optionally TLS only (a trustme CA). The `redis_server` fixture stops and reaps it after the
 test, also when the test fails. Run as a script, `python redis_helpers.py MODE ARGS...` is a
 worker (modes at the end); `Workers` starts them and always kills and reaps every one.
 """
@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -39,20 +40,41 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process on 127.0.0.1, with its data in `directory`."""
 
-    def __init__(self, directory: Path, *, password: str | None = None) -> None:
+    def __init__(self, directory: Path, *, password: str | None = None, tls: bool = False) -> None:
         self.directory = directory
         self.password = password
+        self.tls = tls
         self.port = 0
         self.proc: subprocess.Popen | None = None
 
     @property
+    def ca_file(self) -> Path:
+        return self.directory / "ca.pem"
+
+    @property
     def url(self) -> str:
+        """The store URL; over TLS (rediss://) it names the test CA."""
         auth = f"default:{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.ca_file}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _tls_args(self) -> list[str]:
+        import trustme
+
+        if not self.ca_file.exists():
+            ca = trustme.CA()
+            cert = ca.issue_cert("127.0.0.1", "localhost")
+            cert.private_key_pem.write_to_path(self.directory / "key.pem")
+            cert.cert_chain_pems[0].write_to_path(self.directory / "cert.pem")
+            ca.cert_pem.write_to_path(self.ca_file)
+        return ["--tls-cert-file", str(self.directory / "cert.pem"), "--tls-key-file", str(self.directory / "key.pem"),
+                "--tls-ca-cert-file", str(self.ca_file), "--tls-auth-clients", "no"]
 
     def _ping(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw:
+                sock = ssl.create_default_context(cafile=self.ca_file).wrap_socket(raw, server_hostname="127.0.0.1") if self.tls else raw
                 sock.sendall(b"*1\r\n$4\r\nPING\r\n")
                 reply = sock.recv(64)
         except OSError:
@@ -67,7 +89,8 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         for _attempt in range(5):
             port = self.port or free_port()
-            args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
+            ports = ["--port", "0", "--tls-port", str(port), *self._tls_args()] if self.tls else ["--port", str(port)]
+            args = [binary, *ports, "--bind", "127.0.0.1", "--dir", str(self.directory)]
             args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
             args += ["--logfile", str(self.directory / "redis.log"), "--databases", "2"]
             if self.password:

@@ -29,7 +29,7 @@ from harvestkit.cache import (
     StoreUnavailable,
     open_store,
 )
-from redis_helpers import PASSWORD, redis_server  # noqa: F401 - a fixture
+from redis_helpers import PASSWORD, RedisServer, redis_server  # noqa: F401 - a fixture
 from test_cache_store import API_KEY, CORRUPTIONS, SECRET, record
 
 SHARED = [
@@ -251,3 +251,21 @@ def test_stores_with_different_prefixes_share_a_server_without_mixing(redis_serv
     assert team_b.get("cerebras") is None and team_b.list() == []
     team_b.put(record(extra={"team": "b"}))
     assert team_a.get("cerebras").extra == {"team": "a"} and team_b.get("cerebras").extra == {"team": "b"}
+
+
+def test_rediss_talks_tls_and_refuses_a_server_it_cannot_verify(tmp_path):
+    server = RedisServer(tmp_path / "tls", password=PASSWORD, tls=True).start()
+    try:
+        store = open_store(server.url)
+        assert store.conn.url.redis_url.startswith("rediss://")
+        store.refresh("cerebras", record)
+        assert store.get("cerebras").api_key == API_KEY
+        untrusted = open_store(server.url.partition("?")[0])  # the system CAs do not know the test CA
+        with pytest.raises(StoreUnavailable, match="certificate verify failed") as info:
+            untrusted.get("cerebras")
+        plain = open_store(server.url.partition("?")[0].replace("rediss://", "redis://"))
+        with pytest.raises(StoreUnavailable):
+            plain.get("cerebras")
+        assert PASSWORD not in str(info.value)
+    finally:
+        server.stop()
