@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as rx
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 
 from .redact import redact_url
 from .store_errors import StoreAuthError, StoreConfigError, StoreError, StoreUnavailable
@@ -45,7 +46,7 @@ _REDIS_OPTIONS = frozenset(
     }
 )
 _OWN_OPTIONS = frozenset({"prefix", "lease"})
-_DEFAULTS = {"socket_timeout": "5", "socket_connect_timeout": "5"}
+_DEFAULTS = {"socket_timeout": "5", "socket_connect_timeout": "5", "protocol": "2"}  # RESP2: Redis 5 and up
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,12 @@ class Connection:
         client = self._clients.get(loop)
         if client is None:
             try:
-                client = aioredis.Redis.from_url(self.url.redis_url, retry=Retry(NoBackoff(), 0))
+                client = aioredis.Redis.from_url(
+                    self.url.redis_url,
+                    retry=Retry(NoBackoff(), 0),
+                    driver_info=None,  # no CLIENT SETINFO, no maintenance-notification handshake:
+                    maint_notifications_config=MaintNotificationsConfig(enabled=False),  # 1 round trip to connect
+                )
             except (ValueError, TypeError) as exc:
                 raise StoreConfigError(f"the store URL {self.url.display} is invalid: {self._clean(exc)}") from None
             self._clients[loop] = client
@@ -145,11 +151,6 @@ class Connection:
             yield
         except (rx.AuthenticationError, rx.AuthorizationError) as exc:
             raise StoreAuthError(self.url.display, self._clean(exc)) from None
-        except rx.WatchError as exc:
-            # redis-py turns a connection lost during a watched transaction into a WatchError.
-            if isinstance(exc.__context__, (rx.ConnectionError, rx.TimeoutError, OSError)):
-                raise self.unavailable(operation, exc.__context__, write) from None
-            raise
         except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
             raise self.unavailable(operation, exc, write) from None
         except rx.ResponseError as exc:

@@ -9,9 +9,10 @@ Layout under the key prefix (default ``harvestkit:``)::
     fence:<site>:<profile>             fencing-token counter of the refresh lease
     corrupt:<site>:<profile>:<time>    a quarantined unreadable record (kept 30 days)
 
-`update` is optimistic (WATCH, read, `fn`, MULTI/EXEC; retried when another writer got in
-between), so no update is lost but `fn` may run more than once: it must only compute the new
-record from the one it is given. `refresh` is single-flight across hosts (`harvestkit.cache.lease`).
+`update` is optimistic: read the record, compute `fn(record)`, then a Lua script stores the result
+only if the record is still the one read (compared by SHA-1), else it starts over. So no update
+is lost, even between hosts, but `fn` may run more than once: it must only compute the new
+record from the one it is given. Two round trips per update, one per get. `refresh` is single-flight across hosts (`harvestkit.cache.lease`).
 A record lives until `record_grace` (7 days) past its expiry (for a record without one, past
 `harvested_at + max_age`): a stale record still serves its cookies to the next refresh.
 The sync methods run their async twin through `harvestkit.common.syncrun` (one connection a call).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import hashlib
 import inspect
 import json
 import random
@@ -29,8 +31,6 @@ import warnings
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-
-from redis import exceptions as rx
 
 from harvestkit.common.syncrun import run_sync
 
@@ -49,6 +49,16 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('SREM', KEYS[3], ARGV[3])
+return 1
+"""
+)
+# Compare-and-swap: write only if the record is still the one `fn` was given (by its SHA-1).
+_SWAP = Script(
+    """
+local current = redis.call('GET', KEYS[1])
+if (current and redis.sha1hex(current) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
 return 1
 """
 )
@@ -204,36 +214,29 @@ class RedisStore:
         async and may run more than once when other writers get in between. `timeout` bounds the
         retries (default `lock_timeout`)."""
         key = self.key("record", site, profile)
+        client = self.conn.client()
         loop = asyncio.get_running_loop()
         limit = self.lock_timeout if timeout is None else timeout
         deadline, pause = loop.time() + limit, 0.001
         while True:
+            async with self.conn.errors("update"):
+                data = await client.get(key)
+            try:
+                current = None if data is None else decode(data, site, profile)
+            except CacheCorruptError as exc:
+                await self._quarantine(site, profile, data, exc)
+                continue
+            new = fn(current)
+            if inspect.isawaitable(new):
+                new = await new
+            if new is None:
+                return current
+            encoded = self._encode(new, (site, profile))
+            seen = hashlib.sha1(data).hexdigest() if data is not None else ""
             async with self.conn.errors("update", write=True):
-                async with self.conn.client().pipeline(transaction=True) as pipe:
-                    try:
-                        await pipe.watch(key)
-                        data = await pipe.get(key)
-                        try:
-                            current = None if data is None else decode(data, site, profile)
-                        except CacheCorruptError as exc:
-                            await pipe.reset()
-                            await self._quarantine(site, profile, data, exc)
-                            continue
-                        new = fn(current)
-                        if inspect.isawaitable(new):
-                            new = await new
-                        if new is None:
-                            return current
-                        encoded = self._encode(new, (site, profile))
-                        pipe.multi()
-                        pipe.set(key, encoded, px=self._ttl_ms(new))
-                        pipe.sadd(self._index, f"{site}:{profile}")
-                        await pipe.execute()
-                        return new
-                    except rx.WatchError as exc:
-                        if isinstance(exc.__context__, (rx.ConnectionError, rx.TimeoutError, OSError)):
-                            raise  # a lost connection, not a conflict: conn.errors translates it
-            if loop.time() + pause > deadline:
+                if await _SWAP(client, [key, self._index], [seen, encoded, self._ttl_ms(new), f"{site}:{profile}"]):
+                    return new
+            if loop.time() + pause > deadline:  # another writer got in between every time
                 raise StoreTimeout(f"an update of {site}/{profile} (other writers kept changing it)", limit, None)
             await asyncio.sleep(random.uniform(0, pause))
             pause = min(pause * 2, 0.05)

@@ -269,3 +269,16 @@ def test_rediss_talks_tls_and_refuses_a_server_it_cannot_verify(tmp_path):
         assert PASSWORD not in str(info.value)
     finally:
         server.stop()
+
+
+def test_cookie_files_import_and_export_through_redis(cache):
+    from test_cache_cookiefiles import CDP_COOKIES, COOKIES_TXT
+
+    from harvestkit.cache import CacheError, parse_cdp_cookies, parse_cookies, parse_netscape_cookies
+
+    with pytest.raises(CacheError, match="no cached session for cerebras/default"):
+        cache.export_cookies("cerebras")
+    imported = cache.import_cookies("cerebras", COOKIES_TXT)
+    assert imported.source == "import" and cache.get("cerebras").cookies == parse_netscape_cookies(COOKIES_TXT)
+    cache.import_cookies("cerebras", json.dumps(CDP_COOKIES), replace=True)
+    assert parse_cookies(cache.export_cookies("cerebras", "cdp")) == parse_cdp_cookies(CDP_COOKIES)
