@@ -151,6 +151,8 @@ class Connection:
             yield
         except (rx.AuthenticationError, rx.AuthorizationError) as exc:
             raise StoreAuthError(self.url.display, self._clean(exc)) from None
+        except rx.NoPermissionError as exc:
+            raise StoreAuthError(self.url.display, self._clean(exc), permissions=True) from None
         except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
             raise self.unavailable(operation, exc, write) from None
         except rx.ResponseError as exc:

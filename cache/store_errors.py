@@ -36,14 +36,19 @@ class StoreUnavailable(StoreError, ConnectionError):
 
 
 class StoreAuthError(StoreError):
-    """The store's server refused the credentials of the store URL (or wants some)."""
+    """The store's server refused the credentials of the store URL (or wants some), or its ACL
+    does not let that user run the store's commands on its keys."""
 
-    def __init__(self, store: str, reason: str) -> None:
+    CREDENTIALS = "Fix the user and password in HARVESTKIT_STORE (redis://USER:PASSWORD@HOST:PORT/DB)"
+    PERMISSIONS = (
+        "Grant the store's Redis user its keys and commands: ACL SETUSER <user> ~<prefix>* "
+        "+@read +@write +@transaction +@scripting -@dangerous"
+    )
+
+    def __init__(self, store: str, reason: str, *, permissions: bool = False) -> None:
         self.store = store
-        super().__init__(
-            f"the session store {store} refused the connection: {reason}. "
-            "Fix the user and password in HARVESTKIT_STORE (redis://USER:PASSWORD@HOST:PORT/DB)"
-        )
+        refused = "refused a command" if permissions else "refused the connection"
+        super().__init__(f"the session store {store} {refused}: {reason}. {self.PERMISSIONS if permissions else self.CREDENTIALS}")
 
 
 class StoreTimeout(CacheLockTimeout):

@@ -282,3 +282,20 @@ def test_cookie_files_import_and_export_through_redis(cache):
     assert imported.source == "import" and cache.get("cerebras").cookies == parse_netscape_cookies(COOKIES_TXT)
     cache.import_cookies("cerebras", json.dumps(CDP_COOKIES), replace=True)
     assert parse_cookies(cache.export_cookies("cerebras", "cdp")) == parse_cdp_cookies(CDP_COOKIES)
+
+
+def test_the_readme_acl_user_limited_to_its_keys_can_do_everything_the_store_does(redis_server):
+    acl = ["harvestkit", "on", ">acl-user-password-0123456789", "~harvestkit:*", "+@read", "+@write"]
+    redis_server.command("ACL", "SETUSER", *acl, "+@transaction", "+@scripting", "-@dangerous")
+    url = redis_server.url.replace(f"default:{PASSWORD}", "harvestkit:acl-user-password-0123456789")
+    store = open_store(url, lease=0.5)
+    store.put(record(profile="other"))
+    store.refresh("cerebras", record)
+    store.update("cerebras", lambda r: r.merge_cookies([Cookie("x", "1", "cerebras.ai")]))
+    redis_server.command("SET", raw_key(store, profile="other"), "{")
+    with pytest.warns(CacheCorruptWarning):
+        assert [r.profile for r in store.list()] == ["default"]
+    assert store.delete("cerebras") and store.get("cerebras") is None
+    outsider = open_store(url, prefix="elsewhere:")
+    with pytest.raises(StoreAuthError, match="no permissions.*ACL SETUSER <user> ~<prefix>"):
+        outsider.get("cerebras")
