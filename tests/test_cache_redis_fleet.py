@@ -14,7 +14,7 @@ from harvestkit.cache import LeaseLost, RedisStore, SessionRecord, StoreTimeout,
 from redis_helpers import expect_line, redis_server, workers  # noqa: F401 - fixtures
 
 WRITERS, UPDATES = 8, 200
-LEASE = 0.6
+LEASE = 1.0  # long enough that a loaded machine's scheduling delays do not look like a dead holder
 
 
 def stale(store: RedisStore) -> None:
@@ -42,8 +42,8 @@ def test_concurrent_updates_from_8_processes_lose_none(redis_server, workers):
 def test_single_flight_across_6_processes_harvests_once_even_past_the_lease(redis_server, workers, tmp_path):
     marker = tmp_path / "harvests.txt"
     stale(open_store(redis_server.url))
-    # The harvest takes 3 lease periods: only the renewal keeps the others waiting.
-    procs = [workers.start("refresh", redis_server.url, marker, 3 * LEASE, LEASE) for _ in range(6)]
+    # The harvest outlasts the lease: only the renewal keeps the others waiting.
+    procs = [workers.start("refresh", redis_server.url, marker, 2.5 * LEASE, LEASE) for _ in range(6)]
     go(procs)
     results = [json.loads(proc.stdout.readline() or "null") for proc in procs]
     harvesters = marker.read_text().split()
@@ -72,7 +72,7 @@ async def test_a_holder_killed_with_sigkill_is_taken_over_once_its_lease_runs_ou
     killed = time.monotonic()
     record = await store.arefresh("flight", harvest, timeout=10)
     assert record.extra == {"by": "taker"} and harvests == [1]
-    assert time.monotonic() - killed < LEASE + 1.0
+    assert time.monotonic() - killed < LEASE + 2.0
     assert (await store.aget("flight")).extra == {"by": "taker"}
     await store.aclose()
 
@@ -147,18 +147,22 @@ def test_redis_restarted_mid_run_gives_typed_errors_then_recovers_with_no_record
                 await asyncio.sleep(0.01)
         await store.aclose()
 
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 20
+        while len(acked) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     writer = threading.Thread(target=asyncio.run, args=(write_loop(),))
     writer.start()
     try:
-        time.sleep(0.3)
-        before = len(acked)
+        wait_for(20)
         redis_server.restart(signal.SIGKILL, down_for=0.5)  # a crash; it comes back on the same port
-        time.sleep(0.5)
-        after = len(acked)
+        restarted = len(acked)
+        wait_for(restarted + 20)
     finally:
         stop.set()
         writer.join(timeout=30)
-    assert before > 0 and after > before and failures  # it hit errors, then went on
+    assert restarted >= 20 and len(acked) >= restarted + 20 and failures  # errors, then it went on
     assert all(isinstance(exc, StoreUnavailable) for exc in failures), {type(e).__name__ for e in failures}
     unknown = sum(exc.outcome_unknown for exc in failures)
     final = store.get("counter").extra["n"]
