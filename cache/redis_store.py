@@ -30,7 +30,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from harvestkit.common.syncrun import run_sync
 
@@ -135,8 +135,15 @@ class RedisStore:
         return max(int((max(deadline - time.time(), 0.0) + self.record_grace) * 1000), 1000)
 
     async def aclose(self) -> None:
-        """Close this event loop's connections (they reopen on the next call)."""
+        """Close this event loop's connections (they reopen on the next call). Async users call it
+        (or use `async with store:`) before their loop ends; the sync methods close their own."""
         await self.conn.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def _sync(self, make: Callable[[], Awaitable[T]]) -> T:
         async def once() -> T:

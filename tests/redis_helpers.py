@@ -4,13 +4,12 @@
 on a free loopback port with a directory of its own (append-only file, fsync'd at every write, so
 a restart loses nothing acknowledged), optionally TLS only (a trustme CA). The `redis_server` fixture stops and reaps it after the
 test, also when the test fails. Run as a script, `python redis_helpers.py MODE ARGS...` is a
-worker (modes at the end); `Workers` starts them and always kills and reaps every one.
+worker (modes at the end); the `workers` fixture starts them and always kills and reaps every one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
@@ -19,13 +18,13 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
 import pytest
+from cache_workers import Workers, expect_line  # noqa: F401 - expect_line is for the tests
 
 WORKER = Path(__file__).resolve()
 PASSWORD = "r3dis-pa55word-never-shown-0123456789"
@@ -96,12 +95,17 @@ class RedisServer:
             if self.password:
                 args += ["--requirepass", self.password]
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _STARTED.append(self.proc)
             self.port = port
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if self._ping():
-                    return self
-                time.sleep(0.01)
+            try:
+                while time.monotonic() < deadline and self.proc.poll() is None:
+                    if self._ping():
+                        return self
+                    time.sleep(0.01)
+            except BaseException:
+                self.stop()  # never leave a server behind, whatever went wrong
+                raise
             self.stop()
             if not same_port:
                 self.port = 0  # taken meanwhile by someone else: try another
@@ -134,6 +138,21 @@ class RedisServer:
             return client.execute_command(*args)
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_redis() -> Iterator[None]:
+    """Every test leaves no redis-server behind: one still running is killed, reaped, and fails it."""
+    yield
+    left = [proc for proc in _STARTED if proc.poll() is None]
+    for proc in left:
+        proc.kill()
+        proc.wait(timeout=10)
+    _STARTED.clear()
+    assert not left, f"redis-server processes left behind: {[proc.pid for proc in left]}"
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis", password=PASSWORD).start()
@@ -143,57 +162,11 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
-class Workers:
-    """Starts worker subprocesses of this file; leaving the `with` block kills and reaps them."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: list[subprocess.Popen] = []
-        self._lock = threading.Lock()
-
-    def start(self, *args: object) -> subprocess.Popen:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            with open(self.log_dir / f"worker-{len(self.procs)}.stderr", "w") as stderr:
-                proc = subprocess.Popen(
-                    [sys.executable, str(WORKER), *map(str, args)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=stderr,
-                    text=True,
-                )
-            self.procs.append(proc)
-        return proc
-
-    def stderr_of(self, proc: subprocess.Popen) -> str:
-        return (self.log_dir / f"worker-{self.procs.index(proc)}.stderr").read_text()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()  # also ends a stopped (SIGSTOP) one
-        for proc in self.procs:
-            proc.wait(timeout=30)
-            for pipe in (proc.stdin, proc.stdout):
-                if pipe is not None:
-                    with contextlib.suppress(OSError):
-                        pipe.close()
-
-
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Workers]:
-    with Workers(tmp_path / "logs") as started:
+    """Workers running this file's modes; all killed (also stopped ones) and reaped afterwards."""
+    with Workers(tmp_path / "logs", script=WORKER) as started:
         yield started
-
-
-def expect_line(proc: subprocess.Popen, expected: str) -> None:
-    """Read one line from a worker and check it (a dead worker reads as '')."""
-    line = proc.stdout.readline().strip()
-    if line != expected:
-        raise AssertionError(f"worker {proc.pid} said {line!r}, expected {expected!r}")
 
 
 # -- the workers ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from harvestkit.cache import LeaseLost, RedisStore, SessionRecord, StoreTimeout, StoreUnavailable, open_store
-from redis_helpers import expect_line, redis_server, workers  # noqa: F401 - fixtures
+from redis_helpers import expect_line, no_leftover_redis, redis_server, workers  # noqa: F401 - fixtures
 
 WRITERS, UPDATES = 8, 200
 LEASE = 1.0  # long enough that a loaded machine's scheduling delays do not look like a dead holder
