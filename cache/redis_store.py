@@ -63,6 +63,16 @@ return 1
 """
 )
 
+# Drop index members whose record is gone (KEYS[i + 1] is the record of member ARGV[i]).
+_PRUNE = Script(
+    """
+for i, member in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then redis.call('SREM', KEYS[1], member) end
+end
+return 0
+"""
+)
+
 
 def decode(data: bytes, site: str, profile: str) -> SessionRecord:
     """The record stored as `data` for (site, profile); `CacheCorruptError` if it is not one,
@@ -198,8 +208,9 @@ class RedisStore:
             pairs = [tuple(m.split(":", 1)) for m in members]
             values = await client.mget([self.key("record", *pair) for pair in pairs]) if pairs else []
             expired = [m for m, v in zip(members, values, strict=True) if v is None]
-            if expired:  # their TTL ran out
-                await client.srem(self._index, *expired)
+            if expired:  # their TTL ran out (unless a writer brought one back meanwhile)
+                keys = [self.key("record", *m.split(":", 1)) for m in expired]
+                await _PRUNE(client, [self._index, *keys], expired)
         records = [await self._decoded(site, profile, v) for (site, profile), v in zip(pairs, values, strict=True)]
         return [record for record in records if record is not None]
 
