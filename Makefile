@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIN := -c constraints.txt
 LATEST := .venv-latest
 
-.PHONY: demo test test-latest pins bench venv browser detectors clean
+.PHONY: demo test test-latest pins bench venv browser detectors redis clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,18 +27,23 @@ detectors: | $(BIN)/python
 	@scripts/ensure-tools.sh node
 	@$(BIN)/python -c 'import sys; from harvestkit.sandbox.detectors import main; sys.exit(main())'
 
+# The Redis store's tests start their own redis-server processes: only the binary is needed.
+redis:
+	@scripts/ensure-redis.sh
+
 demo: $(VENV)/.installed-sandbox browser
 	@$(MAKE) --no-print-directory detectors
 	$(BIN)/harvestkit demo
 
-test: $(VENV)/.installed-test browser
+test: $(VENV)/.installed-test browser redis
 	@$(MAKE) --no-print-directory detectors
 	@scripts/ensure-tools.sh xvfb
 	$(BIN)/python -m pytest
 
 # Not for CI: the test suite on the newest releases of everything, in a venv of its own.
-test-latest: browser
-	@scripts/ensure-tools.sh node xvfb
+test-latest: $(VENV)/.installed-test browser redis
+	@$(MAKE) --no-print-directory detectors
+	@scripts/ensure-tools.sh xvfb
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip setuptools wheel

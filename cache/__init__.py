@@ -2,7 +2,9 @@
 
 `AuthCache` stores one `SessionRecord` per (site, profile) in owner-only files (see
 `harvestkit.cache.paths` for the location and permissions policy, `harvestkit.cache.store`
-for locking, freshness and corruption handling).
+for locking, freshness and corruption handling). `open_store()` returns it, or the Redis-backed
+`RedisStore` shared by several hosts when `HARVESTKIT_STORE` names a Redis server
+(`harvestkit.cache.backend`); both offer the one `SessionStore` interface.
 """
 
 from .cookie import Cookie, domain_match, path_match
@@ -34,12 +36,15 @@ from .redact import redact
 from .schema import SCHEMA_VERSION
 from .setcookie import parse_cookie_date, parse_set_cookie, parse_set_cookies
 from .store import AuthCache
+from .backend import ENV_STORE, SessionStore, open_store
+from .store_errors import LeaseLost, StoreAuthError, StoreConfigError, StoreError, StoreTimeout, StoreUnavailable
 
 __all__ = [
     "DEFAULT_PROFILE",
     "FORMATS",
     "SCHEMA_VERSION",
     "SOURCES",
+    "ENV_STORE",
     "AuthCache",
     "CacheCorruptError",
     "CacheCorruptWarning",
@@ -50,7 +55,15 @@ __all__ = [
     "Cookie",
     "CookieFormatError",
     "HarvestkitError",
+    "LeaseLost",
+    "RedisStore",
     "SessionRecord",
+    "SessionStore",
+    "StoreAuthError",
+    "StoreConfigError",
+    "StoreError",
+    "StoreTimeout",
+    "StoreUnavailable",
     "default_root",
     "detect_cookie_format",
     "domain_match",
@@ -58,6 +71,7 @@ __all__ = [
     "dump_cookies",
     "dump_extension_cookies",
     "dump_netscape_cookies",
+    "open_store",
     "parse_cdp_cookies",
     "parse_cookie_date",
     "parse_cookies",
@@ -69,3 +83,11 @@ __all__ = [
     "redact",
     "session_expires_at",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "RedisStore":  # imported on demand: redis-py is an optional extra
+        from .redis_store import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

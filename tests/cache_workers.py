@@ -20,10 +20,12 @@ WORKER = Path(__file__).resolve()
 
 
 class Workers:
-    """Starts worker subprocesses; leaving the `with` block kills and waits for all of them."""
+    """Starts worker subprocesses (of `script`, default this file); leaving the `with` block kills
+    and waits for all of them."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, script: Path = WORKER) -> None:
         self.log_dir = log_dir
+        self.script = script
         self.procs: list[subprocess.Popen] = []
         self._lock = threading.Lock()  # tests may start workers from several threads
 
@@ -32,7 +34,7 @@ class Workers:
         with self._lock:
             with open(self.log_dir / f"worker-{len(self.procs)}.stderr", "w") as stderr:
                 proc = subprocess.Popen(
-                    [sys.executable, str(WORKER), *map(str, args)],
+                    [sys.executable, str(self.script), *map(str, args)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=stderr,

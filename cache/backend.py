@@ -1,0 +1,121 @@
+"""One session-store interface, two backends, and the factory that picks one.
+
+`SessionStore` is what every backend offers: `AuthCache` (the file store, the default, one
+host) and `RedisStore` (shared by every host that names the same Redis server). `open_store()`
+picks by the `HARVESTKIT_STORE` environment variable (or its `url` argument):
+
+- unset, empty, or ``file:`` -- the file store at its default place; ``file:///some/dir`` -- the
+  file store rooted at that directory;
+- ``redis://[USER:PASSWORD@]HOST[:PORT][/DB]`` -- a Redis (or Valkey) server; ``rediss://`` for
+  TLS. Query options: ``prefix=`` (key prefix, default ``harvestkit:``), ``lease=`` (seconds a
+  refresh lease lasts without renewal), ``ssl_ca_certs=``, ``ssl_certfile=``, ``ssl_keyfile=``,
+  ``socket_timeout=`` and ``socket_connect_timeout=``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+from .record import DEFAULT_PROFILE, SessionRecord
+from .redact import redact_url
+from .store import AuthCache, HarvestFn, UpdateFn
+from .store_errors import StoreConfigError
+
+if TYPE_CHECKING:
+    from .redis_store import RedisStore
+
+ENV_STORE = "HARVESTKIT_STORE"
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """The session records of (site, profile) pairs; see `AuthCache` for each method's contract.
+
+    Every backend keeps these guarantees: `update` is atomic (concurrent updates from any number
+    of processes or hosts lose none); `refresh` is single-flight (one harvest per expiry among
+    all callers that share the store; the others wait and take its record); an unreadable record
+    is quarantined with a `CacheCorruptWarning` and read as no session; a record from a newer
+    harvestkit raises `CacheSchemaError` and is kept; no message holds a secret.
+    """
+
+    max_age: float
+    lock_timeout: float
+    refresh_timeout: float
+
+    def get(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None: ...
+    def list(self) -> builtins.list[SessionRecord]: ...
+    def put(self, record: SessionRecord, *, timeout: float | None = None) -> None: ...
+    def update(
+        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+    ) -> SessionRecord | None: ...
+    def delete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool: ...
+    def is_fresh(
+        self, record: SessionRecord | None, margin: float = 0.0, *, max_age: float | None = None, now: float | None = None
+    ) -> bool: ...
+    def refresh(
+        self,
+        site: str,
+        fn: Callable[[], SessionRecord],
+        margin: float = 0.0,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        force: bool = False,
+        max_age: float | None = None,
+        timeout: float | None = None,
+    ) -> SessionRecord: ...
+    async def aget(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None: ...
+    async def alist(self) -> builtins.list[SessionRecord]: ...
+    async def aput(self, record: SessionRecord, *, timeout: float | None = None) -> None: ...
+    async def aupdate(
+        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+    ) -> SessionRecord | None: ...
+    async def adelete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool: ...
+    async def arefresh(
+        self,
+        site: str,
+        fn: HarvestFn,
+        margin: float = 0.0,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        force: bool = False,
+        max_age: float | None = None,
+        timeout: float | None = None,
+    ) -> SessionRecord: ...
+    def import_cookies(
+        self, site: str, text: str, fmt: str | None = None, profile: str = DEFAULT_PROFILE, *, replace: bool = False
+    ) -> SessionRecord: ...
+    def export_cookies(self, site: str, fmt: str = "netscape", profile: str = DEFAULT_PROFILE) -> str: ...
+
+
+def open_store(url: str | None = None, **options: Any) -> AuthCache | RedisStore:
+    """The session store named by `url`, else by `HARVESTKIT_STORE`, else the file store.
+
+    `options` go to the backend's constructor (`lock_timeout`, `refresh_timeout`, `max_age`; for
+    Redis also `lease`, `record_grace`, `prefix`). Raises `StoreConfigError` for a URL it cannot
+    use, naming the fix (the password is never shown). Connecting happens on the first call.
+    """
+    url = (os.environ.get(ENV_STORE, "") if url is None else url).strip()
+    scheme = urlsplit(url).scheme.lower()
+    if not url or scheme == "file":
+        path = unquote(urlsplit(url).path) if url else ""
+        if url and path and not path.startswith("/"):
+            raise StoreConfigError(f"{ENV_STORE}={url}: a file store needs an absolute path (file:///path/to/dir)")
+        return AuthCache(path or None, **options)
+    if scheme in ("redis", "rediss"):
+        try:
+            from .redis_store import RedisStore
+        except ImportError as exc:
+            if exc.name not in ("redis", "redis.asyncio"):
+                raise
+            raise StoreConfigError(
+                f"{ENV_STORE} names a Redis server, but redis-py is not installed: pip install 'harvestkit[redis]'"
+            ) from None
+        return RedisStore(url, **options)
+    raise StoreConfigError(
+        f"{ENV_STORE}={redact_url(url)!s} is not a store harvestkit knows: use redis://[USER:PASSWORD@]HOST:PORT/DB, "
+        "rediss://... for TLS, or leave it unset for the file store"
+    )
