@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from . import cache_cmd, chat_cmd, demo, doctor_cmd, harvest_cmd, sandbox_cmd, serve_cmd
+from . import cache_cmd, chat_cmd, demo, doctor_cmd, harvest_cmd, record_cmd, sandbox_cmd, serve_cmd
 from .common import USAGE
 
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     harvest_cmd.add_parsers(commands)
     cache_cmd.add_parsers(commands)
+    record_cmd.add_parser(commands)
     chat_cmd.add_parsers(commands)
     doctor_cmd.add_parsers(commands)
     serve_cmd.add_parser(commands)
