@@ -124,6 +124,8 @@ def read_har(data: bytes | str) -> list[HarEntry]:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise HarFormatError(f"not a HAR file: not UTF-8 text (byte {exc.start})") from None
+    if not data.strip():
+        raise HarFormatError("not a HAR file: it is empty")
     try:
         document = json.loads(data)
     except json.JSONDecodeError as exc:

@@ -20,7 +20,7 @@ from .network import _post_data
 __all__ = ["HarRecorder"]
 
 _BODY_TYPES = {"Document", "XHR", "Fetch"}
-_MAX_BODY = 5 * 1024 * 1024
+_MAX_BODY = 8 * 1024 * 1024  # bytes of response bodies the tab keeps for the recording
 
 
 @dataclass
@@ -61,7 +61,7 @@ class HarRecorder:
         }
         for event, handler in handlers.items():
             self.tab.add_handler(event, self._guarded(handler))
-        return network.enable(max_total_buffer_size=64 * 1024 * 1024, max_resource_buffer_size=_MAX_BODY)
+        return network.enable(max_total_buffer_size=_MAX_BODY, max_resource_buffer_size=_MAX_BODY)
 
     @staticmethod
     def _guarded(handler: Any) -> Any:
@@ -76,8 +76,10 @@ class HarRecorder:
 
     def _request(self, event: Any) -> None:
         key = str(event.request_id)
-        if key in self._exchanges and self._exchanges[key].response is not None:  # a redirect: keep both
-            self._exchanges[f"{key}:{len(self._exchanges)}"] = self._exchanges.pop(key)
+        if event.redirect_response is not None and key in self._exchanges:  # a redirect keeps the id:
+            earlier = self._exchanges.pop(key)  # the hop so far becomes an entry of its own
+            earlier.response = event.redirect_response
+            self._exchanges[f"{key}:{len(self._exchanges)}"] = earlier
         exchange = self._get(key)
         exchange.request, exchange.started = event.request, float(event.timestamp)
         exchange.wall = float(event.wall_time)
