@@ -8,16 +8,19 @@ scrub` replaces every secret of a HAR by a stable placeholder, so it can go with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from harvestkit.cache import AuthCache, SessionRecord
 from harvestkit.common.har import MAX_HAR_BYTES, HarFormatError, HarTooLarge, load_har, read_har
+from harvestkit.common.recording import recording
 from harvestkit.common.scrub import scrub_har
 
 from .common import FAILURE, OK, report_error
@@ -30,6 +33,25 @@ def add_parser(commands: Any) -> None:
     scrub.add_argument("file", help="the HAR file ('-' reads stdin)")
     scrub.add_argument("-o", "--output", required=True, help="where to write the scrubbed HAR ('-' for stdout)")
     scrub.set_defaults(run=run_scrub)
+
+
+@contextlib.contextmanager
+def recorded(path: str | None) -> Iterator[None]:
+    """`--record FILE`: what runs inside is recorded, and written scrubbed to FILE afterwards (also
+    when it failed: a recording of a failure is what a bug report needs)."""
+    if path is None:
+        yield
+        return
+    with recording() as trace:
+        try:
+            yield
+        finally:
+            try:
+                count = trace.save(path)
+            except OSError as exc:
+                print(f"harvestkit: cannot write the recording {path}: {exc.strerror}", file=sys.stderr)
+            else:
+                print(f"recorded: {path} ({count} requests, secrets replaced by placeholders)", file=sys.stderr)
 
 
 def is_har(path: str, fmt: str | None) -> bool:

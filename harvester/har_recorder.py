@@ -120,8 +120,9 @@ class HarRecorder:
 
     async def document(self) -> dict[str, Any]:
         """The HAR 1.2 document of everything recorded so far (bodies still being read awaited)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = [task for task in self._tasks if not task.done()]  # none once the loop has ended
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         entries = [_entry(x) for x in self._exchanges.values() if x.request is not None]
         entries.sort(key=lambda e: e["startedDateTime"])
         return {

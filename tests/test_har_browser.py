@@ -100,3 +100,21 @@ async def test_a_devtools_har_of_a_sign_in_imports_into_a_session_that_chats(
     assert [s for s in secrets if s and s in text] == []
     again = run(fresh, "cache", "import", site, str(scrubbed), "--profile", "scrubbed")
     assert again.returncode == 0  # the scrubbed file is still a HAR (its cookies are placeholders)
+
+
+@pytest.mark.timeout(120)
+def test_harvest_record_writes_a_private_scrubbed_har_of_the_browser_traffic(sandbox: Sandbox, tmp_path: Path) -> None:
+    env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": str(tmp_path / "home")}
+    trace = tmp_path / "trace.har"
+    done = run(env, "harvest", "cloudflare", "--record", str(trace))
+    assert done.returncode == 0, done.stderr
+    assert f"recorded: {trace} (" in done.stderr
+    assert trace.stat().st_mode & 0o777 == 0o600
+    har = json.loads(trace.read_text())
+    urls = [e["request"]["url"] for e in har["log"]["entries"]]
+    assert "https://playground.ai.cloudflare.com/" in urls
+    assert any("/cdn-cgi/" in url for url in urls)  # the challenge it passed
+    record = AuthCache(tmp_path / "home" / "sessions").get("cloudflare")
+    text = trace.read_text()
+    assert record is not None and [c.name for c in record.cookies if c.value in text] == []
+    assert "hk-redacted-" in text
