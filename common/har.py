@@ -68,6 +68,7 @@ class HarEntry:
     body: str | None = None  # the response body as text, None when DevTools did not keep it
     started: str = ""
     websocket: list[WebSocketMessage] = field(default_factory=list)
+    chunks: list[tuple[float, str]] = field(default_factory=list)  # harvestkit's `_chunks`: read boundaries
 
     @property
     def host(self) -> str:
@@ -166,6 +167,7 @@ def _entry(index: int, item: Any) -> HarEntry:
         body=_content(response.get("content"), fail),
         started=item.get("startedDateTime") if isinstance(item.get("startedDateTime"), str) else "",
         websocket=list(_messages(item.get("_webSocketMessages"), fail)),
+        chunks=list(_chunks(item.get("_chunks"), fail)),
     )
 
 
@@ -214,3 +216,13 @@ def _messages(items: Any, fail: Any) -> Iterator[WebSocketMessage]:
             opcode=int(item.get("opcode") or 1),
             data=item["data"],
         )
+
+
+def _chunks(items: Any, fail: Any) -> Iterator[tuple[float, str]]:
+    """harvestkit's own field: a streamed body as it was read, [{"offset": seconds, "text": ...}]."""
+    if not isinstance(items, list):
+        return
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise fail("_chunks holds a piece without text")
+        yield float(item.get("offset") or 0.0), item["text"]

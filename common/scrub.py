@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["Scrubber", "scrub_har"]
+__all__ = ["Scrubber", "is_secret_name", "scrub_har"]
 
 _SECRET_KEY = re.compile(
     r"(?i)(api[_-]?key|apikey|demoapikey|token|csrf|xsrf|secret|passw(or)?d|session|credential|"
@@ -95,7 +95,7 @@ class Scrubber:
         """Cookie lists (every value is a secret) or query strings (secret-named ones)."""
         for pair in pairs:
             name, value = str(pair.get("name", "")), pair.get("value")
-            if isinstance(value, str) and (all_values or _secret_key(name)):
+            if isinstance(value, str) and (all_values or is_secret_name(name)):
                 self.add(value, name)
 
     def find_in_body(self, text: str | None, mime: str = "") -> None:
@@ -110,13 +110,13 @@ class Scrubber:
             pass
         if "x-www-form-urlencoded" in mime or re.fullmatch(r"[\w.%+-]+=[^\s]*(&[\w.%+-]+=[^\s]*)*", text):
             for name, value in parse_qsl(text, keep_blank_values=True):
-                if _secret_key(name):
+                if is_secret_name(name):
                     self.add(value, name)
 
     def _find_in_json(self, data: Any, label: str) -> None:
         if isinstance(data, dict):
             for key, value in data.items():
-                if isinstance(value, str) and _secret_key(str(key)):
+                if isinstance(value, str) and is_secret_name(str(key)):
                     self.add(value, str(key))
                 elif isinstance(value, str) and value[:1] in "{[":  # JSON inside JSON (agents frames)
                     self.find_in_body(value)
@@ -127,7 +127,8 @@ class Scrubber:
                 self._find_in_json(item, label)
 
 
-def _secret_key(name: str) -> bool:
+def is_secret_name(name: str) -> bool:
+    """Whether a field, parameter or JSON key of this name holds a secret."""
     return bool(_SECRET_KEY.search(name)) and not _NOT_SECRET_KEY.search(name)
 
 

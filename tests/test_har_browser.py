@@ -118,3 +118,32 @@ def test_harvest_record_writes_a_private_scrubbed_har_of_the_browser_traffic(san
     text = trace.read_text()
     assert record is not None and [c.name for c in record.cookies if c.value in text] == []
     assert "hk-redacted-" in text
+
+
+@pytest.mark.timeout(180)
+def test_a_recorded_harvest_replays_in_the_sandbox(sandbox: Sandbox, tmp_path: Path) -> None:
+    env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": str(tmp_path / "home")}
+    trace = tmp_path / "trace.har"
+    recorded_run = run(env, "harvest", "cloudflare", "--record", str(trace), "--json")
+    assert recorded_run.returncode == 0, recorded_run.stderr
+    with Sandbox(replay=trace) as replay:
+        again = {**os.environ, **replay.env, "HARVESTKIT_HOME": str(tmp_path / "again")}
+        replayed = run(again, "harvest", "cloudflare", "--json")
+        missing = [r.note for r in replay.state.requests if r.status == 404]
+    assert replayed.returncode == 0, (replayed.stderr, missing)
+    first = AuthCache(tmp_path / "home" / "sessions").get("cloudflare")
+    second = AuthCache(tmp_path / "again" / "sessions").get("cloudflare")
+    assert first is not None and second is not None
+    assert sorted(c.name for c in second.cookies) == sorted(c.name for c in first.cookies)
+    assert all(c.value.startswith("hk-redacted-") for c in second.cookies)  # what the recording held
+    assert second.user_agent == first.user_agent
+    # a request the recording does not hold: a 404, and the log says which
+    from harvestkit.sandbox.shortcuts import sandbox_session
+
+    async def unrecorded() -> int:
+        async with sandbox_session(replay.env) as http:
+            return (await http.get("https://playground.ai.cloudflare.com/never-recorded")).status_code
+
+    with Sandbox(replay=trace) as replay:
+        assert asyncio.run(unrecorded()) == 404
+        assert replay.state.requests[-1].note == "not in the recording: GET playground.ai.cloudflare.com/never-recorded"
