@@ -16,9 +16,9 @@ import contextvars
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .scrub import Scrubber, scrub_har
 from .syncrun import run_sync
@@ -32,14 +32,25 @@ class Source(Protocol):
     async def document(self) -> dict[str, Any]: ...
 
 
+S = TypeVar("S", bound=Source)
+
+
 class Recording:
     """The sources of one recording; :meth:`save` merges and scrubs their entries."""
 
     def __init__(self) -> None:
         self._sources: list[Source] = []
+        self._named: dict[str, Source] = {}
 
     def add_source(self, source: Source) -> None:
         self._sources.append(source)
+
+    def source_for(self, name: str, make: Callable[[], S]) -> S:
+        """The one source of that name in this recording (made and added on first use)."""
+        if name not in self._named:
+            self._named[name] = make()
+            self.add_source(self._named[name])
+        return self._named[name]  # type: ignore[return-value]
 
     async def document(self, *, scrub: bool = True) -> dict[str, Any]:
         """One HAR document of every source's entries, in time order (scrubbed unless told)."""
