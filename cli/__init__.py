@@ -7,7 +7,7 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from . import cache_cmd, chat_cmd, completion_cmd, demo, doctor_cmd, harvest_cmd, sandbox_cmd, serve_cmd
+from . import cache_cmd, chat_cmd, completion_cmd, demo, doctor_cmd, harvest_cmd, record_cmd, sandbox_cmd, serve_cmd
 from .common import USAGE
 
 NO_CONFIG_COMMANDS = ("doctor", "completion")  # they run whatever the config says (doctor reports it)
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     harvest_cmd.add_parsers(commands)
     cache_cmd.add_parsers(commands)
+    record_cmd.add_parser(commands)
     chat_cmd.add_parsers(commands)
     doctor_cmd.add_parsers(commands)
     serve_cmd.add_parser(commands)

@@ -15,6 +15,7 @@ from typing import Any
 
 from harvestkit.cache import FORMATS, AuthCache, SessionRecord
 
+from . import record_cmd
 from .common import (
     FAILURE,
     OK,
@@ -55,11 +56,11 @@ def add_parsers(commands: Any) -> None:
     export.add_argument("--format", choices=FORMATS, default="netscape", help="netscape (cookies.txt), extension or cdp (JSON)")
     export.set_defaults(run=run_export)
 
-    load = actions.add_parser("import", help="cookies from a file (cookies.txt or JSON; '-' reads stdin)")
+    load = actions.add_parser("import", help="a session from a file (cookies.txt, cookie JSON or a HAR; '-' reads stdin)")
     load.add_argument("site", choices=SITE_NAMES)
     load.add_argument("file")
     load.add_argument("--profile", default="default")
-    load.add_argument("--format", choices=FORMATS, default=None, help="default: detected")
+    load.add_argument("--format", choices=(*FORMATS, "har"), default=None, help="default: detected (.har files: har)")
     load.add_argument("--replace", action="store_true", help="drop the cookies held before")
     load.set_defaults(run=run_import)
 
@@ -137,6 +138,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    if record_cmd.is_har(args.file, args.format):
+        return record_cmd.run_import_har(args)
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8-sig")
         record = AuthCache().import_cookies(args.site, text, args.format, args.profile, replace=args.replace)

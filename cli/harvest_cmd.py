@@ -30,6 +30,7 @@ from .common import (
     print_json,
     report_error,
 )
+from .record_cmd import recorded
 
 
 def add_parsers(commands: Any) -> None:
@@ -38,6 +39,7 @@ def add_parsers(commands: Any) -> None:
     _browser_options(harvest, timeout=60)
     harvest.add_argument("--headful", action="store_true", help="show the browser window")
     harvest.add_argument("--json", action="store_true", help="print the results as JSON")
+    harvest.add_argument("--record", metavar="FILE", default=None, help="also write a scrubbed HAR of the traffic")
     harvest.set_defaults(run=run_harvest)
 
     login = commands.add_parser("login", help="sign in once in a visible browser, then capture the session")
@@ -137,7 +139,8 @@ def run_harvest(args: argparse.Namespace) -> int:
     sites = _check_sites(args.sites) or list(SITE_NAMES)
     started = time.monotonic()
     try:
-        outcomes = asyncio.run(_harvest(sites, args, AuthCache()))
+        with recorded(args.record):
+            outcomes = asyncio.run(_harvest(sites, args, AuthCache()))
     except Exception as exc:  # noqa: BLE001 - a failure of the whole browser
         return report_error(exc)
     _print_outcomes(outcomes, time.monotonic() - started, args.json)

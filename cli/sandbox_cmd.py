@@ -22,6 +22,8 @@ def add_parser(commands: Any) -> None:
         help="the Cloudflare protocol generation that is live (agents, ui-stream, data-stream, sse)",
     )
     parser.add_argument("--pace", type=float, default=0.0, help="seconds between streamed chunks")
+    parser.add_argument("--replay", metavar="HAR", default=None, help="serve this recording's responses instead")
+    parser.add_argument("--paced", action="store_true", help="with --replay: keep the recorded timing")
     parser.set_defaults(run=run)
 
 
@@ -37,7 +39,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"harvestkit sandbox: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(Sandbox(port=args.port, knobs=knobs)))
+    from harvestkit.common.har import HarFormatError
+
+    try:
+        sandbox = Sandbox(port=args.port, knobs=knobs, replay=args.replay, paced=args.paced)
+    except OSError as exc:
+        print(f"harvestkit sandbox: cannot read {args.replay}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except HarFormatError as exc:
+        print(f"harvestkit sandbox: {args.replay}: {exc}", file=sys.stderr)
+        return 1
+    return asyncio.run(_serve(sandbox))
 
 
 async def _serve(sandbox: Any) -> int:

@@ -24,6 +24,8 @@ from harvestkit.cache import (
     session_expires_at,
 )
 
+from harvestkit.common.recording import current_recording
+
 from .browser import Chromium
 from .errors import (
     BrowserDied,
@@ -33,6 +35,7 @@ from .errors import (
     SignedOut,
     SiteUnreachable,
 )
+from .har_recorder import HarRecorder
 from .network import NetworkLog, SniffResult
 from .progress import Reporter
 from .recipe import HINT_HEADERS, Recipe, json_path
@@ -116,6 +119,11 @@ class TabHarvest:
         hook: asyncio.Task[None] | None = None
         try:
             await self.send(self.log.attach())
+            trace = current_recording()
+            if trace is not None:  # `--record`: this tab's traffic goes into the trace too
+                recorder = HarRecorder(self.tab)
+                await self.send(recorder.attach())
+                trace.add_source(recorder)
             _, _, error, *_ = await self.send(cdp.page.navigate(self.recipe.start_url))
             if error:
                 raise self.unreachable(f"cannot open {self.recipe.start_url}: {error}")

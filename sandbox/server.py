@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any, Self
 
 from aiohttp import web
+from harvestkit.common.har import load_har
 
 from .accounts import SANDBOX_EMAIL, SANDBOX_PASSWORD, Accounts
 from .app import HOSTS, build_app
 from .control import handle_control
 from .alpn import dispatch_factory
 from .proxy import ForwardProxy
+from .replay import Replay
 from .state import Fault, Knobs, LoggedRequest, SandboxState
 from .tls import Certificates, make_certificates
 
@@ -34,8 +36,19 @@ class Sandbox:
     email = SANDBOX_EMAIL
     password = SANDBOX_PASSWORD
 
-    def __init__(self, *, port: int = 0, knobs: Knobs | None = None, workdir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        knobs: Knobs | None = None,
+        workdir: str | Path | None = None,
+        replay: str | Path | None = None,
+        paced: bool = False,
+    ) -> None:
+        """`replay`: serve that HAR recording's responses instead of the replicas (`paced`: with
+        its recorded timing); see `harvestkit.sandbox.replay`."""
         self.state = SandboxState(knobs)
+        self.replay = Replay(load_har(replay), self.state, paced=paced) if replay is not None else None
         self.accounts = Accounts(self.state)
         self._port = port
         self._own_workdir = workdir is None
@@ -51,7 +64,8 @@ class Sandbox:
     async def start(self) -> Sandbox:
         try:
             self.certificates = make_certificates(self.hosts, self.workdir)
-            self._runner = web.AppRunner(build_app(self.state, self.accounts), access_log=None)
+            app = self.replay.app() if self.replay is not None else build_app(self.state, self.accounts)
+            self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             self._proxy = ForwardProxy(
                 self.state,
