@@ -2,8 +2,8 @@
 DevTools saves ("Export HAR (with sensitive data)").
 
 The wire headers come from the ExtraInfo events, as in DevTools: requests carry their real
-``Cookie`` header, responses their ``Set-Cookie`` headers. Bodies of documents, XHR and fetch
-responses are read when they finish; WebSocket frames go into ``_webSocketMessages``. The result
+``Cookie`` header, responses their ``Set-Cookie`` headers. Bodies (all but images, media and
+fonts) are read when they finish; WebSocket frames go into ``_webSocketMessages``. The result
 holds secrets, like the file DevTools writes: scrub it (`harvestkit.common.scrub`) to share it.
 """
 
@@ -19,7 +19,7 @@ from .network import _post_data
 
 __all__ = ["HarRecorder"]
 
-_BODY_TYPES = {"Document", "XHR", "Fetch"}
+_NO_BODY_TYPES = {"Image", "Media", "Font", "WebSocket"}  # DevTools keeps the others' bodies too
 _MAX_BODY = 8 * 1024 * 1024  # bytes of response bodies the tab keeps for the recording
 
 
@@ -61,7 +61,9 @@ class HarRecorder:
         }
         for event, handler in handlers.items():
             self.tab.add_handler(event, self._guarded(handler))
-        return network.enable(max_total_buffer_size=_MAX_BODY, max_resource_buffer_size=_MAX_BODY)
+        return network.enable(  # durable: bodies survive the navigation that often follows them
+            max_total_buffer_size=_MAX_BODY, max_resource_buffer_size=_MAX_BODY, enable_durable_messages=True
+        )
 
     @staticmethod
     def _guarded(handler: Any) -> Any:
@@ -96,7 +98,7 @@ class HarRecorder:
 
     def _finished(self, event: Any) -> None:
         exchange = self._exchanges.get(str(event.request_id))
-        if exchange is not None and exchange.resource_type in _BODY_TYPES:
+        if exchange is not None and exchange.resource_type not in _NO_BODY_TYPES:
             task = asyncio.ensure_future(self._read_body(str(event.request_id), exchange))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

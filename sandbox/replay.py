@@ -3,7 +3,8 @@
 `harvestkit sandbox --replay trace.har` (or ``Sandbox(replay="trace.har")``) serves, for each
 request, the recorded response of the same request: same method, host, path and query, and body,
 all normalised so that what a recording cannot hold equal does not count (values of secret-named
-fields and parameters, which a scrubbed recording holds as placeholders; JSON key order). Recorded
+fields and parameters, which a scrubbed recording holds as placeholders; JSON key order; the
+bodies of Cloudflare's challenge platform, which are new proofs on every run). Recorded
 requests are consumed in order, so a request made twice gets its two answers; once they are used
 up, the last one answers again. A request that was not recorded gets a 404, and the sandbox log
 says which request it was.
@@ -33,6 +34,7 @@ __all__ = ["Replay", "request_key"]
 
 _HOP_HEADERS = {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive"}
 Key = tuple[str, str, str, str]
+CHALLENGE_PLATFORM = "/cdn-cgi/"
 
 
 def _blank(data: Any) -> Any:
@@ -64,12 +66,15 @@ def normalised_body(body: str | None) -> str:
 
 
 def request_key(method: str, url: str, body: str | None) -> Key:
-    """What a replayed request must match: (method, host, path?query, body), normalised."""
+    """What a replayed request must match: (method, host, path?query, body), normalised. The
+    bodies of Cloudflare's challenge platform (``/cdn-cgi/``) carry proofs made anew on every run
+    (nonces, encrypted fingerprints), so those requests match by path alone."""
     parts = urlsplit(url)
     path = parts.path or "/"
     if parts.query:
         path += "?" + _query(parts.query)
-    return method.upper(), (parts.hostname or "").lower(), path, normalised_body(body)
+    body_key = "" if path.startswith(CHALLENGE_PLATFORM) else normalised_body(body)
+    return method.upper(), (parts.hostname or "").lower(), path, body_key
 
 
 class Replay:
