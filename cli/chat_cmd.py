@@ -23,6 +23,7 @@ from harvestkit.client import (
 )
 
 from .common import OK, USAGE, print_json, report_error
+from .record_cmd import recorded
 
 
 def add_parsers(commands: Any) -> None:
@@ -34,6 +35,7 @@ def add_parsers(commands: Any) -> None:
     chat.add_argument("--max-tokens", type=int, default=None)
     chat.add_argument("--profile", default="default")
     chat.add_argument("--json", action="store_true", help="one JSON event per line")
+    chat.add_argument("--record", metavar="FILE", default=None, help="also write a scrubbed HAR of the traffic")
     chat.set_defaults(run=run_chat)
 
     models = commands.add_parser("models", help="the live model list (built-in list when offline)")
@@ -81,7 +83,8 @@ def run_chat(args: argparse.Namespace) -> int:
         print("harvestkit chat: give a prompt as an argument or on stdin", file=sys.stderr)
         return USAGE
     try:
-        asyncio.run(_chat(args, prompt))
+        with recorded(args.record):
+            asyncio.run(_chat(args, prompt))
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
         return report_error(exc, "harvestkit chat")
     return OK

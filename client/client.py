@@ -68,7 +68,8 @@ class Client:
     """An async client for the harvested sites (``provider="cerebras"`` or ``"cloudflare"``).
 
     ``settings`` (default ``Settings.from_env()``) and any ``Settings`` field by keyword;
-    ``transport`` (default a new :class:`~harvestkit.client.transport.CurlTransport`);
+    ``transport`` (default a new :class:`~harvestkit.client.transport.CurlTransport`, which joins
+    a recording in progress, see :mod:`harvestkit.common.recording`);
     ``sites`` to replace a site adapter (e.g. ``CerebrasSite(api_base=...)``)."""
 
     def __init__(
@@ -81,9 +82,10 @@ class Client:
     ) -> None:
         self.settings = (settings or Settings.from_env()).replace(**settings_fields)
         if transport is None:
+            from .recording_transport import RecordingTransport
             from .transport import CurlTransport
 
-            transport = CurlTransport()
+            transport = RecordingTransport(CurlTransport())  # records only inside `--record`
         self.transport: Transport = transport
         self.cache = self.settings.auth_cache()
         self.model_cache = ModelCache()

@@ -24,6 +24,7 @@ from .settings import SETTING_NAMES, Settings
 from .site import Site, as_messages
 from .stream import ChatResult, ChatStream
 from .sync import run_sync
+from .recording_transport import RecordingTransport
 from .transport import CurlTransport
 
 __all__ = ["Messages", "Provider", "as_messages"]
@@ -37,7 +38,7 @@ class _DefaultClient(Client):
 
     def __init__(self, provider: type[Provider], settings: Settings, site: Site) -> None:
         self.settings = settings
-        self.transport = provider._transport
+        self.transport = RecordingTransport(provider._transport)  # records only inside `--record`
         self.cache = settings.auth_cache()
         self.model_cache = ModelCache(provider._live_models)
         self.sites = {site.name: site}

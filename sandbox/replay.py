@@ -4,22 +4,26 @@
 request, the recorded response of the same request: same method, host, path and query, and body,
 all normalised so that what a recording cannot hold equal does not count (values of secret-named
 fields and parameters, which a scrubbed recording holds as placeholders; JSON key order; the
-bodies of Cloudflare's challenge platform, which are new proofs on every run). Recorded
+bodies of Cloudflare's challenge platform, which are new proofs on every run; ids made anew on
+every run in paths and query values, such as a chat room's name). Recorded
 requests are consumed in order, so a request made twice gets its two answers; once they are used
 up, the last one answers again. A request that was not recorded gets a 404, and the sandbox log
 says which request it was.
 
 A streamed body recorded with its read boundaries (``_chunks``: offset in seconds and text) is
 written back piece by piece, with the recorded timing when ``paced``; a WebSocket answers each
-message the client sends with the messages that followed it in the recording.
+message the client sends with the messages that followed it in the recording, the ids the client
+made anew (where its message differs from the recorded one) put in place of the recorded ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -42,14 +46,22 @@ def _blank(data: Any) -> Any:
         return {k: "*" if is_secret_name(str(k)) else _blank(v) for k, v in sorted(data.items())}
     if isinstance(data, list):
         return [_blank(item) for item in data]
-    if isinstance(data, str) and data.startswith("hk-redacted-"):
-        return "*"
+    if isinstance(data, str):
+        return "*" if data.startswith("hk-redacted-") else _ids(data)
     return data
+
+
+_RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{12,}", re.I)
+
+
+def _ids(text: str) -> str:
+    """`text` with ids made anew on every run (UUIDs, long hex runs: a chat room's name) as '*'."""
+    return _RUN_ID.sub("*", text)
 
 
 def _query(query: str) -> str:
     pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode(sorted((k, "*" if is_secret_name(k) else v) for k, v in pairs))
+    return urlencode(sorted((k, "*" if is_secret_name(k) else _ids(v)) for k, v in pairs))
 
 
 def normalised_body(body: str | None) -> str:
@@ -70,7 +82,7 @@ def request_key(method: str, url: str, body: str | None) -> Key:
     bodies of Cloudflare's challenge platform (``/cdn-cgi/``) carry proofs made anew on every run
     (nonces, encrypted fingerprints), so those requests match by path alone."""
     parts = urlsplit(url)
-    path = parts.path or "/"
+    path = _ids(parts.path or "/")
     if parts.query:
         path += "?" + _query(parts.query)
     body_key = "" if path.startswith(CHALLENGE_PLATFORM) else normalised_body(body)
@@ -137,25 +149,66 @@ class Replay:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         first, *turns = _turns(entry.websocket)
-        for reply in first:  # what the server sent before the client said anything
+        for reply in first[1]:  # what the server sent before the client said anything
             await socket.send_str(reply.data)
         async for message in socket:
             if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or not turns:
                 continue
-            for reply in turns.pop(0):
-                await socket.send_str(reply.data)
+            sent, replies = turns.pop(0)
+            live = message.data if isinstance(message.data, str) else message.data.decode("utf-8", "replace")
+            echoed = _echoes(sent.data if sent else "", live)
+            for reply in replies:
+                await socket.send_str(_substitute(reply.data, echoed))
         return socket
 
 
-def _turns(messages: list[WebSocketMessage]) -> list[list[WebSocketMessage]]:
-    """The received messages before the first sent one, then those that followed each sent one."""
-    turns: list[list[WebSocketMessage]] = [[]]
+Turn = tuple[WebSocketMessage | None, list[WebSocketMessage]]
+
+
+def _turns(messages: list[WebSocketMessage]) -> list[Turn]:
+    """The received messages before the first sent one, then each sent one with those that
+    followed it."""
+    turns: list[Turn] = [(None, [])]
     for message in messages:
         if message.type == "send":
-            turns.append([])
+            turns.append((message, []))
         else:
-            turns[-1].append(message)
+            turns[-1][1].append(message)
     return turns
+
+
+def _echoes(recorded: str, live: str) -> dict[str, str]:
+    """The strings a client made anew (request ids...): recorded value -> live value, for the
+    fields where the recorded message and the live one differ."""
+    try:
+        pairs = list(_differing(json.loads(recorded), json.loads(live)))
+    except ValueError:
+        return {}
+    return {old: new for old, new in pairs if 4 <= len(old) <= 200}
+
+
+def _differing(recorded: Any, live: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(recorded, dict) and isinstance(live, dict):
+        for key in recorded.keys() & live.keys():
+            yield from _differing(recorded[key], live[key])
+    elif isinstance(recorded, list) and isinstance(live, list):
+        for a, b in zip(recorded, live):
+            yield from _differing(a, b)
+    elif isinstance(recorded, str) and isinstance(live, str) and recorded != live:
+        if recorded[:1] in "{[" and live[:1] in "{[":  # JSON inside JSON (an agents request's body)
+            try:
+                yield from _differing(json.loads(recorded), json.loads(live))
+                return
+            except ValueError:
+                pass
+        yield recorded, live
+
+
+def _substitute(text: str, echoed: dict[str, str]) -> str:
+    """A recorded reply with the ids it echoes replaced by the live request's."""
+    for old, new in echoed.items():
+        text = text.replace(old, new)
+    return text
 
 
 def _http_url(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,31 @@ def test_a_recorded_harvest_replays_in_the_sandbox(sandbox: Sandbox, tmp_path: P
     with Sandbox(replay=trace) as replay:
         assert asyncio.run(unrecorded()) == 404
         assert replay.state.requests[-1].note == "not in the recording: GET playground.ai.cloudflare.com/never-recorded"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("site", ["cerebras", "cloudflare"])
+def test_a_recorded_chat_replays_with_the_same_answer(site: str, sandbox: Sandbox, tmp_path: Path) -> None:
+    from client_helpers import StandInHarvester
+
+    home = tmp_path / "home"
+    env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": str(home), "HARVESTKIT_NO_HARVEST": "1"}
+    asyncio.run(StandInHarvester(sandbox)(site, proxy=sandbox.proxy_url, cache=AuthCache(home / "sessions")))
+    trace = tmp_path / "chat.har"
+    first = run(env, "chat", "-p", site, "Tell me about replays", "--record", str(trace))
+    assert first.returncode == 0, first.stderr
+    har = json.loads(trace.read_text())
+    streamed = [e for e in har["log"]["entries"] if e.get("_chunks") or e.get("_webSocketMessages")]
+    assert streamed, [e["request"]["url"] for e in har["log"]["entries"]]
+    record = AuthCache(home / "sessions").get_sync(site) if hasattr(AuthCache, "get_sync") else AuthCache(home / "sessions").get(site)
+    assert [c.name for c in record.cookies if c.value in trace.read_text()] == []
+    assert record.api_key is None or record.api_key not in trace.read_text()
+
+    with Sandbox(replay=trace) as replay:  # a fresh home whose session is the recording's placeholders
+        again = {**os.environ, **replay.env, "HARVESTKIT_HOME": str(tmp_path / "again"), "HARVESTKIT_NO_HARVEST": "1"}
+        AuthCache(tmp_path / "again" / "sessions")  # created private
+        shutil.copytree(home / "sessions", tmp_path / "again" / "sessions", dirs_exist_ok=True)
+        second = run(again, "chat", "-p", site, "Tell me about replays")
+        missing = [r.note for r in replay.state.requests if r.status == 404]
+    assert second.returncode == 0, (second.stderr, missing)
+    assert second.stdout == first.stdout and "Sandbox reply to: Tell me about replays" in first.stdout
