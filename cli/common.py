@@ -6,16 +6,20 @@ NO_COLOR is set. Errors are printed as one line, secrets redacted (the error cla
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import signal
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from harvestkit.cache.errors import HarvestkitError
 from harvestkit.harvester.sites import SITES
 
 OK, FAILURE, USAGE, NEEDS_HUMAN, PARTIAL = 0, 1, 2, 3, 4
+TERMINATED = 128 + signal.SIGTERM  # 143, what a shell reports for a job ended by SIGTERM
 SITE_NAMES = tuple(SITES)  # the harvester's recipes: a new site needs no change here
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -77,6 +81,44 @@ def report_error(error: BaseException, prefix: str = "harvestkit") -> int:
     else:
         print(f"{prefix}: unexpected {type(error).__name__}: {error}", file=sys.stderr)
     return exit_code_for(error)
+
+
+class _Termination:
+    """SIGTERM handled as Ctrl-C is (cron and systemd stop jobs with it): whatever SIGINT does now
+    (asyncio.run cancels its main task, so browsers are torn down) happens, once."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.received:
+            return  # the teardown is under way; a second signal must not cut it short
+        self.received = True
+        interrupt = signal.getsignal(signal.SIGINT)
+        if callable(interrupt):
+            interrupt(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a background job): interrupt the main thread ourselves
+            raise KeyboardInterrupt
+
+
+def terminable(run: Callable[[Any], int]) -> Callable[[Any], int]:
+    """Wrap a command so that SIGTERM gives a clean teardown and exit code 143."""
+
+    @functools.wraps(run)
+    def wrapper(args: Any) -> int:
+        termination = _Termination()
+        previous = signal.signal(signal.SIGTERM, termination)
+        try:
+            code = run(args)
+        except KeyboardInterrupt:
+            if termination.received:
+                return TERMINATED
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return TERMINATED if termination.received else code
+
+    return wrapper
 
 
 class Style:
