@@ -22,7 +22,7 @@ from harvestkit.client import (
     get_provider,
 )
 
-from .common import OK, USAGE, print_json, report_error, terminable
+from .common import OK, USAGE, command, print_json, report_error
 
 
 def add_parsers(commands: Any) -> None:
@@ -75,7 +75,7 @@ async def _chat(args: argparse.Namespace, prompt: str) -> None:
         await aclose()
 
 
-@terminable
+@command
 def run_chat(args: argparse.Namespace) -> int:
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
     if not prompt.strip():
@@ -88,7 +88,7 @@ def run_chat(args: argparse.Namespace) -> int:
     return OK
 
 
-@terminable
+@command
 def run_models(args: argparse.Namespace) -> int:
     names = [args.provider] if args.provider else sorted(PROVIDERS)
     found = {name: get_provider(name).get_models(profile=args.profile) for name in names}

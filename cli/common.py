@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -78,6 +80,9 @@ def report_error(error: BaseException, prefix: str = "harvestkit") -> int:
     """Print ``error`` as one line on stderr; the exit code it deserves."""
     if isinstance(error, HarvestkitError):
         print(f"{prefix}: {error}", file=sys.stderr)
+    elif isinstance(error, OSError) and error.strerror:
+        where = f" {error.filename}" if error.filename else ""
+        print(f"{prefix}: cannot use{where}: {error.strerror}", file=sys.stderr)
     else:
         print(f"{prefix}: unexpected {type(error).__name__}: {error}", file=sys.stderr)
     return exit_code_for(error)
@@ -101,21 +106,34 @@ class _Termination:
             raise KeyboardInterrupt
 
 
-def terminable(run: Callable[[Any], int]) -> Callable[[Any], int]:
-    """Wrap a command so that SIGTERM gives a clean teardown and exit code 143."""
+def _log_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """Warnings (the cache's corrupt-record notice...) as log lines, without a source line."""
+    name = "harvestkit.cache" if category.__module__.startswith("harvestkit.cache") else "py.warnings"
+    text = str(message)
+    logging.getLogger(name).warning("%s", text.removeprefix("harvestkit: "))
+
+
+def command(run: Callable[[Any], int]) -> Callable[[Any], int]:
+    """Wrap a command: any failure is one line on stderr (never a traceback), warnings are log
+    lines, and SIGTERM gives the clean teardown Ctrl-C gives, then exit code 143."""
 
     @functools.wraps(run)
     def wrapper(args: Any) -> int:
         termination = _Termination()
         previous = signal.signal(signal.SIGTERM, termination)
+        shown = warnings.showwarning
+        warnings.showwarning = _log_warning
         try:
             code = run(args)
         except KeyboardInterrupt:
             if termination.received:
                 return TERMINATED
             raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+            code = report_error(exc)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            warnings.showwarning = shown
         return TERMINATED if termination.received else code
 
     return wrapper

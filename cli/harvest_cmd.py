@@ -29,7 +29,7 @@ from .common import (
     needs_human,
     print_json,
     report_error,
-    terminable,
+    command,
 )
 
 
@@ -134,7 +134,7 @@ async def _harvest(sites: list[str], args: argparse.Namespace, cache: AuthCache)
     return dict(await harvest_many(sites, headless=headless, **common))
 
 
-@terminable
+@command
 def run_harvest(args: argparse.Namespace) -> int:
     sites = _check_sites(args.sites) or list(SITE_NAMES)
     started = time.monotonic()
@@ -146,7 +146,7 @@ def run_harvest(args: argparse.Namespace) -> int:
     return _outcome_code(outcomes)
 
 
-@terminable
+@command
 def run_login(args: argparse.Namespace) -> int:
     from harvestkit.harvester import login
 
@@ -177,7 +177,7 @@ def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_ag
     return due, fresh
 
 
-@terminable
+@command
 def run_refresh(args: argparse.Namespace) -> int:
     cache = AuthCache()
     sites = _check_sites(args.sites) or sorted({r.site for r in cache.list() if r.profile == args.profile} & set(SITE_NAMES)) or list(SITE_NAMES)
