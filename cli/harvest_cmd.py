@@ -13,9 +13,9 @@ import sys
 import time
 from typing import Any
 
-from filelock import FileLock, Timeout
-from harvestkit.cache import AuthCache, SessionRecord
-from harvestkit.cache.paths import default_root
+from harvestkit.cache import AuthCache, CacheLockTimeout, SessionRecord
+from harvestkit.cache.locks import CacheLock
+from harvestkit.cache.paths import default_root, ensure_private_dir
 
 from .common import (
     FAILURE,
@@ -183,11 +183,12 @@ def run_refresh(args: argparse.Namespace) -> int:
     sites = _check_sites(args.sites) or sorted({r.site for r in cache.list() if r.profile == args.profile} & set(SITE_NAMES)) or list(SITE_NAMES)
     as_json = args.json or not sys.stdout.isatty()
     lock_path = default_root().parent / "refresh.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path), timeout=-1 if args.wait else 0)
+    if not lock_path.parent.exists():
+        ensure_private_dir(lock_path.parent)  # harvestkit's data folder: created private
+    lock = CacheLock(lock_path, -1 if args.wait else 0)  # a 0600 file, typed errors
     try:
         lock.acquire()
-    except Timeout:
+    except CacheLockTimeout:
         message = "another harvestkit refresh is running; nothing to do (use --wait to wait for it)"
         print_json({"status": "busy", "message": message}) if as_json else print(message)
         return OK

@@ -149,7 +149,7 @@ class SiteAuth:
             merged = {**current.extra, **extra} if extra else current.extra
             return dataclasses.replace(current, extra=merged, **changes)
 
-        stored = await self.cache.aupdate(self.site, apply, self.profile)
+        stored = await self.cache.aupdate(self.site, apply, self.profile, best_effort=True)
         if stored is not None:
             credentials.record = stored
             credentials.api_key = stored.api_key if "api_key" in changes else credentials.api_key
@@ -175,6 +175,6 @@ class SiteAuth:
                 return None
             return current.merge_cookies(cookies, essential=current.extra.get("essential_cookies"))
 
-        stored = await self.cache.aupdate(self.site, merge, self.profile)
+        stored = await self.cache.aupdate(self.site, merge, self.profile, best_effort=True)
         if stored is not None:
             credentials.record = stored
