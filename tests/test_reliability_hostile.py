@@ -148,3 +148,28 @@ def test_every_command_answers_in_one_line(state: str, sandbox, tmp_path: Path, 
             if problem:
                 failures.append(f"{name}: {problem}: exit {result.returncode}: {result.stderr.strip()[:400]}")
     assert failures == [], "\n".join(failures)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("state", ["read-only", "full disk"])
+def test_a_valid_session_still_chats_on_a_read_only_or_full_cache(state: str, sandbox, tmp_path: Path, cookies_file: Path) -> None:
+    sandbox.set_knobs(rotate_cookies=True)  # every response sets cookies the chat has to merge
+    with broken(state, sandbox, tmp_path) as home:
+        before = {p: p.read_bytes() for p in (home / "sessions").rglob("*.json")}
+        result = run(home, sandbox, ["chat", "-p", "cloudflare", "Hi"], cookies_file)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip()
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING ")]
+        assert len(warnings) == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+        record = str(home / "sessions" / "cloudflare")
+        assert record in warnings[0] and FIX[state] in warnings[0]
+        assert {p: p.read_bytes() for p in (home / "sessions").rglob("*.json")} == before  # nothing lost
+        assert [p for p in home.rglob("*.holder") if p.stat().st_size == 0] == []
+
+
+@pytest.mark.timeout(60)
+def test_import_into_a_read_only_cache_blames_the_cache_not_the_file(sandbox, tmp_path: Path, cookies_file: Path) -> None:
+    with broken("read-only", sandbox, tmp_path) as home:
+        result = run(home, sandbox, ["cache", "import", "cloudflare", str(cookies_file)], cookies_file)
+    assert result.returncode == 1
+    assert str(cookies_file) not in result.stderr and "Read-only file system" in result.stderr, result.stderr
