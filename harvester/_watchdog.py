@@ -61,6 +61,9 @@ def clean_up(config: dict) -> None:
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.02)
     shutil.rmtree(config["tmpdir"], ignore_errors=True)
+    for name in ("Cache", "Code Cache", "GPUCache", "Service Worker/CacheStorage", "Service Worker/ScriptCache"):
+        for path in glob.glob(os.path.join(glob.escape(config["profile"]), "*", name)):
+            shutil.rmtree(path, ignore_errors=True)
     for name in SINGLETON_LINKS:
         path = os.path.join(config["profile"], name)
         with contextlib.suppress(OSError):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from .errors import BrowserNotFound, BrowserStartError
-from .lifeline import die_with_parent, recover_profile, watch
+from .lifeline import die_with_parent, recover_profile, scrub_profile, watch
 from .reaper import become_subreaper, reap_group, start_ticks
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -340,6 +340,8 @@ class Chromium:
         if self._temporary_profile and self._profile is not None:
             shutil.rmtree(self._profile, ignore_errors=True)
             self._temporary_profile = False
+        if process is not None:
+            scrub_profile(self._profile)
         if self._watchdog is not None:
             self._watchdog, watchdog = None, self._watchdog
             watchdog.release()

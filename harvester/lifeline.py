@@ -35,6 +35,9 @@ TEMP_PREFIX = "harvestkit-chromium-"
 OWNER_FILE = ".harvestkit-owner"
 SINGLETON_LINKS = ("SingletonLock", "SingletonSocket", "SingletonCookie")
 STOPPED = b"stopped\n"
+# Chromium's disk caches in a profile: they keep response bodies (the session JSON with the demo
+# key, CSRF tokens) in plain text, so they go when the browser stops
+DISK_CACHES = ("Cache", "Code Cache", "GPUCache", "Service Worker/CacheStorage", "Service Worker/ScriptCache")
 _WATCHDOG = Path(__file__).with_name("_watchdog.py")
 _libc = None
 if sys.platform.startswith("linux"):
@@ -124,6 +127,16 @@ def _kill_orphan_browser(pid: int, profile: Path) -> bool:
     while _alive(pid, stat.start_ticks) and time.monotonic() < deadline:
         time.sleep(0.01)
     return True
+
+
+def scrub_profile(profile: Path | None) -> None:
+    """Remove the disk caches of a stopped browser's profile (see `DISK_CACHES`)."""
+    if profile is None:
+        return
+    for name in DISK_CACHES:
+        for path in profile.glob(f"*/{name}"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
 
 
 class Watchdog:
