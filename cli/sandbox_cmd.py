@@ -22,6 +22,10 @@ def add_parser(commands: Any) -> None:
         help="the Cloudflare protocol generation that is live (agents, ui-stream, data-stream, sse)",
     )
     parser.add_argument("--pace", type=float, default=0.0, help="seconds between streamed chunks")
+    parser.add_argument(
+        "--proxy-auth", metavar="USER:PASS", default=None,
+        help="authenticated mode: the proxy answers 407 without these credentials",
+    )  # fmt: skip
     parser.set_defaults(run=run)
 
 
@@ -37,7 +41,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"harvestkit sandbox: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(Sandbox(port=args.port, knobs=knobs)))
+    auth = None
+    if args.proxy_auth is not None:
+        user, sep, password = args.proxy_auth.partition(":")
+        if not sep or not user or not password:
+            print("harvestkit sandbox: --proxy-auth takes USER:PASS", file=sys.stderr)
+            return 2
+        auth = (user, password)
+    return asyncio.run(_serve(Sandbox(port=args.port, knobs=knobs, proxy_auth=auth)))
 
 
 async def _serve(sandbox: Any) -> int:

@@ -15,6 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -33,7 +34,15 @@ class Sandbox:
     email = SANDBOX_EMAIL
     password = SANDBOX_PASSWORD
 
-    def __init__(self, *, port: int = 0, knobs: Knobs | None = None, workdir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        knobs: Knobs | None = None,
+        workdir: str | Path | None = None,
+        proxy_auth: tuple[str, str] | None = None,
+    ) -> None:
+        self.proxy_auth = proxy_auth  # (user, password): the proxy answers 407 without them
         self.state = SandboxState(knobs)
         self.accounts = Accounts(self.state)
         self._port = port
@@ -59,6 +68,7 @@ class Sandbox:
                 self._runner.server,
                 self._control,
                 port=self._port,
+                auth=self.proxy_auth,
             )
             await self._proxy.start()
         except BaseException:
@@ -129,7 +139,11 @@ class Sandbox:
 
     @property
     def proxy_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The proxy's URL, with the credentials of the authenticated mode."""
+        if self.proxy_auth is None:
+            return f"http://127.0.0.1:{self.port}"
+        user, password = (quote(part, safe="") for part in self.proxy_auth)
+        return f"http://{user}:{password}@127.0.0.1:{self.port}"
 
     @property
     def ca_bundle(self) -> str:
@@ -145,7 +159,7 @@ class Sandbox:
     def chromium_flags(self) -> list[str]:
         """What a Chromium needs to reach the sandbox: the proxy and the certificate pins."""
         assert self.certificates is not None
-        return [f"--proxy-server={self.proxy_url}", self.certificates.chromium_pin_flag]
+        return [f"--proxy-server=http://127.0.0.1:{self.port}", self.certificates.chromium_pin_flag]
 
     def exports(self) -> str:
         """Shell lines for `eval`, as `harvestkit sandbox` prints them."""

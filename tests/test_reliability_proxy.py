@@ -1,0 +1,141 @@
+"""Authenticated proxies: the sandbox's proxy in its authenticated mode (407 without the
+credentials) carries a real Chromium harvest and the client's chats; the password is never on the
+browser's command line, in output or in an error; a refused CONNECT is a proxy error naming the
+proxy (without its password) and the host."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from curl_cffi import requests
+from curl_cffi.requests import exceptions as curl_errors
+from harvester_helpers import leftovers, need_browser
+from harvestkit.cache import AuthCache
+from harvestkit.client.errors import ConnectError
+from harvestkit.client.transport import translate
+from harvestkit.harvester import SiteUnreachable, harvest
+from harvestkit.sandbox import Sandbox
+
+need_browser()
+HARVESTKIT = [sys.executable, "-m", "harvestkit.cli"]
+USER, PASSWORD = "alice", "pw-Zq8vX3kLm9"
+
+
+@pytest.fixture(scope="module")
+def auth_sandbox() -> Iterator[Sandbox]:
+    logging.getLogger("harvestkit.sandbox").setLevel(logging.ERROR)
+    with Sandbox(proxy_auth=(USER, PASSWORD)) as running:
+        yield running
+
+
+@pytest.fixture
+def env(auth_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    auth_sandbox.state.reset()
+    monkeypatch.setenv("HARVESTKIT_HOME", str(tmp_path / "home"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    for name, value in auth_sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    return {**os.environ}
+
+
+def _bare(sandbox: Sandbox, password: str | None = None) -> str:
+    if password is None:
+        return f"http://127.0.0.1:{sandbox.port}"
+    return f"http://{USER}:{password}@127.0.0.1:{sandbox.port}"
+
+
+def test_the_sandbox_proxy_wants_credentials(auth_sandbox: Sandbox) -> None:
+    url = "https://inference.cerebras.ai/api/auth/session"
+    assert requests.get(url, proxy=auth_sandbox.proxy_url, verify=auth_sandbox.ca_bundle).status_code == 200
+    for proxy in (_bare(auth_sandbox), _bare(auth_sandbox, "wrong")):
+        with pytest.raises(curl_errors.RequestException, match="407"):
+            requests.get(url, proxy=proxy, verify=auth_sandbox.ca_bundle)
+
+
+@pytest.mark.timeout(90)
+async def test_a_harvest_through_an_authenticated_proxy(auth_sandbox: Sandbox, env: dict[str, str], tmp_path: Path) -> None:
+    command_lines: list[bytes] = []
+
+    def progress(event) -> None:
+        if event.step == "browser-started":
+            pid = int(event.detail.rsplit(" ", 1)[1])
+            command_lines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+
+    record = await harvest("cloudflare", timeout=40, progress=progress)
+    assert record.cookies and record.proxy == auth_sandbox.proxy_url  # the client reuses it
+    assert command_lines and all(PASSWORD.encode() not in line for line in command_lines)
+    assert b"--proxy-server=http://127.0.0.1:" in command_lines[0]
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.timeout(90)
+async def test_a_wrong_proxy_password_fails_without_showing_it(auth_sandbox: Sandbox, env: dict[str, str]) -> None:
+    with pytest.raises(SiteUnreachable) as caught:
+        await harvest("cloudflare", timeout=30, proxy=_bare(auth_sandbox, "wrong-pw-Ab12"))
+    assert "wrong-pw-Ab12" not in str(caught.value)
+
+
+@pytest.mark.timeout(120)
+def test_chat_through_an_authenticated_proxy_and_a_refusal(auth_sandbox: Sandbox, env: dict[str, str]) -> None:
+    done = subprocess.run([*HARVESTKIT, "harvest", "cloudflare"], env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    chat = subprocess.run([*HARVESTKIT, "-v", "chat", "-p", "cloudflare", "Hi"], env=env, capture_output=True, text=True, timeout=60)
+    assert chat.returncode == 0 and "Sandbox reply to: Hi" in chat.stdout, chat.stderr
+    assert PASSWORD not in chat.stdout + chat.stderr + done.stdout + done.stderr
+    wrong = {**env, "HARVESTKIT_PROXY": _bare(auth_sandbox, "wrong-pw-Ab12"), "HARVESTKIT_NO_HARVEST": "1"}
+    refused = subprocess.run([*HARVESTKIT, "chat", "-p", "cloudflare", "Hi"], env=wrong, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert f"proxy http://{USER}:****@127.0.0.1:{auth_sandbox.port} refused to connect" in refused.stderr
+    assert "playground.ai.cloudflare.com (HTTP 407)" in refused.stderr and "wrong-pw" not in refused.stderr
+    assert AuthCache().get("cloudflare") is not None
+
+
+@pytest.mark.parametrize("status, why", [("403", "does not allow this host"), ("407", "proxy credentials")])
+def test_a_refused_connect_is_a_proxy_error(status: str, why: str) -> None:
+    exc = curl_errors.ConnectionError(
+        f"Failed to perform, curl: (7) CONNECT tunnel failed, response {status}. See https://curl.se/ for more"
+    )
+    error = translate(exc, "cerebras", "https://api.cerebras.ai/v1/chat/completions?x=1", "http://bob:hunter2hunter2@10.0.0.1:3128")
+    assert isinstance(error, ConnectError)
+    text = str(error)
+    assert "proxy http://bob:****@10.0.0.1:3128 refused to connect to api.cerebras.ai" in text
+    assert why in text and "hunter2" not in text and "Log in" not in text
+
+
+def test_a_request_too_large_names_the_cache() -> None:
+    exc = curl_errors.RequestException("Failed to perform, curl: (100) HTTP request too large. See https://curl.se/")
+    text = str(translate(exc, "cloudflare", "https://playground.ai.cloudflare.com/agents/x"))
+    assert "too large to send" in text and "harvestkit cache clear cloudflare" in text and "network" not in text
+
+
+@pytest.mark.timeout(60)
+def test_the_sandbox_command_has_an_authenticated_mode(tmp_path: Path) -> None:
+    proc = subprocess.Popen([*HARVESTKIT, "sandbox", "--proxy-auth", f"{USER}:{PASSWORD}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        exports: dict[str, str] = {}
+        for line in iter(proc.stdout.readline, ""):
+            if line.startswith("export "):
+                name, value = line.removeprefix("export ").strip().split("=", 1)
+                exports[name] = value
+            if len(exports) == 2:
+                break
+        proxy, ca = exports["HARVESTKIT_PROXY"], exports["HARVESTKIT_CA_BUNDLE"]
+        assert proxy.startswith(f"http://{USER}:")
+        url = "https://inference.cerebras.ai/api/auth/session"
+        assert requests.get(url, proxy=proxy, verify=ca).status_code == 200
+        bare = "http://" + proxy.rpartition("@")[2]
+        with pytest.raises(curl_errors.RequestException, match="407"):
+            requests.get(url, proxy=bare, verify=ca)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
