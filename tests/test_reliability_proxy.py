@@ -139,3 +139,27 @@ def test_the_sandbox_command_has_an_authenticated_mode(tmp_path: Path) -> None:
         proc.terminate()
         proc.communicate(timeout=20)
     assert proc.returncode == 0
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.timeout(60)
+def test_doctor_tries_a_connect_through_the_proxy(auth_sandbox: Sandbox, env: dict[str, str]) -> None:
+    def doctor(proxy: str) -> str:
+        done = subprocess.run([*HARVESTKIT, "doctor"], env={**env, "HARVESTKIT_PROXY": proxy},
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        line = next(line for line in done.stdout.splitlines() if " proxy " in line)
+        assert PASSWORD not in done.stdout + done.stderr and "wrong-pw" not in done.stdout
+        return line
+
+    assert doctor(auth_sandbox.proxy_url).startswith("ok")
+    assert "opens a tunnel" in doctor(auth_sandbox.proxy_url)
+    assert doctor(_bare(auth_sandbox, "wrong-pw-Ab12")).startswith("FAIL") and "407" in doctor(_bare(auth_sandbox))
+    dead = doctor(f"http://127.0.0.1:{_closed_port()}")
+    assert dead.startswith("FAIL") and "cannot be reached" in dead
