@@ -163,3 +163,81 @@ def test_doctor_tries_a_connect_through_the_proxy(auth_sandbox: Sandbox, env: di
     assert doctor(_bare(auth_sandbox, "wrong-pw-Ab12")).startswith("FAIL") and "407" in doctor(_bare(auth_sandbox))
     dead = doctor(f"http://127.0.0.1:{_closed_port()}")
     assert dead.startswith("FAIL") and "cannot be reached" in dead
+
+
+class Socks5:
+    """A SOCKS5 proxy with user/password authentication (RFC 1928, 1929) that reaches every host
+    through the sandbox's (authenticated) HTTP proxy: the client's socks5 path, end to end."""
+
+    def __init__(self, upstream: Sandbox, user: str, password: str) -> None:
+        self.upstream, self.user, self.password = upstream, user, password
+        self.refused = self.tunnels = 0
+
+    async def handle(self, reader, writer) -> None:
+        import asyncio
+        import base64
+
+        try:
+            _, count = await reader.readexactly(2)
+            methods = await reader.readexactly(count)
+            if 2 not in methods:
+                writer.write(b"\x05\xff")
+                return
+            writer.write(b"\x05\x02")
+            _, length = await reader.readexactly(2)
+            user = (await reader.readexactly(length)).decode()
+            (length,) = await reader.readexactly(1)
+            password = (await reader.readexactly(length)).decode()
+            if (user, password) != (self.user, self.password):
+                self.refused += 1
+                writer.write(b"\x01\x01")
+                return
+            writer.write(b"\x01\x00")
+            _, _, _, kind = await reader.readexactly(4)
+            if kind == 3:
+                (length,) = await reader.readexactly(1)
+                host = (await reader.readexactly(length)).decode()
+            else:
+                host = ".".join(str(b) for b in await reader.readexactly(4))
+            port = int.from_bytes(await reader.readexactly(2), "big")
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream.port)
+            pair = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            up_writer.write(f"CONNECT {host}:{port} HTTP/1.1\r\nProxy-Authorization: Basic {pair}\r\n\r\n".encode())
+            await up_reader.readuntil(b"\r\n\r\n")
+            writer.write(b"\x05\x00\x00\x01\x7f\x00\x00\x01\x00\x00")
+            self.tunnels += 1
+
+            async def pipe(src, dst) -> None:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+                dst.close()
+
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+        except (OSError, EOFError, Exception):  # noqa: BLE001 - a test server: any failure ends the connection
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.mark.timeout(60)
+async def test_the_client_speaks_socks5_with_a_password(auth_sandbox: Sandbox, env: dict[str, str]) -> None:
+    import asyncio
+
+    from client_helpers import StandInHarvester
+    from harvestkit.client import aclose, chat
+
+    await StandInHarvester(auth_sandbox)("cloudflare", proxy=auth_sandbox.proxy_url, cache=AuthCache())
+    socks = Socks5(auth_sandbox, "carol", "s0cks-Pw-91")
+    server = await asyncio.start_server(socks.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await chat("Hi", provider="cloudflare", proxy=f"socks5h://carol:s0cks-Pw-91@127.0.0.1:{port}")
+        assert "Sandbox reply to: Hi" in result.text and socks.tunnels >= 1
+        with pytest.raises(ConnectError) as caught:
+            await chat("Hi", provider="cloudflare", proxy=f"socks5h://carol:wrong-Pw-77@127.0.0.1:{port}")
+        assert "wrong-Pw-77" not in str(caught.value) and socks.refused >= 1
+    finally:
+        await aclose()
+        server.close()
+        await server.wait_closed()
