@@ -25,7 +25,9 @@ from .errors import (
     CacheLockTimeout,
     CachePermissionError,
     CacheSchemaError,
+    CacheWriteError,
     CookieFormatError,
+    CookieImportError,
     HarvestkitError,
 )
 from .paths import default_root
@@ -47,8 +49,10 @@ __all__ = [
     "CacheLockTimeout",
     "CachePermissionError",
     "CacheSchemaError",
+    "CacheWriteError",
     "Cookie",
     "CookieFormatError",
+    "CookieImportError",
     "HarvestkitError",
     "SessionRecord",
     "default_root",
