@@ -295,7 +295,7 @@ def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: P
     if command == "chat":
         AuthCache(root / "home" / "sessions").delete("cloudflare")  # so that the chat harvests
     proc = subprocess.Popen(  # a session of its own: the signal goes to harvestkit only
-        [sys.executable, "-m", "harvestkit.cli", *SIGNAL_COMMANDS[command]],
+        [sys.executable, "-X", "faulthandler", "-m", "harvestkit.cli", *SIGNAL_COMMANDS[command]],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     if rng.random() < 0.25:  # any moment from the start, the interpreter's own start-up included
@@ -311,9 +311,14 @@ def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: P
     try:
         stdout, stderr = proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        return f"still running 20 s after {signal.Signals(sig).name}", False
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints where every thread is
+        try:
+            _, stderr = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        settle(root)
+        return f"still running 20 s after {signal.Signals(sig).name}; stacks: {stderr[-3000:]}", False
     code = proc.returncode
     if finished_first or code == 0:
         expected = code == 0
