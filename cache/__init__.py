@@ -27,7 +27,9 @@ from .errors import (
     CacheLockTimeout,
     CachePermissionError,
     CacheSchemaError,
+    CacheWriteError,
     CookieFormatError,
+    CookieImportError,
     HarvestkitError,
 )
 from .paths import default_root
@@ -52,8 +54,10 @@ __all__ = [
     "CacheLockTimeout",
     "CachePermissionError",
     "CacheSchemaError",
+    "CacheWriteError",
     "Cookie",
     "CookieFormatError",
+    "CookieImportError",
     "HarvestkitError",
     "LeaseLost",
     "RedisStore",

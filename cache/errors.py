@@ -9,6 +9,7 @@ field names and line numbers, never cookie values or API keys.
 
 from __future__ import annotations
 
+import errno
 import shlex
 from pathlib import Path
 
@@ -72,6 +73,33 @@ class CookieFormatError(CacheError, ValueError):
         prefix = f"{fmt} cookies" if fmt else "cookies"
         where = f", line {line}" if line is not None else ""
         super().__init__(f"{prefix}{where}: {message}")
+
+
+_WRITE_FIXES = {
+    errno.EROFS: "the file system is read-only: remount it read-write, or set HARVESTKIT_HOME to a writable directory",
+    errno.ENOSPC: "the disk is full: free some space, or set HARVESTKIT_HOME to another disk",
+    errno.EDQUOT: "the disk quota is used up: free some space, or set HARVESTKIT_HOME to another disk",
+    errno.EACCES: "no permission: check the owner and mode of the directory (ls -ld), or set HARVESTKIT_HOME",
+    errno.EPERM: "no permission: check the owner and mode of the directory (ls -ld), or set HARVESTKIT_HOME",
+}
+
+
+class CacheWriteError(CacheError, OSError):
+    """The cache could not be written (read-only, full, no permission): names the path and cause."""
+
+    def __init__(self, path: Path, error: OSError, action: str = "write") -> None:
+        self.path = Path(path)
+        self.cause = error.strerror or str(error)
+        fix = _WRITE_FIXES.get(error.errno or 0, "check the directory, or set HARVESTKIT_HOME to another one")
+        CacheError.__init__(self, f"cannot {action} {self.path}: {self.cause}; {fix}")
+        self.errno, self.strerror, self.filename = error.errno, self.cause, str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CookieImportError(CacheError, ValueError):
+    """A cookie file was refused as a whole (too large, not text, no cookie for the site...)."""
 
 
 class CacheCorruptWarning(UserWarning):

@@ -12,6 +12,7 @@ threads of the same process as well as other processes, and are not reentrant.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +20,7 @@ from typing import Self
 
 import filelock
 
-from .errors import CacheLockTimeout
+from .errors import CacheLockTimeout, CacheWriteError
 from .paths import FILE_MODE, create_private
 
 POLL_INTERVAL = 0.002
@@ -52,16 +53,27 @@ class CacheLock:
             self._lock.acquire(timeout=self.timeout, poll_interval=POLL_INTERVAL)
         except filelock.Timeout:
             raise CacheLockTimeout(self.path, self.timeout, read_holder(self.path)) from None
+        except OSError as exc:  # the lock file cannot be created: read-only, full, no permission
+            raise CacheWriteError(self.path, exc, "create the lock") from None
         self._mark_holder()
 
     def _mark_holder(self) -> None:
-        """Write this process's pid into the sidecar of the lock just taken."""
+        """Write this process's pid into the sidecar of the lock just taken.
+
+        Only informative: if it cannot be written (a full disk), the lock is held all the same,
+        and no empty or partial holder file is left."""
+        path = holder_path(self.path)
         try:
-            fd = create_private(holder_path(self.path), exclusive=False)
+            fd = create_private(path, exclusive=False)
             try:
-                os.write(fd, f"{os.getpid()}\n".encode())
+                data = f"{os.getpid()}\n".encode()
+                if os.write(fd, data) != len(data):
+                    raise OSError("short write")
             finally:
                 os.close(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         except BaseException:
             self._lock.release()
             raise
@@ -69,8 +81,8 @@ class CacheLock:
     def release(self) -> None:
         try:
             os.unlink(holder_path(self.path))
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # none was written (see _mark_holder), or it cannot be removed: it is only informative
         finally:
             self._lock.release()
 
@@ -89,7 +101,9 @@ class CacheLock:
             try:
                 self._lock.acquire(blocking=False)
                 break
-            except filelock.Timeout:
+            except OSError as exc:
+                if not isinstance(exc, filelock.Timeout):
+                    raise CacheWriteError(self.path, exc, "create the lock") from None
                 left = None if deadline is None else deadline - loop.time()
                 if left is not None and left <= 0:
                     raise CacheLockTimeout(self.path, self.timeout, read_holder(self.path)) from None

@@ -22,6 +22,7 @@ directories are checked, not their parents. Symbolic links are not followed belo
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .errors import CacheError, CachePermissionError
+from .errors import CacheError, CachePermissionError, CacheWriteError
 
 ENV_HOME = "HARVESTKIT_HOME"
 DIR_MODE = 0o700
@@ -56,21 +57,26 @@ def ensure_private_dir(path: Path, *, create: bool = True) -> bool:
     """Verify the owner-only directory `path`, creating it 0700 if missing and `create`.
 
     Returns whether the directory exists. Missing parents are created with the user's
-    usual permissions: they are not the cache's.
+    usual permissions (they are not the cache's), except harvestkit's own data folder (the
+    parent of the default root), which is created 0700 as well.
     """
     try:
         st = os.stat(path)
     except FileNotFoundError:
         if not create:
             return False
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if path.parent == default_root().parent and not path.parent.exists():
+                ensure_private_dir(path.parent)  # harvestkit's own data folder: private too
+            path.parent.mkdir(parents=True, exist_ok=True)
             os.mkdir(path, DIR_MODE)  # the umask can only take bits away: never open to others
             st = os.lstat(path)
             if stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) != DIR_MODE:
                 os.chmod(path, DIR_MODE)  # give back owner bits a umask took away
         except FileExistsError:
             pass  # another process made it first; verified below like any existing one
+        except OSError as exc:
+            raise CacheWriteError(path, exc, "create") from None
         st = os.stat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise CacheError(f"{path} is not a directory")
@@ -97,6 +103,11 @@ def read_private(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CacheError(
+                f"refusing to read {path}: it is a symbolic link, and harvestkit follows none in its cache; "
+                f"replace it with the file itself (mv \"$(readlink -f {path})\" {path})"
+            ) from None
         raise CacheError(f"cannot open {path}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
@@ -118,7 +129,7 @@ def check_existing_private(path: Path) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISLNK(st.st_mode):
-        raise CacheError(f"{path} is a symbolic link; refusing to follow it")
+        raise CacheError(f"{path} is a symbolic link; refusing to follow it: replace it with the file itself")
     check_private(path, st)
 
 
@@ -137,21 +148,24 @@ def write_private_atomic(path: Path, data: bytes) -> None:
     directory fsync'd: a reader sees the old file or the new one, never a part.
     """
     tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)  # left by a writer that was killed; only the lock holder writes it
-    fd = create_private(tmp, exclusive=True)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # left by a writer that was killed; only the lock holder writes it
+        fd = create_private(tmp, exclusive=True)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
         os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise CacheWriteError(path, exc) from None
 
 
 def quarantine(path: Path) -> Path:

@@ -21,11 +21,11 @@ def redact(secret: str | None) -> str:
 
 
 def redact_url(url: str | None) -> str | None:
-    """A URL (e.g. a proxy) with the password of its user-info redacted."""
+    """A URL (e.g. a proxy) with the password of its user-info masked whole."""
     if not url:
         return url
     parts = urlsplit(url)
     if parts.password is None:
         return url
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:{redact(parts.password)}@{host}"))
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))

@@ -26,15 +26,24 @@ import builtins
 import dataclasses
 import inspect
 import json
+import logging
 import os
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .cookiefiles import dump_cookies, parse_cookies
-from .errors import CacheCorruptError, CacheCorruptWarning, CacheError, CacheSchemaError
+from .errors import (
+    CacheCorruptError,
+    CacheCorruptWarning,
+    CacheError,
+    CacheSchemaError,
+    CacheWriteError,
+    CookieImportError,
+)
+from .limits import check_count, screen_cookies
 from .locks import CacheLock
 from .paths import (
     check_existing_private,
@@ -50,6 +59,7 @@ from .record import DEFAULT_PROFILE, SessionRecord, check_name, valid_name
 UpdateFn = Callable[[SessionRecord | None], SessionRecord | None | Awaitable[SessionRecord | None]]
 HarvestFn = Callable[[], SessionRecord | Awaitable[SessionRecord]]
 DEFAULT_MAX_AGE = 12 * 3600.0
+log = logging.getLogger("harvestkit.cache")
 
 
 async def _to_completion(fn: Callable[..., Any], *args: Any) -> Any:
@@ -108,9 +118,11 @@ class AuthCache:
         return CacheLock(path, default if timeout is None else timeout)
 
     def _dirs(self, site: str, create: bool) -> bool:
-        return ensure_private_dir(self.root, create=create) and ensure_private_dir(
-            self.root / check_name("site", site), create=create
-        )
+        site_dir = self.root / check_name("site", site)
+        if not ensure_private_dir(self.root, create=create):
+            return False
+        _refuse_link(site_dir)
+        return ensure_private_dir(site_dir, create=create)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -133,36 +145,57 @@ class AuthCache:
             raise CacheCorruptError(f"it holds the record of {record.site}/{record.profile}")
         return record
 
-    def _load_or_quarantine(self, site: str, profile: str) -> SessionRecord | None:
-        # The caller holds the record lock, so no writer can replace the file meanwhile.
+    def _load_or_quarantine(self, site: str, profile: str, *, move: bool = True) -> SessionRecord | None:
+        # The caller holds the record lock (unless `move` is False), so no writer can replace the
+        # file meanwhile.
         try:
             return self._load(site, profile)
         except CacheCorruptError as exc:
             path = self.record_path(site, profile)
-            moved = quarantine(path)
+            try:
+                if not move:
+                    raise OSError("the cache cannot be written")
+                done = f"moved {path} aside as {quarantine(path).name}"
+            except OSError as failure:
+                done = f"could not move {path} aside ({failure.strerror or failure})"
             warnings.warn(
                 f"harvestkit: the cached session {site}/{profile} was unreadable ({exc}); "
-                f"moved {path} aside as {moved.name} and treating it as no session",
+                f"{done} and treating it as no session",
                 CacheCorruptWarning,
                 stacklevel=3,
             )
             return None
 
     def get(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
-        """The record of (site, profile), or None (also after quarantining an unreadable one)."""
+        """The record of (site, profile), or None (also after quarantining an unreadable one).
+
+        Takes no lock, unless the record is unreadable and can be moved aside."""
         if not self._dirs(site, create=False):
             return None
         try:
             return self._load(site, profile)
         except CacheCorruptError:
-            with self._lock(site, profile, None):
+            try:
+                lock = self._lock(site, profile, None)
+                lock.acquire()
+            except CacheWriteError:  # a read-only or full cache: report, leave the file alone
+                return self._load_or_quarantine(site, profile, move=False)
+            try:
                 return self._load_or_quarantine(site, profile)
+            finally:
+                lock.release()
+
+    def keys(self) -> builtins.list[tuple[str, str]]:
+        """The (site, profile) of every record file, readable or not, sorted."""
+        return self._keys()
 
     def _keys(self) -> builtins.list[tuple[str, str]]:
         if not ensure_private_dir(self.root, create=False):
             return []
         keys = []
         for site in os.scandir(self.root):
+            if site.is_symlink() and valid_name(site.name):
+                _refuse_link(Path(site.path))  # refused here as everywhere, never silently skipped
             if site.is_dir(follow_symlinks=False) and valid_name(site.name):
                 for entry in os.scandir(site.path):
                     profile, ext = os.path.splitext(entry.name)
@@ -209,7 +242,13 @@ class AuthCache:
             self._write(record, data)
 
     def update(
-        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+        self,
+        site: str,
+        fn: UpdateFn,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        timeout: float | None = None,
+        best_effort: bool = False,
     ) -> SessionRecord | None:
         """Atomically replace the record with `fn(current)` under the record lock.
 
@@ -217,15 +256,27 @@ class AuthCache:
         or return None to write nothing; `update` then returns the current record (maybe
         None). So `cache.update(site, lambda r: r and r.merge_cookies(cookies))` merges only
         into an existing session. Returns the stored record.
+
+        `best_effort=True` is for data that may be lost (cookies a response refreshed): when the
+        cache cannot be written (read-only, full), that is logged once as a warning naming the
+        path and the cause, and the new record is returned unsaved.
         """
-        self._dirs(site, create=True)
-        with self._lock(site, profile, timeout):
-            current = self._load_or_quarantine(site, profile)
+        try:
+            self._dirs(site, create=True)
+            with self._lock(site, profile, timeout):
+                current = self._load_or_quarantine(site, profile)
+                new = fn(current)
+                if new is None:
+                    return current
+                self._write(new, self._encode(new, (site, profile)))
+                return new
+        except CacheWriteError as exc:
+            if not best_effort:
+                raise
+            _warn_unsaved(site, profile, exc)
+            current = self._load_or_quarantine(site, profile, move=False)
             new = fn(current)
-            if new is None:
-                return current
-            self._write(new, self._encode(new, (site, profile)))
-            return new
+            return current if new is None else new
 
     def delete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
         """Remove the record; returns whether there was one."""
@@ -237,6 +288,8 @@ class AuthCache:
                 os.unlink(path)
             except FileNotFoundError:
                 return False
+            except OSError as exc:
+                raise CacheWriteError(path, exc, "remove") from None
             fsync_dir(path.parent)
             return True
 
@@ -320,17 +373,31 @@ class AuthCache:
         return await asyncio.to_thread(self.delete, site, profile, timeout=timeout)
 
     async def aupdate(
-        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+        self,
+        site: str,
+        fn: UpdateFn,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        timeout: float | None = None,
+        best_effort: bool = False,
     ) -> SessionRecord | None:
         """`update` without blocking the event loop; `fn` may be async (a plain one runs in a thread)."""
-        await asyncio.to_thread(self._dirs, site, True)
-        async with self._lock(site, profile, timeout):
-            current = await asyncio.to_thread(self._load_or_quarantine, site, profile)
+        try:
+            await asyncio.to_thread(self._dirs, site, True)
+            async with self._lock(site, profile, timeout):
+                current = await asyncio.to_thread(self._load_or_quarantine, site, profile)
+                new = await _run(fn, current)
+                if new is None:
+                    return current
+                await _to_completion(self._write, new, self._encode(new, (site, profile)))
+                return new
+        except CacheWriteError as exc:
+            if not best_effort:
+                raise
+            _warn_unsaved(site, profile, exc)
+            current = await asyncio.to_thread(self._load_or_quarantine, site, profile, move=False)
             new = await _run(fn, current)
-            if new is None:
-                return current
-            await _to_completion(self._write, new, self._encode(new, (site, profile)))
-            return new
+            return current if new is None else new
 
     async def arefresh(
         self,
@@ -360,18 +427,42 @@ class AuthCache:
     # -- cookie files -------------------------------------------------------------------------------
 
     def import_cookies(
-        self, site: str, text: str, fmt: str | None = None, profile: str = DEFAULT_PROFILE, *, replace: bool = False
+        self,
+        site: str,
+        text: str,
+        fmt: str | None = None,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        replace: bool = False,
+        domains: Sequence[str] | None = None,
     ) -> SessionRecord:
         """Merge the cookies of a cookie file's `text` (format detected unless `fmt`) into the
         record, creating one with source "import" if there is none; `replace` drops the
-        cookies held before. Returns the stored record."""
+        cookies held before. Returns the stored record.
+
+        With `domains` (the site's), the limits of `harvestkit.cache.limits` apply: cookies of
+        other domains, on a public suffix or too large are refused (logged as one warning that
+        says which); `CookieImportError` when none is left or the session would grow too large.
+        """
         cookies = parse_cookies(text, fmt)
+        if domains is not None:
+            screened = screen_cookies(cookies, domains)
+            if screened.refused:
+                message = f"{site}: refused {len(screened.refused)} of {len(cookies)} cookies: {screened.summary()}"
+                if not screened.kept:
+                    raise CookieImportError(f"no cookie to import; {message}")
+                log.warning("%s", message)
+            cookies = screened.kept
+        if not cookies:
+            raise CookieImportError(f"no cookies found for {site} (format {fmt or 'detected'})")
 
         def merge(record: SessionRecord | None) -> SessionRecord:
             record = record or SessionRecord(site, profile, source="import")
             if replace:
                 record = dataclasses.replace(record, cookies=[])
-            return record.merge_cookies(cookies)
+            merged = record.merge_cookies(cookies)
+            check_count(site, profile, len(merged.cookies))
+            return merged
 
         return self.update(site, merge, profile)
 
@@ -381,3 +472,23 @@ class AuthCache:
         if record is None:
             raise CacheError(f"no cached session for {site}/{profile}")
         return dump_cookies(record.cookies, fmt)
+
+
+_unsaved_reported: set[tuple[str, str]] = set()
+
+
+def _refuse_link(path: Path) -> None:
+    """A site folder below the root must be a folder, not a symbolic link (none is followed)."""
+    if path.is_symlink():
+        raise CacheError(
+            f"refusing to use {path}: it is a symbolic link, and harvestkit follows none in its cache; "
+            f"replace it with the folder itself (mv \"$(readlink -f {path})\" {path})"
+        )
+
+
+def _warn_unsaved(site: str, profile: str, error: CacheWriteError) -> None:
+    """Log, once per path and cause, that an update could not be saved."""
+    key = (str(error.path), error.cause)
+    if key not in _unsaved_reported:
+        _unsaved_reported.add(key)
+        log.warning("%s/%s: %s; carrying on with the update unsaved", site, profile, error)

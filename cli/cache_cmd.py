@@ -7,6 +7,7 @@ values on purpose (that is what it is for) and says so on stderr when stdout is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -17,6 +18,7 @@ from harvestkit.cache import FORMATS, AuthCache, SessionRecord
 
 from . import record_cmd
 from .common import (
+    command,
     FAILURE,
     OK,
     SITE_NAMES,
@@ -48,6 +50,10 @@ def add_parsers(commands: Any) -> None:
     clear.add_argument("site", nargs="?", choices=SITE_NAMES)
     clear.add_argument("--profile", default="default")
     clear.add_argument("--all", action="store_true", help="every site and profile")
+    clear.add_argument(
+        "--browser-profile", action="store_true",
+        help="also wipe the browser profile (where the sign-in lives: `harvestkit login` is needed again)",
+    )  # fmt: skip
     clear.set_defaults(run=run_clear)
 
     export = actions.add_parser("export", help="a session's cookies as cookies.txt or JSON (stdout)")
@@ -80,6 +86,7 @@ def _row(record: SessionRecord, cache: AuthCache) -> dict[str, Any]:
     }
 
 
+@command
 def run_status(args: argparse.Namespace) -> int:
     cache = AuthCache()
     try:
@@ -101,11 +108,13 @@ def run_status(args: argparse.Namespace) -> int:
     return OK
 
 
+@command
 def run_path(args: argparse.Namespace) -> int:
     print(AuthCache().root)
     return OK
 
 
+@command
 def run_show(args: argparse.Namespace) -> int:
     record = AuthCache().get(args.site, args.profile)
     if record is None:
@@ -115,17 +124,19 @@ def run_show(args: argparse.Namespace) -> int:
     return OK
 
 
+@command
 def run_clear(args: argparse.Namespace) -> int:
-    cache = AuthCache()
+    from .clearing import clear
+
     if args.all == bool(args.site):
         print("harvestkit: name a SITE, or pass --all", file=sys.stderr)
         return USAGE
-    targets = [(r.site, r.profile) for r in cache.list()] if args.all else [(args.site, args.profile)]
-    removed = [f"{site}/{profile}" for site, profile in targets if cache.delete(site, profile)]
-    print(f"removed {len(removed)} session(s){': ' + ', '.join(removed) if removed else ''}")
+    for line in clear(AuthCache(), None if args.all else args.site, args.profile, args.browser_profile):
+        print(line)
     return OK
 
 
+@command
 def run_export(args: argparse.Namespace) -> int:
     cache = AuthCache()
     if cache.get(args.site, args.profile) is None:
@@ -137,16 +148,21 @@ def run_export(args: argparse.Namespace) -> int:
     return OK
 
 
+@command
 def run_import(args: argparse.Namespace) -> int:
     if record_cmd.is_har(args.file, args.format):
         return record_cmd.run_import_har(args)
+    from harvestkit.cache.limits import decode_cookie_file
+    from harvestkit.harvester.sites import recipe_for
+
+    name = "stdin" if args.file == "-" else args.file
     try:
-        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8-sig")
-        record = AuthCache().import_cookies(args.site, text, args.format, args.profile, replace=args.replace)
+        with contextlib.nullcontext(sys.stdin.buffer) if args.file == "-" else Path(args.file).open("rb") as stream:
+            text = decode_cookie_file(stream, name)
     except OSError as exc:
-        print(f"harvestkit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        print(f"harvestkit: cannot read {name}: {exc.strerror}", file=sys.stderr)
         return FAILURE
-    except Exception as exc:  # noqa: BLE001
-        return report_error(exc)
+    domains = recipe_for(args.site).cookie_domains
+    record = AuthCache().import_cookies(args.site, text, args.format, args.profile, replace=args.replace, domains=domains)
     print(f"imported: {args.site}/{args.profile} now holds {len(record.cookies)} cookies")
     return OK

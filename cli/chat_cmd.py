@@ -22,7 +22,7 @@ from harvestkit.client import (
     get_provider,
 )
 
-from .common import OK, USAGE, print_json, report_error
+from .common import OK, USAGE, command, print_json, report_error
 from .record_cmd import recorded
 
 
@@ -77,6 +77,7 @@ async def _chat(args: argparse.Namespace, prompt: str) -> None:
         await aclose()
 
 
+@command
 def run_chat(args: argparse.Namespace) -> int:
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
     if not prompt.strip():
@@ -90,6 +91,7 @@ def run_chat(args: argparse.Namespace) -> int:
     return OK
 
 
+@command
 def run_models(args: argparse.Namespace) -> int:
     names = [args.provider] if args.provider else sorted(PROVIDERS)
     found = {name: get_provider(name).get_models(profile=args.profile) for name in names}

@@ -73,8 +73,45 @@ def _proxy() -> tuple[bool, str] | None:
             ok = False
             notes.append(f"CA bundle {ca} does not load: {exc}")
     if proxy:
-        notes.append(f"proxy {proxy}")
+        reached, detail = _try_connect(proxy)
+        ok = ok and reached
+        notes.append(detail)
     return ok, "; ".join(notes)
+
+
+def _try_connect(proxy: str, host: str = "inference.cerebras.ai", timeout: float = 10.0) -> tuple[bool, str]:
+    """Whether the proxy opens a tunnel to `host`:443 (a CONNECT, with its credentials if any)."""
+    import base64
+    import socket
+    from urllib.parse import unquote, urlsplit
+
+    from harvestkit.cache.redact import redact_url
+
+    parts, named = urlsplit(proxy), redact_url(proxy)
+    if parts.scheme not in ("http", ""):
+        return True, f"proxy {named} (not an HTTP proxy: not probed)"
+    head = f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n"
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        head += f"Proxy-Authorization: Basic {base64.b64encode(pair.encode()).decode()}\r\n"
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 8080), timeout=timeout) as conn:
+            conn.sendall((head + "\r\n").encode())
+            answer = b""
+            while b"\r\n" not in answer and len(answer) < 4096:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+    except OSError as exc:
+        return False, f"proxy {named} cannot be reached: {exc.strerror or exc}"
+    status = answer.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+    fields = status.split(" ", 2)
+    if len(fields) >= 2 and fields[1] == "200":
+        return True, f"proxy {named} opens a tunnel to {host}"
+    if len(fields) >= 2 and fields[1] == "407":
+        return False, f"proxy {named} refused CONNECT {host}:443 (HTTP 407): wrong or missing credentials"
+    return False, f"proxy {named} refused CONNECT {host}:443 ({status or 'no answer'})"
 
 
 def _clock() -> tuple[bool, str]:

@@ -13,9 +13,9 @@ import sys
 import time
 from typing import Any
 
-from filelock import FileLock, Timeout
-from harvestkit.cache import AuthCache, SessionRecord
-from harvestkit.cache.paths import default_root
+from harvestkit.cache import AuthCache, CacheLockTimeout, SessionRecord
+from harvestkit.cache.locks import CacheLock
+from harvestkit.cache.paths import default_root, ensure_private_dir
 
 from .common import (
     FAILURE,
@@ -29,6 +29,7 @@ from .common import (
     needs_human,
     print_json,
     report_error,
+    command,
 )
 from .record_cmd import recorded
 
@@ -135,6 +136,7 @@ async def _harvest(sites: list[str], args: argparse.Namespace, cache: AuthCache)
     return dict(await harvest_many(sites, headless=headless, **common))
 
 
+@command
 def run_harvest(args: argparse.Namespace) -> int:
     sites = _check_sites(args.sites) or list(SITE_NAMES)
     started = time.monotonic()
@@ -147,6 +149,7 @@ def run_harvest(args: argparse.Namespace) -> int:
     return _outcome_code(outcomes)
 
 
+@command
 def run_login(args: argparse.Namespace) -> int:
     from harvestkit.harvester import login
 
@@ -177,16 +180,18 @@ def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_ag
     return due, fresh
 
 
+@command
 def run_refresh(args: argparse.Namespace) -> int:
     cache = AuthCache()
     sites = _check_sites(args.sites) or sorted({r.site for r in cache.list() if r.profile == args.profile} & set(SITE_NAMES)) or list(SITE_NAMES)
     as_json = args.json or not sys.stdout.isatty()
     lock_path = default_root().parent / "refresh.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path), timeout=-1 if args.wait else 0)
+    if not lock_path.parent.exists():
+        ensure_private_dir(lock_path.parent)  # harvestkit's data folder: created private
+    lock = CacheLock(lock_path, -1 if args.wait else 0)  # a 0600 file, typed errors
     try:
         lock.acquire()
-    except Timeout:
+    except CacheLockTimeout:
         message = "another harvestkit refresh is running; nothing to do (use --wait to wait for it)"
         print_json({"status": "busy", "message": message}) if as_json else print(message)
         return OK

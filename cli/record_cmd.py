@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from harvestkit.cache import AuthCache, SessionRecord
+from harvestkit.cache.limits import check_count
 from harvestkit.common.har import MAX_HAR_BYTES, HarFormatError, HarTooLarge, load_har, read_har
 from harvestkit.common.recording import recording
 from harvestkit.common.scrub import scrub_har
@@ -80,6 +81,7 @@ def run_import_har(args: argparse.Namespace) -> int:
         new = found.record
         if held is None or args.replace:
             return new
+        check_count(args.site, args.profile, len(held.cookies) + len(new.cookies))
         essential = new.extra.get("essential_cookies", [])
         merged = dataclasses.replace(held, cookies=list(held.cookies)).merge_cookies(new.cookies, essential=essential)
         return dataclasses.replace(
@@ -103,6 +105,8 @@ def run_import_har(args: argparse.Namespace) -> int:
     if record.api_key:
         got.append("the demo key")
     ignored = f"; {found.ignored} entries of other sites ignored" if found.ignored else ""
+    if found.refused:
+        ignored += f"; refused {found.refused}"
     print(f"imported: {args.site}/{args.profile} now holds {', '.join(got)} (from {found.used} requests{ignored})")
     return OK
 

@@ -24,6 +24,10 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--pace", type=float, default=0.0, help="seconds between streamed chunks")
     parser.add_argument("--replay", metavar="HAR", default=None, help="serve this recording's responses instead")
     parser.add_argument("--paced", action="store_true", help="with --replay: keep the recorded timing")
+    parser.add_argument(
+        "--proxy-auth", metavar="USER:PASS", default=None,
+        help="authenticated mode: the proxy answers 407 without these credentials",
+    )  # fmt: skip
     parser.set_defaults(run=run)
 
 
@@ -39,10 +43,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"harvestkit sandbox: {exc}", file=sys.stderr)
         return 2
+    auth = None
+    if args.proxy_auth is not None:
+        user, sep, password = args.proxy_auth.partition(":")
+        if not sep or not user or not password:
+            print("harvestkit sandbox: --proxy-auth takes USER:PASS", file=sys.stderr)
+            return 2
+        auth = (user, password)
     from harvestkit.common.har import HarFormatError
 
     try:
-        sandbox = Sandbox(port=args.port, knobs=knobs, replay=args.replay, paced=args.paced)
+        sandbox = Sandbox(port=args.port, knobs=knobs, proxy_auth=auth, replay=args.replay, paced=args.paced)
     except OSError as exc:
         print(f"harvestkit sandbox: cannot read {args.replay}: {exc.strerror}", file=sys.stderr)
         return 1

@@ -148,7 +148,7 @@ class SiteAuth:
                 return None
             return dataclasses.replace(current, **changes)
 
-        stored = await self.cache.aupdate(self.site, apply, self.profile)
+        stored = await self.cache.aupdate(self.site, apply, self.profile, best_effort=True)
         if stored is not None:
             credentials.record = stored
             credentials.api_key = stored.api_key if "api_key" in changes else credentials.api_key
@@ -176,6 +176,6 @@ class SiteAuth:
                 return current  # another caller harvested anew: these cookies belong to the old session
             return current.merge_cookies(cookies, essential=current.essential_cookies or None)
 
-        stored = await self.cache.aupdate(self.site, merge, self.profile)
+        stored = await self.cache.aupdate(self.site, merge, self.profile, best_effort=True)
         if stored is not None and stored.harvested_at == harvested_at:
             credentials.record = stored

@@ -197,15 +197,31 @@ def _readable(cls: type[BaseException]) -> str:
 _NAMED_SECRET = re.compile(
     r"(?i)\b(bearer\s+|basic\s+|(?:authorization|cookie|set-cookie|api[_-]?key|apikey|token|"
     r"access[_-]?token|cf_clearance|__cf_bm|_cfuvid|[\w.-]*session[\w.-]*|[\w.-]*csrf[\w.-]*)"
-    r"[\"']?\s*[=:]\s*[\"']?(?:bearer\s+)?)([^\s;,\"'&]{4,})"
+    r"[\"']?\s*[=:]\s*[\"']?(?:(?:bearer|basic)\s+)?)([^\s;,\"'&]{4,})"
 )
 _KEY_LIKE = re.compile(r"\b(?:csk|sk|pk|rk|key)-[A-Za-z0-9_\-]{8,}|\beyJ[\w\-]{8,}\.[\w\-.]+")
+
+
+# After "name: " (a colon, no quote), a plain word is prose ("session: nothing cached"), not a value.
+_PLAIN_WORD = re.compile(r"[a-z]{1,20}|[A-Z][a-z]{1,19}")
+
+
+def _mask_named(match: re.Match[str]) -> str:
+    prefix, value = match.group(1), match.group(2)
+    prose = (
+        ":" in prefix
+        and "=" not in prefix
+        and prefix.rstrip()[-1:] not in "\"'"
+        and not re.search(r"(?i)\b(?:bearer|basic)\s", prefix)
+        and _PLAIN_WORD.fullmatch(value)
+    )
+    return match.group(0) if prose else prefix + redact(value)
 
 
 def redact_text(text: str) -> str:
     """Mask API keys, bearer tokens, JWTs and cookie/key values found in ``text`` (e.g. a
     server message echoing a key) with the project's one masking rule (``cache.redact``)."""
-    text = _NAMED_SECRET.sub(lambda m: m.group(1) + redact(m.group(2)), text)
+    text = _NAMED_SECRET.sub(_mask_named, text)
     return _KEY_LIKE.sub(lambda m: redact(m.group(0)), text)
 
 

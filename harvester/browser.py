@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from .errors import BrowserNotFound, BrowserStartError
+from .lifeline import die_with_parent, recover_profile, scrub_profile, watch
 from .reaper import become_subreaper, reap_group, start_ticks
 from .stealth import Fingerprint, default_fingerprint, launch_env, launch_flags
 
@@ -156,6 +157,7 @@ class Chromium:
         self._tmpdir: str | None = None  # the browser's TMPDIR (its singleton socket lives there)
         self._started_ticks = 0
         self._fingerprint: Fingerprint | None = None
+        self._watchdog: Any = None  # see harvester.lifeline
 
     @property
     def pid(self) -> int | None:
@@ -211,6 +213,7 @@ class Chromium:
             # Chromium's own temporary files (the singleton socket's directory...) go into a
             # directory of ours, removed at stop even when the browser was killed.
             self._tmpdir = tempfile.mkdtemp(prefix="harvestkit-chromium-", dir=_short_temp_root())
+            recover_profile(self._profile, self._tmpdir)
             become_subreaper()
             # A plain Popen, not asyncio's: its exit is polled here, and no child watcher races
             # the synchronous reaping in kill_now().
@@ -220,9 +223,11 @@ class Chromium:
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
                 env={**os.environ, **launch_env(self._fingerprint), "TMPDIR": self._tmpdir},
             )
             self._started_ticks = start_ticks(self._process.pid)
+            self._watchdog = watch(self._process, self._tmpdir, self._profile, self._temporary_profile)
             # nodriver takes a good part of a second to import: do it while the browser starts.
             importing = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "nodriver"))
             try:
@@ -346,6 +351,11 @@ class Chromium:
         if self._temporary_profile and self._profile is not None:
             shutil.rmtree(self._profile, ignore_errors=True)
             self._temporary_profile = False
+        if process is not None:
+            scrub_profile(self._profile)
+        if self._watchdog is not None:
+            self._watchdog, watchdog = None, self._watchdog
+            watchdog.release()
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harvestkit.cache import Cookie, CookieFormatError, SessionRecord, domain_match, parse_set_cookie
+from harvestkit.cache.limits import Screened, screen_cookies
 from harvestkit.cache.record import session_expires_at
 from harvestkit.common.har import HarEntry, HarFormatError
 
@@ -36,6 +37,7 @@ class HarSession:
     used: int  # entries of the site's hosts
     ignored: int  # entries of other hosts
     captured: list[str] = field(default_factory=list)  # names of the sniff captures found
+    refused: str = ""  # the cookies refused by the import limits, summarised (empty: none)
 
 
 def _site_entry(recipe: Recipe, entry: HarEntry) -> bool:
@@ -52,7 +54,8 @@ def session_from_har(entries: list[HarEntry], recipe: Recipe, profile: str, *, n
             f"the HAR has no request to {recipe.host} ({len(entries)} entries of other sites): record it "
             f"while {recipe.start_url} loads"
         )
-    cookies = _cookies(recipe, mine, now)
+    screened = _cookies(recipe, mine, now)  # the same domain, suffix and size checks as any import
+    cookies = screened.kept
     if not cookies:
         raise HarFormatError(
             f"the HAR's {len(mine)} requests to {recipe.host} hold no cookies: DevTools' 'Export HAR "
@@ -82,10 +85,11 @@ def session_from_har(entries: list[HarEntry], recipe: Recipe, profile: str, *, n
         source="import",
         extra=extra,
     )
-    return HarSession(record, used=len(mine), ignored=len(entries) - len(mine), captured=sorted(captures))
+    return HarSession(record, used=len(mine), ignored=len(entries) - len(mine), captured=sorted(captures),
+                      refused=screened.summary() if screened.refused else "")
 
 
-def _cookies(recipe: Recipe, entries: list[HarEntry], now: float) -> list[Cookie]:
+def _cookies(recipe: Recipe, entries: list[HarEntry], now: float) -> Screened:
     by_name: dict[tuple[str, str, str], Cookie] = {}
     sent: dict[str, Cookie] = {}
     for entry in entries:
@@ -99,12 +103,11 @@ def _cookies(recipe: Recipe, entries: list[HarEntry], now: float) -> list[Cookie
                 cookie = parse_set_cookie(header, entry.url, now=now)
             except CookieFormatError:
                 continue
-            if recipe.keeps(cookie):
-                by_name[cookie.key] = cookie
+            by_name[cookie.key] = cookie
     names = {key[0] for key in by_name}
-    kept = [c for c in by_name.values() if not c.is_expired(now)]
-    kept.extend(c for name, c in sent.items() if name not in names and recipe.keeps(c))
-    return kept
+    found = [c for c in by_name.values() if not c.is_expired(now)]
+    found.extend(c for name, c in sent.items() if name not in names)
+    return screen_cookies(found, recipe.cookie_domains)
 
 
 def _cookie_header(entry: HarEntry) -> list[tuple[str, str]]:

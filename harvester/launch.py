@@ -33,6 +33,7 @@ from .engine import (
 from .errors import HarvestError, HarvestTimeout, NoDisplay
 from .profiles import profile_dir, profile_locks
 from .progress import Reporter
+from .proxyauth import browser_proxy
 from .sites import recipe_for
 from .stealth import profile_fingerprint
 from .trust import spki_pins
@@ -93,15 +94,15 @@ async def run_browser(
     label = "+".join(sites)
     if not headless and not has_display():
         raise NoDisplay(label, profile)
-    async with profile_locks([(site, profile) for site in sites], deadline):
+    async with profile_locks([(site, profile) for site in sites], deadline), browser_proxy(proxy) as local_proxy:
         recipes = [recipe_for(site) for site in sites]
         hosts = tuple(dict.fromkeys(host for recipe in recipes for host in recipe.hosts))
-        pins = await spki_pins(os.environ.get("HARVESTKIT_CA_BUNDLE"), hosts, proxy)
+        pins = await spki_pins(os.environ.get("HARVESTKIT_CA_BUNDLE"), hosts, local_proxy)
         directory = await asyncio.to_thread(profile_dir, directory_site(sites), profile)
         fingerprint = await asyncio.to_thread(profile_fingerprint, profile)
         chromium = Chromium(
             LaunchOptions(
-                headless=headless, user_data_dir=directory, proxy=proxy, spki_pins=pins, fingerprint=fingerprint
+                headless=headless, user_data_dir=directory, proxy=local_proxy, spki_pins=pins, fingerprint=fingerprint
             )
         )
         try:

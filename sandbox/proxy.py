@@ -3,11 +3,15 @@
 A CONNECT to one of the replica hosts is answered, the client's ClientHello is read (peeked, not
 consumed) and classified, and the socket is handed to the TLS replica server. Every other host is
 refused with 403 and logged: nothing ever leaves loopback. Origin-form requests (`GET /__sandbox/...`)
-are the control API (see control.py).
+are the control API (see control.py). With `auth` (user, password), every proxy request (CONNECT or
+absolute-form) needs those credentials in `Proxy-Authorization: Basic`, else it gets a 407 (the
+control API stays open, as it is not proxying).
 """
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 import json
 import logging
 import socket
@@ -26,6 +30,12 @@ MAX_BODY = 1024 * 1024
 IO_TIMEOUT = 10.0
 
 ControlHandler = Callable[[str, str, bytes], Awaitable[tuple[int, Any]]]
+
+
+_PROXY_AUTH_REQUIRED = (
+    b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"harvestkit sandbox\"\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+)
 
 
 class BadRequest(ValueError):
@@ -59,9 +69,12 @@ class ForwardProxy:
         control: ControlHandler,
         port: int = 0,
         http1_tls: ssl.SSLContext | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         self.state, self.hosts, self.tls = state, hosts, tls
         self.http1_tls = http1_tls  # used instead of `tls` while the `http2` knob is off
+        # authenticated mode: proxy requests need `Proxy-Authorization: Basic` with these, else 407
+        self._expected = None if auth is None else "Basic " + base64.b64encode(":".join(auth).encode()).decode()
         self.protocol_factory, self.control = protocol_factory, control
         self.requested_port = port
         self.port = 0
@@ -103,7 +116,10 @@ class ForwardProxy:
         handed_over = False
         try:
             method, target, headers, rest = await asyncio.wait_for(self._read_head(conn), IO_TIMEOUT)
-            if method == "CONNECT":
+            if not target.startswith("/") and not self._authorized(headers):
+                self.state.refused.append({"time": time.time(), "host": target, "port": 0, "method": "407"})
+                await loop.sock_sendall(conn, _PROXY_AUTH_REQUIRED)
+            elif method == "CONNECT":
                 handed_over = await self._tunnel(conn, peer, target, rest)
             elif target.startswith("/"):
                 body = await asyncio.wait_for(self._read_body(conn, headers, rest), IO_TIMEOUT)
@@ -137,6 +153,11 @@ class ForwardProxy:
             self.protocol_factory, conn, ssl=tls, ssl_handshake_timeout=IO_TIMEOUT
         )
         return True
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        if self._expected is None:
+            return True
+        return hmac.compare_digest(headers.get("proxy-authorization", "").encode(), self._expected.encode())
 
     def _absolute_form(self, method: str, target: str) -> bytes:
         """A plain-HTTP proxy request: the replica hosts redirect to HTTPS, others are refused."""

@@ -15,6 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import quote
 
 from aiohttp import web
 from harvestkit.common.har import load_har
@@ -44,9 +45,11 @@ class Sandbox:
         workdir: str | Path | None = None,
         replay: str | Path | None = None,
         paced: bool = False,
+        proxy_auth: tuple[str, str] | None = None,
     ) -> None:
         """`replay`: serve that HAR recording's responses instead of the replicas (`paced`: with
         its recorded timing); see `harvestkit.sandbox.replay`."""
+        self.proxy_auth = proxy_auth  # (user, password): the proxy answers 407 without them
         self.state = SandboxState(knobs)
         self.replay = Replay(load_har(replay), self.state, paced=paced) if replay is not None else None
         self.accounts = Accounts(self.state)
@@ -75,6 +78,7 @@ class Sandbox:
                 self._control,
                 port=self._port,
                 http1_tls=self.certificates.http1_context,
+                auth=self.proxy_auth,
             )
             await self._proxy.start()
         except BaseException:
@@ -145,7 +149,11 @@ class Sandbox:
 
     @property
     def proxy_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The proxy's URL, with the credentials of the authenticated mode."""
+        if self.proxy_auth is None:
+            return f"http://127.0.0.1:{self.port}"
+        user, password = (quote(part, safe="") for part in self.proxy_auth)
+        return f"http://{user}:{password}@127.0.0.1:{self.port}"
 
     @property
     def ca_bundle(self) -> str:
@@ -161,7 +169,7 @@ class Sandbox:
     def chromium_flags(self) -> list[str]:
         """What a Chromium needs to reach the sandbox: the proxy and the certificate pins."""
         assert self.certificates is not None
-        return [f"--proxy-server={self.proxy_url}", self.certificates.chromium_pin_flag]
+        return [f"--proxy-server=http://127.0.0.1:{self.port}", self.certificates.chromium_pin_flag]
 
     def exports(self) -> str:
         """Shell lines for `eval`, as `harvestkit sandbox` prints them."""

@@ -3,6 +3,14 @@
 SIGKILL, are cancelled, or get Ctrl-C in a `harvestkit harvest` subprocess; then the leftovers.
 
 Usage: python scripts/chaos_browser.py [--runs 50] [--seed 1] [--json]
+       python scripts/chaos_browser.py --signals 50 [--seed 1] [--json]
+
+`--signals N` instead runs N SIGTERM and N SIGKILL runs: `harvestkit harvest`, `refresh --max-age 0`
+and a `chat` that has to harvest first, each signalled at a random moment (during start-up, the
+browser's run, the save or the chat's stream). SIGTERM must end it with 143 (or 0 if it had
+finished); after either signal nothing may be left once the browser's watchdog is done, no record
+may be lost or damaged, and the next harvest must succeed (it also recovers what a SIGKILL leaves
+in the cache: lock holder files naming the dead process).
 
 The harvests run one after another against a local sandbox, on one browser profile, at random
 moments of each failure. Afterwards it counts what no harvest may leave behind: Chromium
@@ -76,8 +84,8 @@ def _carries(pid: str, marker: bytes) -> bool:
     return False
 
 
-def processes(root: Path, zombies_before: set[str]) -> tuple[list[str], list[str]]:
-    """(Chromium processes of ours, zombies of ours or new Chromium zombies anywhere)."""
+def processes(root: Path) -> tuple[list[str], list[str]]:
+    """(Chromium processes and watchdogs of ours, zombies of ours)."""
     me = os.getpid()
     table = {pid: stat for pid in os.listdir("/proc") if pid.isdigit() and (stat := proc_stat(pid))}
 
@@ -94,19 +102,25 @@ def processes(root: Path, zombies_before: set[str]) -> tuple[list[str], list[str
     browsers, zombies = [], []
     for pid, (name, state, *_) in table.items():
         chromium = "chrom" in name.lower()
-        if state == "Z" and (descends(pid) or (chromium and pid not in zombies_before)):
-            zombies.append(f"{pid} {name}")
-        elif chromium and (descends(pid) or _carries(pid, marker)):
-            browsers.append(f"{pid} {state} {name}")
+        if state == "Z" and descends(pid):  # this script is a subreaper: orphans of ours come here
+            zombies.append(f"{pid} {name} (parent {table[pid].ppid})")
+        elif int(pid) != me and ((chromium and descends(pid)) or _carries(pid, marker)):
+            browsers.append(f"{pid} {state} {name}")  # browsers, watchdogs, harvestkit commands
     return browsers, zombies
 
 
-def chromium_zombies() -> set[str]:
-    return {pid for pid in os.listdir("/proc") if pid.isdigit() and (s := proc_stat(pid)) and s[1] == "Z" and "chrom" in s[0]}
+def reap_orphans() -> None:
+    """Wait for exited children of ours: as this script is a child subreaper, what a SIGKILLed
+    `harvestkit` leaves is re-parented here, as it would be to init."""
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and (stat := proc_stat(pid)) and stat.ppid == me and stat.state == "Z":
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(pid), os.WNOHANG)
 
 
-def leftovers(root: Path, zombies_before: set[str]) -> Leftovers:
-    browsers, zombies = processes(root, zombies_before)
+def leftovers(root: Path) -> Leftovers:
+    browsers, zombies = processes(root)
     home = root / "home"
     return Leftovers(
         chromium_processes=browsers,
@@ -215,6 +229,161 @@ def ctrl_c(sandbox: Any, env: dict[str, str], rng: random.Random) -> tuple[str, 
     return f"exit {proc.returncode}{said}", clean
 
 
+SIGNAL_COMMANDS = {
+    "harvest": ["harvest", "cloudflare", "--timeout", "30"],
+    "refresh": ["refresh", "cloudflare", "--max-age", "0", "--timeout", "30"],
+    "chat": ["chat", "-p", "cloudflare", "Hello there"],
+}
+
+
+def stale_holders(root: Path) -> list[str]:
+    """Lock holder files naming a process that is gone."""
+    found = []
+    for path in [*root.glob("home/browser/*/*.holder"), *root.glob("home/sessions/*/*.holder")]:
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(path.read_text().strip())
+            if proc_stat(pid) is None or proc_stat(pid).state == "Z":
+                found.append(str(path))
+    return found
+
+
+def records_intact(root: Path, sites: list[str]) -> list[str]:
+    """What is wrong with the records that must survive (missing, unreadable, moved aside)."""
+    from harvestkit.cache import AuthCache
+
+    cache, wrong = AuthCache(root / "home" / "sessions"), []
+    for site in sites:
+        try:
+            if cache.get(site) is None:
+                wrong.append(f"{site}: missing")
+        except Exception as exc:  # noqa: BLE001 - any failure to read counts
+            wrong.append(f"{site}: {type(exc).__name__}: {exc}")
+    wrong += [str(p) for p in root.glob("home/sessions/*/*.corrupt-*")]
+    return wrong
+
+
+def settle(root: Path, timeout: float = 8.0) -> None:
+    """Wait (reaping what is re-parented here) until the watchdog of a SIGKILLed run is done."""
+    deadline, clean_since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        reap_orphans()
+        browsers, zombies = processes(root)
+        if browsers or zombies or any((root / "tmp").iterdir()):
+            clean_since = None
+        elif clean_since is None:
+            clean_since = time.monotonic()
+        elif time.monotonic() - clean_since > 0.5:  # and stays so (a helper may exit a moment later)
+            return
+        time.sleep(0.05)
+
+
+def seed_records(root: Path) -> None:
+    """A cerebras record no run touches (it must survive every one of them)."""
+    from harvestkit.cache import AuthCache, Cookie, SessionRecord
+
+    cookie = Cookie("__Secure-authjs.session-token", "chaos-sentinel-value", ".cerebras.ai", secure=True)
+    AuthCache(root / "home" / "sessions").put(SessionRecord("cerebras", "default", cookies=[cookie], source="import"))
+
+
+def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: Path, rng: random.Random) -> tuple[str, bool]:
+    """One `harvestkit COMMAND` in a subprocess, `sig` sent to it at a random moment; then the
+    checks of the docstring, the next harvest included. (how it ended, whether all was as expected)"""
+    from harvestkit.cache import AuthCache
+
+    fresh(sandbox)
+    sandbox.set_knobs(challenge_delay=rng.uniform(0.1, 1.2), pace=0.02)
+    if command == "chat":
+        AuthCache(root / "home" / "sessions").delete("cloudflare")  # so that the chat harvests
+    proc = subprocess.Popen(  # a session of its own: the signal goes to harvestkit only
+        [sys.executable, "-X", "faulthandler", "-m", "harvestkit.cli", *SIGNAL_COMMANDS[command]],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    if rng.random() < 0.25:  # any moment from the start, the interpreter's own start-up included
+        time.sleep(rng.uniform(0.0, 1.5))
+    else:  # most while the browser runs, or later (the save, the chat)
+        deadline = time.monotonic() + 20
+        while not browser_child(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 2.0 if command == "chat" else 1.0))
+    finished_first = proc.poll() is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, sig)
+    try:
+        stdout, stderr = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints where every thread is
+        try:
+            _, stderr = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        settle(root)
+        return f"still running 20 s after {signal.Signals(sig).name}; stacks: {stderr[-3000:]}", False
+    code = proc.returncode
+    if finished_first or code == 0:
+        expected = code == 0
+    elif sig == signal.SIGTERM:  # handled: 143; before the handler is installed: killed by it
+        expected = code in (143, -signal.SIGTERM) and "Traceback" not in stderr
+    else:
+        expected = code == -signal.SIGKILL
+    outcome = f"exit {code}" + ("" if expected else f", stdout: {stdout.strip()[-200:]!r}, stderr: {stderr.strip()[-300:]!r}")
+    settle(root)
+    stale = stale_holders(root)
+    damaged = records_intact(root, ["cerebras"])
+    next_outcome, next_ok = asyncio.run(in_process("success", sandbox, rng))
+    if stale:
+        outcome += f"; {len(stale)} stale holder(s) before the next harvest"
+    if damaged:
+        outcome, expected = f"{outcome}; records: {damaged}", False
+    if not next_ok:
+        outcome, expected = f"{outcome}; next harvest: {next_outcome}", False
+    return outcome, expected
+
+
+def plan_signals(runs: int, seed: int) -> list[tuple[int, str]]:
+    """`runs` SIGTERM and `runs` SIGKILL runs, spread over the commands, in a random order."""
+    commands = list(SIGNAL_COMMANDS)
+    items = [(sig, commands[i % len(commands)]) for sig in (signal.SIGTERM, signal.SIGKILL) for i in range(runs)]
+    random.Random(seed).shuffle(items)
+    return items
+
+
+def run_signal_chaos(
+    runs: int = 50, seed: int = 1, report: Callable[[str], None] = print
+) -> tuple[list[Run], Leftovers]:
+    """`runs` SIGTERM and `runs` SIGKILL runs (see the module's docstring) in a private TMPDIR and
+    HARVESTKIT_HOME; the runs and what was left at the end."""
+    from harvestkit.harvester.reaper import become_subreaper
+    from harvestkit.sandbox import Sandbox
+
+    logging.getLogger("harvestkit.sandbox").setLevel(logging.ERROR)
+    become_subreaper()
+    root = Path(tempfile.mkdtemp(prefix="hkchaos-", dir="/tmp"))
+    (root / "tmp").mkdir()
+    saved = {name: os.environ.get(name) for name in ("HARVESTKIT_HOME", "HARVESTKIT_PROXY", "HARVESTKIT_CA_BUNDLE", "TMPDIR")}
+    saved_tempdir, rng, results = tempfile.tempdir, random.Random(seed), []
+    try:
+        with Sandbox(workdir=root / "sandbox") as sandbox:
+            os.environ.update(sandbox.env, HARVESTKIT_HOME=str(root / "home"), TMPDIR=str(root / "tmp"))
+            tempfile.tempdir = str(root / "tmp")
+            seed_records(root)
+            for index, (sig, command) in enumerate(plan_signals(runs, seed), 1):
+                started = time.monotonic()
+                kind = f"{signal.Signals(sig).name} {command}"
+                outcome, ok = signalled(sig, command, sandbox, dict(os.environ), root, rng)
+                left = leftovers(root)
+                if not left.clean:
+                    ok, outcome = False, f"{outcome}; left {left}"
+                results.append(Run(kind, outcome, time.monotonic() - started, ok))
+                report(f"{index:3d} {kind:<15} {results[-1].seconds:5.2f} s  {'ok  ' if ok else 'FAIL'} {outcome}")
+        return results, leftovers(root)
+    finally:
+        tempfile.tempdir = saved_tempdir
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def plan(runs: int, seed: int) -> list[str]:
     """``runs`` kinds, each as often as the others (give or take one), in a random order."""
     kinds = [KINDS[i % len(KINDS)] for i in range(runs)]
@@ -225,14 +394,15 @@ def plan(runs: int, seed: int) -> list[str]:
 def run_chaos(runs: int = 50, seed: int = 1, report: Callable[[str], None] = print) -> tuple[list[Run], Leftovers]:
     """Run the mix in a private TMPDIR and HARVESTKIT_HOME (removed afterwards); the runs and
     what was left. Every run is followed by a check, so a leftover is blamed on its run."""
+    from harvestkit.harvester.reaper import become_subreaper
     from harvestkit.sandbox import Sandbox
 
     logging.getLogger("harvestkit.sandbox").setLevel(logging.ERROR)  # Chromium's own background calls
+    become_subreaper()
     root = Path(tempfile.mkdtemp(prefix="hkchaos-", dir="/tmp"))  # short: Chromium's socket path
     (root / "tmp").mkdir()
     saved = {name: os.environ.get(name) for name in ("HARVESTKIT_HOME", "HARVESTKIT_PROXY", "HARVESTKIT_CA_BUNDLE", "TMPDIR")}
     saved_tempdir, rng, results = tempfile.tempdir, random.Random(seed), []
-    zombies_before = chromium_zombies()
     try:
         with Sandbox(workdir=root / "sandbox") as sandbox:
             os.environ.update(sandbox.env, HARVESTKIT_HOME=str(root / "home"), TMPDIR=str(root / "tmp"))
@@ -243,12 +413,12 @@ def run_chaos(runs: int = 50, seed: int = 1, report: Callable[[str], None] = pri
                     outcome, ok = ctrl_c(sandbox, dict(os.environ), rng)
                 else:
                     outcome, ok = asyncio.run(in_process(kind, sandbox, rng))
-                left = leftovers(root, zombies_before)
+                left = leftovers(root)
                 if not left.clean:
                     ok, outcome = False, f"{outcome}; left {left}"
                 results.append(Run(kind, outcome, time.monotonic() - started, ok))
                 report(f"{index:3d} {kind:<15} {results[-1].seconds:5.2f} s  {'ok  ' if ok else 'FAIL'} {outcome}")
-        return results, leftovers(root, zombies_before)
+        return results, leftovers(root)
     finally:
         tempfile.tempdir = saved_tempdir
         for name, value in saved.items():
@@ -259,11 +429,16 @@ def run_chaos(runs: int = 50, seed: int = 1, report: Callable[[str], None] = pri
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--signals", type=int, default=0, help="N SIGTERM and N SIGKILL runs instead")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     args = parser.parse_args()
     started = time.monotonic()
-    runs, left = run_chaos(args.runs, args.seed, (lambda line: None) if args.json else print)
+    report = (lambda line: None) if args.json else print
+    if args.signals:
+        runs, left = run_signal_chaos(args.signals, args.seed, report)
+    else:
+        runs, left = run_chaos(args.runs, args.seed, report)
     failed = [run for run in runs if not run.ok]
     summary = {
         "runs": len(runs),

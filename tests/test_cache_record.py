@@ -106,7 +106,7 @@ def test_reprs_and_redacted_never_show_secrets():
     redacted = record.redacted()
     assert redacted["api_key"] == "csk-...6s5a"
     assert redacted["cookies"][0]["value"] == redact(SECRET)
-    assert redacted["proxy"] == "http://user:pro...123@proxy.example:8080"
+    assert redacted["proxy"] == "http://user:****@proxy.example:8080"
     assert record.api_key == API_KEY  # redacted() does not touch the record
 
 

@@ -138,7 +138,7 @@ def test_a_symlinked_record_is_not_followed(cache, tmp_path):
     target.write_text(cache.record_path("cerebras").read_text())
     cache.record_path("cerebras").unlink()
     cache.record_path("cerebras").symlink_to(target)
-    with pytest.raises(CacheError, match="cannot open"):
+    with pytest.raises(CacheError, match="is a symbolic link"):
         cache.get("cerebras")
     with pytest.raises(CacheError, match="symbolic link"):
         cache.put(record())

@@ -172,7 +172,7 @@ def test_cache_commands_redact_unless_asked(run, sandbox, home, tmp_path) -> Non
     exported = run("cache", "export", "cerebras")
     assert exported.returncode == 0 and "__Secure-authjs.session-token" in exported.stdout
     (tmp_path / "cookies.txt").write_text(exported.stdout)
-    assert run("cache", "clear", "cerebras").stdout.startswith("removed 1")
+    assert run("cache", "clear", "cerebras").stdout.startswith("removed the cerebras/default session")
     imported = run("cache", "import", "cerebras", str(tmp_path / "cookies.txt"))
     assert imported.returncode == 0 and "holds" in imported.stdout
     assert run("cache", "clear").returncode == 2

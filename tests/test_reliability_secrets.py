@@ -51,6 +51,17 @@ def leaked(secrets: set[str], text: str, piece: int = 10) -> list[str]:
     return sorted(s[:4] + "..." for s in secrets if any(s[i : i + piece] in text for i in range(len(s) - piece + 1)))
 
 
+def plain_copies(secrets: set[str], data: str, piece: int = 12) -> list[str]:
+    """Like `leaked`, for a browser's files: pieces made of digits only (the timestamps inside
+    cookie values) are not counted, as Chromium's own files are full of timestamps."""
+    found = set()
+    for secret in secrets:
+        pieces = (secret[i : i + piece] for i in range(len(secret) - piece + 1))
+        if any(not p.isdigit() and p in data for p in pieces):
+            found.add(secret[:4] + "...")
+    return sorted(found)
+
+
 def modes(root: Path) -> dict[str, str]:
     """What is wrong with the permissions under ``root``: path -> mode."""
     wrong = {}
@@ -106,3 +117,14 @@ def test_real_harvests_chats_and_failures_leak_nothing_and_stay_private(sandbox:
     # browser/, browser/<site>/, each profile directory and its lock files (Chromium's own files
     # inside a profile are its business: the profile directory keeps everyone else out)
     assert {p: m for p, m in modes(profiles).items() if len(Path(p).parts) <= 3} == {}
+    # harvestkit's data folder itself, and what it keeps there beside the cache (refresh.lock)
+    assert {p: m for p, m in modes(home).items() if len(Path(p).parts) <= 2 and "refresh" in p or p == "home"} == {}
+
+    # the profiles keep the sign-in (Chromium's cookie store), and no plain copy of any captured
+    # secret: no disk-cached /api/auth/session with the demo key, no CSRF token, no cookie value
+    keys = {r.api_key for r in cache.list() if r.api_key}
+    assert keys
+    for path in profiles.rglob("*"):
+        if path.is_file() and not path.is_symlink() and not path.name.startswith("Cookies"):
+            data = path.read_bytes().decode("latin-1")
+            assert plain_copies(secrets, data) == [], path
