@@ -192,14 +192,14 @@ class RedisStore:
             await self._quarantine(site, profile, data, exc)
             return None
 
-    async def aget(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
+    async def get(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
         """The record of (site, profile), or None (also after quarantining an unreadable one)."""
         key = self.key("record", site, profile)
         async with self.conn.errors("get"):
             data = await self.conn.client().get(key)
         return await self._decoded(site, profile, data)
 
-    async def alist(self) -> builtins.list[SessionRecord]:
+    async def list(self) -> builtins.list[SessionRecord]:
         """Every readable record, sorted by (site, profile)."""
         client = self.conn.client()
         async with self.conn.errors("list"):
@@ -216,7 +216,7 @@ class RedisStore:
 
     # -- writing ------------------------------------------------------------------------------------
 
-    async def aput(self, record: SessionRecord, *, timeout: float | None = None) -> None:
+    async def put(self, record: SessionRecord, *, timeout: float | None = None) -> None:
         """Store `record` as the record of (record.site, record.profile). (`timeout`: unused, no lock.)"""
         data = self._encode(record)
         async with self.conn.errors("put", write=True):
@@ -225,7 +225,7 @@ class RedisStore:
                 pipe.sadd(self._index, f"{record.site}:{record.profile}")
                 await pipe.execute()
 
-    async def aupdate(
+    async def update(
         self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
     ) -> SessionRecord | None:
         """Atomically replace the record with `fn(current)` (see `AuthCache.update`); `fn` may be
@@ -259,7 +259,7 @@ class RedisStore:
             await asyncio.sleep(random.uniform(0, pause))
             pause = min(pause * 2, 0.05)
 
-    async def adelete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
+    async def delete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
         """Remove the record; returns whether there was one."""
         key = self.key("record", site, profile)
         async with self.conn.errors("delete", write=True):
@@ -271,7 +271,7 @@ class RedisStore:
 
     # -- single-flight refresh ----------------------------------------------------------------------
 
-    async def arefresh(
+    async def refresh(
         self,
         site: str,
         fn: HarvestFn,
@@ -287,7 +287,7 @@ class RedisStore:
         the others poll until its record is stored and return it. `fn` may be async (a plain one
         runs in a thread). Raises `StoreTimeout` after `timeout` (default `refresh_timeout`) of
         waiting, `LeaseLost` if the lease ran out and another caller took over before the store."""
-        current = await self.aget(site, profile)
+        current = await self.get(site, profile)
         if not force and self.is_fresh(current, margin, max_age=max_age):
             return current
         seen = current.harvested_at if current else None
@@ -298,13 +298,13 @@ class RedisStore:
         while (holder := await lease.try_acquire()) is not None:
             await asyncio.sleep(min(pause, max(deadline - loop.time(), 0.0)))
             pause = min(pause * 1.5, 0.1)
-            current = await self.aget(site, profile)
+            current = await self.get(site, profile)
             if self._settled(current, seen, force, margin, max_age):
                 return current
             if loop.time() >= deadline:
                 raise StoreTimeout(f"the refresh of {site}/{profile}", limit, holder)
         async with lease.renewed():
-            current = await self.aget(site, profile)
+            current = await self.get(site, profile)
             if self._settled(current, seen, force, margin, max_age):
                 return current
             new = await (fn() if inspect.iscoroutinefunction(fn) else _in_thread(fn))
@@ -316,29 +316,29 @@ class RedisStore:
 
     # -- sync twins ---------------------------------------------------------------------------------
 
-    def get(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
-        """`aget` for synchronous code."""
-        return self._sync(lambda: self.aget(site, profile))
+    def get_sync(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
+        """`get` for synchronous code."""
+        return self._sync(lambda: self.get(site, profile))
 
-    def list(self) -> builtins.list[SessionRecord]:
-        """`alist` for synchronous code."""
-        return self._sync(self.alist)
+    def list_sync(self) -> builtins.list[SessionRecord]:
+        """`list` for synchronous code."""
+        return self._sync(self.list)
 
-    def put(self, record: SessionRecord, *, timeout: float | None = None) -> None:
-        """`aput` for synchronous code."""
-        self._sync(lambda: self.aput(record, timeout=timeout))
+    def put_sync(self, record: SessionRecord, *, timeout: float | None = None) -> None:
+        """`put` for synchronous code."""
+        self._sync(lambda: self.put(record, timeout=timeout))
 
-    def update(
+    def update_sync(
         self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
     ) -> SessionRecord | None:
-        """`aupdate` for synchronous code."""
-        return self._sync(lambda: self.aupdate(site, fn, profile, timeout=timeout))
+        """`update` for synchronous code."""
+        return self._sync(lambda: self.update(site, fn, profile, timeout=timeout))
 
-    def delete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
-        """`adelete` for synchronous code."""
-        return self._sync(lambda: self.adelete(site, profile, timeout=timeout))
+    def delete_sync(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
+        """`delete` for synchronous code."""
+        return self._sync(lambda: self.delete(site, profile, timeout=timeout))
 
-    def refresh(
+    def refresh_sync(
         self,
         site: str,
         fn: Callable[[], SessionRecord],
@@ -349,9 +349,9 @@ class RedisStore:
         max_age: float | None = None,
         timeout: float | None = None,
     ) -> SessionRecord:
-        """`arefresh` for synchronous code (`fn` runs in a worker thread)."""
+        """`refresh` for synchronous code (`fn` runs in a worker thread)."""
         return self._sync(
-            lambda: self.arefresh(site, fn, margin, profile, force=force, max_age=max_age, timeout=timeout)
+            lambda: self.refresh(site, fn, margin, profile, force=force, max_age=max_age, timeout=timeout)
         )
 
 

@@ -166,7 +166,7 @@ class AuthCache:
             )
             return None
 
-    def get(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
+    def get_sync(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
         """The record of (site, profile), or None (also after quarantining an unreadable one).
 
         Takes no lock, unless the record is unreadable and can be moved aside."""
@@ -203,9 +203,9 @@ class AuthCache:
                         keys.append((site.name, profile))
         return sorted(keys)
 
-    def list(self) -> builtins.list[SessionRecord]:
+    def list_sync(self) -> builtins.list[SessionRecord]:
         """Every readable record, sorted by (site, profile)."""
-        records = (self.get(site, profile) for site, profile in self._keys())
+        records = (self.get_sync(site, profile) for site, profile in self._keys())
         return [record for record in records if record is not None]
 
     # -- writing ----------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ class AuthCache:
         check_existing_private(path)
         write_private_atomic(path, data)
 
-    def put(self, record: SessionRecord, *, timeout: float | None = None) -> None:
+    def put_sync(self, record: SessionRecord, *, timeout: float | None = None) -> None:
         """Store `record` as the record of (record.site, record.profile)."""
         self._put(record, None, timeout)
 
@@ -241,7 +241,7 @@ class AuthCache:
         with self._lock(record.site, record.profile, timeout):
             self._write(record, data)
 
-    def update(
+    def update_sync(
         self,
         site: str,
         fn: UpdateFn,
@@ -254,7 +254,7 @@ class AuthCache:
 
         `fn` receives None when there is no record (or it was unreadable): it may create one,
         or return None to write nothing; `update` then returns the current record (maybe
-        None). So `cache.update(site, lambda r: r and r.merge_cookies(cookies))` merges only
+        None). So `cache.update_sync(site, lambda r: r and r.merge_cookies(cookies))` merges only
         into an existing session. Returns the stored record.
 
         `best_effort=True` is for data that may be lost (cookies a response refreshed): when the
@@ -278,7 +278,7 @@ class AuthCache:
             new = fn(current)
             return current if new is None else new
 
-    def delete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
+    def delete_sync(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
         """Remove the record; returns whether there was one."""
         if not self._dirs(site, create=False):
             return False
@@ -323,7 +323,7 @@ class AuthCache:
             return record is not None and record.harvested_at != seen
         return self.is_fresh(record, margin, max_age=max_age)
 
-    def refresh(
+    def refresh_sync(
         self,
         site: str,
         fn: Callable[[], SessionRecord],
@@ -341,13 +341,13 @@ class AuthCache:
         it fresh and return it. `force=True` harvests even a fresh record, unless another
         caller harvested while this one waited. `timeout` bounds the wait for the lock.
         """
-        current = self.get(site, profile)
+        current = self.get_sync(site, profile)
         if not force and self.is_fresh(current, margin, max_age=max_age):
             return current
         seen = current.harvested_at if current else None
         self._dirs(site, create=True)
         with self._lock(site, profile, timeout, kind=".refresh"):
-            current = self.get(site, profile)
+            current = self.get_sync(site, profile)
             if self._settled(current, seen, force, margin, max_age):
                 return current
             new = fn()
@@ -356,23 +356,23 @@ class AuthCache:
 
     # -- async twins: file operations run in a worker thread, lock waits poll without blocking -------
 
-    async def aget(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
-        """`get` without blocking the event loop."""
-        return await asyncio.to_thread(self.get, site, profile)
+    async def get(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
+        """`get_sync` without blocking the event loop."""
+        return await asyncio.to_thread(self.get_sync, site, profile)
 
-    async def alist(self) -> builtins.list[SessionRecord]:
-        """`list` without blocking the event loop."""
-        return await asyncio.to_thread(self.list)
+    async def list(self) -> builtins.list[SessionRecord]:
+        """`list_sync` without blocking the event loop."""
+        return await asyncio.to_thread(self.list_sync)
 
-    async def aput(self, record: SessionRecord, *, timeout: float | None = None) -> None:
-        """`put` without blocking the event loop."""
-        await asyncio.to_thread(self.put, record, timeout=timeout)
+    async def put(self, record: SessionRecord, *, timeout: float | None = None) -> None:
+        """`put_sync` without blocking the event loop."""
+        await asyncio.to_thread(self.put_sync, record, timeout=timeout)
 
-    async def adelete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
-        """`delete` without blocking the event loop."""
-        return await asyncio.to_thread(self.delete, site, profile, timeout=timeout)
+    async def delete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
+        """`delete_sync` without blocking the event loop."""
+        return await asyncio.to_thread(self.delete_sync, site, profile, timeout=timeout)
 
-    async def aupdate(
+    async def update(
         self,
         site: str,
         fn: UpdateFn,
@@ -381,7 +381,7 @@ class AuthCache:
         timeout: float | None = None,
         best_effort: bool = False,
     ) -> SessionRecord | None:
-        """`update` without blocking the event loop; `fn` may be async (a plain one runs in a thread)."""
+        """`update_sync` without blocking the event loop; `fn` may be async (a plain one runs in a thread)."""
         try:
             await asyncio.to_thread(self._dirs, site, True)
             async with self._lock(site, profile, timeout):
@@ -399,7 +399,7 @@ class AuthCache:
             new = await _run(fn, current)
             return current if new is None else new
 
-    async def arefresh(
+    async def refresh(
         self,
         site: str,
         fn: HarvestFn,
@@ -410,14 +410,14 @@ class AuthCache:
         max_age: float | None = None,
         timeout: float | None = None,
     ) -> SessionRecord:
-        """`refresh` without blocking the event loop; `fn` may be async (a plain one runs in a thread)."""
-        current = await self.aget(site, profile)
+        """`refresh_sync` without blocking the event loop; `fn` may be async (a plain one runs in a thread)."""
+        current = await self.get(site, profile)
         if not force and self.is_fresh(current, margin, max_age=max_age):
             return current
         seen = current.harvested_at if current else None
         await asyncio.to_thread(self._dirs, site, True)
         async with self._lock(site, profile, timeout, kind=".refresh"):
-            current = await self.aget(site, profile)
+            current = await self.get(site, profile)
             if self._settled(current, seen, force, margin, max_age):
                 return current
             new = await _run(fn)
@@ -464,11 +464,11 @@ class AuthCache:
             check_count(site, profile, len(merged.cookies))
             return merged
 
-        return self.update(site, merge, profile)
+        return self.update_sync(site, merge, profile)
 
     def export_cookies(self, site: str, fmt: str = "netscape", profile: str = DEFAULT_PROFILE) -> str:
         """The record's cookies as the text of a cookie file in `fmt`."""
-        record = self.get(site, profile)
+        record = self.get_sync(site, profile)
         if record is None:
             raise CacheError(f"no cached session for {site}/{profile}")
         return dump_cookies(record.cookies, fmt)

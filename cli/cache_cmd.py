@@ -90,7 +90,7 @@ def _row(record: SessionRecord, cache: AuthCache) -> dict[str, Any]:
 def run_status(args: argparse.Namespace) -> int:
     cache = AuthCache()
     try:
-        rows = [_row(r, cache) for r in cache.list()]
+        rows = [_row(r, cache) for r in cache.list_sync()]
     except Exception as exc:  # noqa: BLE001
         return report_error(exc)
     if args.json:
@@ -116,7 +116,7 @@ def run_path(args: argparse.Namespace) -> int:
 
 @command
 def run_show(args: argparse.Namespace) -> int:
-    record = AuthCache().get(args.site, args.profile)
+    record = AuthCache().get_sync(args.site, args.profile)
     if record is None:
         print(f"harvestkit: no {args.site} session for profile {args.profile!r}", file=sys.stderr)
         return FAILURE
@@ -139,7 +139,7 @@ def run_clear(args: argparse.Namespace) -> int:
 @command
 def run_export(args: argparse.Namespace) -> int:
     cache = AuthCache()
-    if cache.get(args.site, args.profile) is None:
+    if cache.get_sync(args.site, args.profile) is None:
         print(f"harvestkit: no {args.site} session for profile {args.profile!r}", file=sys.stderr)
         return FAILURE
     if sys.stdout.isatty():

@@ -48,7 +48,7 @@ def clear(cache: AuthCache, site: str | None, profile: str, browser_profile: boo
     lines = []
     for key_site, key_profile in keys:
         path = cache.record_path(key_site, key_profile)
-        if cache.delete(key_site, key_profile):
+        if cache.delete_sync(key_site, key_profile):
             lines.append(f"removed the {key_site}/{key_profile} session ({path})")
         for copy in sorted(path.parent.glob(f"{path.name}.corrupt-*")):
             try:

@@ -54,7 +54,7 @@ def _cache() -> tuple[bool, str]:
 
     cache = AuthCache()
     try:
-        records = cache.list()
+        records = cache.list_sync()
     except Exception as exc:  # noqa: BLE001 - e.g. CachePermissionError with the chmod to run
         return False, str(exc)
     return True, f"{cache.root}: {len(records)} session(s), owner-only"

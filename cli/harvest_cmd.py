@@ -170,7 +170,7 @@ def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_ag
     """The sites to harvest, and why each of the others is left alone."""
     due, fresh = [], {}
     for site in sites:
-        record = cache.get(site, profile)
+        record = cache.get_sync(site, profile)
         stale = record is None or time.time() - record.harvested_at > max_age  # whatever its expiry
         if stale or not cache.is_fresh(record, margin, max_age=max_age):
             due.append(site)
@@ -183,7 +183,7 @@ def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_ag
 @command
 def run_refresh(args: argparse.Namespace) -> int:
     cache = AuthCache()
-    sites = _check_sites(args.sites) or sorted({r.site for r in cache.list() if r.profile == args.profile} & set(SITE_NAMES)) or list(SITE_NAMES)
+    sites = _check_sites(args.sites) or sorted({r.site for r in cache.list_sync() if r.profile == args.profile} & set(SITE_NAMES)) or list(SITE_NAMES)
     as_json = args.json or not sys.stdout.isatty()
     lock_path = default_root().parent / "refresh.lock"
     if not lock_path.parent.exists():

@@ -95,7 +95,7 @@ def run_import_har(args: argparse.Namespace) -> int:
         )
 
     try:
-        record = AuthCache().update(args.site, merge, args.profile)
+        record = AuthCache().update_sync(args.site, merge, args.profile)
     except Exception as exc:  # noqa: BLE001
         return report_error(exc)
     assert record is not None

@@ -104,7 +104,7 @@ class SiteAuth:
                 proxy=self.proxy_override,
                 source="explicit",
             )
-        record = await self.cache.aget(self.site, self.profile)
+        record = await self.cache.get(self.site, self.profile)
         if record is None or (record.expires_at is not None and record.expires_at <= time.time()):
             return None
         return self._from_record(record)
@@ -114,7 +114,7 @@ class SiteAuth:
         after ``stale`` is taken instead of starting a browser)."""
         if not self.may_harvest:
             raise self.missing("harvesting is disabled" if not self.explicit else "the explicit credentials were refused")
-        current = await self.cache.aget(self.site, self.profile)
+        current = await self.cache.get(self.site, self.profile)
         seen = stale.harvested_at if stale is not None else None
         if current is not None and seen is not None and current.harvested_at > seen:
             return self._from_record(current)
@@ -148,7 +148,7 @@ class SiteAuth:
                 return None
             return dataclasses.replace(current, **changes)
 
-        stored = await self.cache.aupdate(self.site, apply, self.profile, best_effort=True)
+        stored = await self.cache.update(self.site, apply, self.profile, best_effort=True)
         if stored is not None:
             credentials.record = stored
             credentials.api_key = stored.api_key if "api_key" in changes else credentials.api_key
@@ -176,6 +176,6 @@ class SiteAuth:
                 return current  # another caller harvested anew: these cookies belong to the old session
             return current.merge_cookies(cookies, essential=current.essential_cookies or None)
 
-        stored = await self.cache.aupdate(self.site, merge, self.profile, best_effort=True)
+        stored = await self.cache.update(self.site, merge, self.profile, best_effort=True)
         if stored is not None and stored.harvested_at == harvested_at:
             credentials.record = stored

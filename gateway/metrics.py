@@ -72,7 +72,7 @@ class Metrics:
 
         def records() -> Iterator[tuple[SessionRecord, bool]]:
             store = self._cache()
-            for record in store.list():
+            for record in store.list_sync():
                 yield record, store.is_fresh(record)
 
         r.register(SessionCollector(records))

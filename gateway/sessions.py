@@ -38,7 +38,7 @@ async def _state(name: str, cls: type[Provider], options: Mapping[str, Any]) -> 
     settings = (cls.settings or Settings.from_env()).with_overrides(dict(options))
     cache = settings.auth_cache()
     try:
-        record = await cache.aget(cls.site, settings.profile)
+        record = await cache.get(cls.site, settings.profile)
     except Exception as exc:  # noqa: BLE001 - e.g. CachePermissionError, whose message says what to run
         return SessionState(name, settings.profile, False, f"the session cache cannot be read: {exc}")
     if record is None:

@@ -58,7 +58,7 @@ def check_generation(generation: str | None, params: dict[str, Any]) -> None:
 async def _generation(route: Route, options: dict[str, Any]) -> str | None:
     """The Cloudflare generation the cached session last used, if known."""
     settings = (route.cls.settings or Settings.from_env()).with_overrides(dict(options))
-    record = await settings.auth_cache().aget(route.cls.site, settings.profile)
+    record = await settings.auth_cache().get(route.cls.site, settings.profile)
     return record.generation if record is not None else None
 
 

@@ -46,7 +46,7 @@ async def harvest(
 ) -> SessionRecord:
     """Harvest `site` with a browser on the (site, profile) browser profile; return the saved record.
 
-    Single-flight through `cache.arefresh`: concurrent callers (threads or processes) wait for one
+    Single-flight through `cache.refresh`: concurrent callers (threads or processes) wait for one
     harvest and share its record. `force=False` returns a still-fresh cached record without a
     browser. Raises `HarvestError` subclasses (`SignedOut`, `ChallengeNeedsHuman`, `HarvestTimeout`,
     `SiteUnreachable`, `ProfileInUse`...) and `BrowserError` subclasses.
@@ -71,7 +71,7 @@ async def harvest(
         return outcome
 
     try:
-        record = await cache.arefresh(
+        record = await cache.refresh(
             site, harvest_now, profile=profile, force=force, timeout=max(deadline - time.monotonic(), 0.0)
         )
     except CacheLockTimeout as exc:
@@ -118,7 +118,7 @@ async def login(
     )[site]
     if isinstance(outcome, HarvestError):
         raise outcome
-    await cache.aput(outcome)
+    await cache.put(outcome)
     report("saved", site)
     return outcome
 
@@ -148,7 +148,7 @@ async def harvest_many(
     report = Reporter(progress)
     results: dict[str, SessionRecord | HarvestError] = {}
     for site in sites:
-        record = None if force else await cache.aget(site, profile)
+        record = None if force else await cache.get(site, profile)
         if record is not None and cache.is_fresh(record):
             results[site] = record
             report("reused", site, "still fresh")
@@ -165,7 +165,7 @@ async def harvest_many(
         )
         for site, outcome in outcomes.items():
             if isinstance(outcome, SessionRecord):
-                await cache.aput(outcome)
+                await cache.put(outcome)
                 report("saved", site)
             results[site] = outcome
     return {site: results[site] for site in sites}

@@ -58,7 +58,7 @@ async def _seeds(cache: AuthCache, sites: Sequence[str], profile: str) -> list[C
     now = time.time()
     cookies: list[Cookie] = []
     for site in sites:
-        record = await cache.aget(site, profile)
+        record = await cache.get(site, profile)
         if record is not None:
             cookies.extend(c for c in record.cookies if not c.is_expired(now) and recipe_for(site).keeps(c))
     return cookies

@@ -37,17 +37,17 @@ def sample_record() -> SessionRecord:
 def bench_get(root: Path, calls: int) -> dict[str, float]:
     """Milliseconds: median and p99 of `get`, median of a one-process `update`."""
     cache = AuthCache(root)
-    cache.put(sample_record())
+    cache.put_sync(sample_record())
     timings = []
     for _ in range(calls):
         start = time.perf_counter()
-        cache.get("bench")
+        cache.get_sync("bench")
         timings.append(time.perf_counter() - start)
     timings.sort()
     updates = []
     for _ in range(100):
         start = time.perf_counter()
-        cache.update("bench", lambda r: r)
+        cache.update_sync("bench", lambda r: r)
         updates.append(time.perf_counter() - start)
     return {
         "get_median_ms": statistics.median(timings) * 1e3,
@@ -67,7 +67,7 @@ def worker(root: str, updates: int, name: str) -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     for _ in range(updates):
-        cache.update("counter", bump)
+        cache.update_sync("counter", bump)
 
 
 def bench_updates(root: Path, procs: int, updates: int) -> tuple[float, int, list[int]]:
@@ -91,7 +91,7 @@ def bench_updates(root: Path, procs: int, updates: int) -> tuple[float, int, lis
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-    final = AuthCache(root).get("counter").extra.get("counter", 0)
+    final = AuthCache(root).get_sync("counter").extra.get("counter", 0)
     return wall, procs * updates - final, codes
 
 

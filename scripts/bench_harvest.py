@@ -41,9 +41,9 @@ def make_cold(home: Path, cache: Any, sites: tuple[str, ...]) -> None:
     its clearance."""
     shutil.rmtree(home / "browser", ignore_errors=True)
     if "cloudflare" in sites:
-        cache.delete("cloudflare")
+        cache.delete_sync("cloudflare")
     if "cerebras" in sites:
-        cache.update(
+        cache.update_sync(
             "cerebras",
             lambda r: r and dataclasses.replace(r, cookies=[c for c in r.cookies if c.name != "cf_clearance"]),
         )

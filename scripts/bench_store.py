@@ -109,9 +109,9 @@ def fresh() -> SessionRecord:
 
 async def bench_async(store: Any, calls: int, trips: RoundTrips) -> dict[str, dict[str, float]]:
     results = {
-        "aget": await measure_async(lambda: store.aget(SITE), calls, trips),
-        "aupdate": await measure_async(lambda: store.aupdate(SITE, merge), calls, trips),
-        "arefresh": await measure_async(lambda: store.arefresh(SITE, fresh), calls, trips),
+        "get": await measure_async(lambda: store.get(SITE), calls, trips),
+        "update": await measure_async(lambda: store.update(SITE, merge), calls, trips),
+        "refresh": await measure_async(lambda: store.refresh(SITE, fresh), calls, trips),
     }
     if hasattr(store, "aclose"):
         await store.aclose()
@@ -119,10 +119,10 @@ async def bench_async(store: Any, calls: int, trips: RoundTrips) -> dict[str, di
 
 
 def bench(store: Any, calls: int, trips: RoundTrips) -> dict[str, dict[str, float]]:
-    store.put(sample_record())
+    store.put_sync(sample_record())
     results = asyncio.run(bench_async(store, calls, trips))
-    results["get"] = measure_sync(lambda: store.get(SITE), calls, trips)
-    results["update"] = measure_sync(lambda: store.update(SITE, merge), calls, trips)
+    results["get"] = measure_sync(lambda: store.get_sync(SITE), calls, trips)
+    results["update"] = measure_sync(lambda: store.update_sync(SITE, merge), calls, trips)
     return results
 
 

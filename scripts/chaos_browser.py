@@ -254,7 +254,7 @@ def records_intact(root: Path, sites: list[str]) -> list[str]:
     cache, wrong = AuthCache(root / "home" / "sessions"), []
     for site in sites:
         try:
-            if cache.get(site) is None:
+            if cache.get_sync(site) is None:
                 wrong.append(f"{site}: missing")
         except Exception as exc:  # noqa: BLE001 - any failure to read counts
             wrong.append(f"{site}: {type(exc).__name__}: {exc}")
@@ -282,7 +282,7 @@ def seed_records(root: Path) -> None:
     from harvestkit.cache import AuthCache, Cookie, SessionRecord
 
     cookie = Cookie("__Secure-authjs.session-token", "chaos-sentinel-value", ".cerebras.ai", secure=True)
-    AuthCache(root / "home" / "sessions").put(SessionRecord("cerebras", "default", cookies=[cookie], source="import"))
+    AuthCache(root / "home" / "sessions").put_sync(SessionRecord("cerebras", "default", cookies=[cookie], source="import"))
 
 
 def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: Path, rng: random.Random) -> tuple[str, bool]:
@@ -293,7 +293,7 @@ def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: P
     fresh(sandbox)
     sandbox.set_knobs(challenge_delay=rng.uniform(0.1, 1.2), pace=0.02)
     if command == "chat":
-        AuthCache(root / "home" / "sessions").delete("cloudflare")  # so that the chat harvests
+        AuthCache(root / "home" / "sessions").delete_sync("cloudflare")  # so that the chat harvests
     proc = subprocess.Popen(  # a session of its own: the signal goes to harvestkit only
         [sys.executable, "-X", "faulthandler", "-m", "harvestkit.cli", *SIGNAL_COMMANDS[command]],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,

@@ -3,7 +3,7 @@
 
 Usage: python scripts/chaos_cache.py [--kills 200] [--parallel 4] [--seed 1] [--json]
 
-Each writer increments a counter in one record forever (`AuthCache.update`, a record with 30
+Each writer increments a counter in one record forever (`AuthCache.update_sync`, a record with 30
 cookies and a key), printing each value once `update` has returned: that value is acknowledged.
 ``--parallel`` writers run at once (so kills also land while a writer holds the lock or waits
 for it). Four in five are SIGKILLed 0-30 ms after their first acknowledged update (in the middle
@@ -47,7 +47,7 @@ def writer(root: str) -> None:
 
     cache = AuthCache(root)
     while True:
-        print(cache.update(SITE, bump).extra["counter"], flush=True)
+        print(cache.update_sync(SITE, bump).extra["counter"], flush=True)
 
 
 class Reader(threading.Thread):
@@ -66,7 +66,7 @@ class Reader(threading.Thread):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", CacheCorruptWarning)
                 try:
-                    cache.get(SITE)
+                    cache.get_sync(SITE)
                 except Exception as exc:  # noqa: BLE001 - every failure to read is counted
                     self.failures.append(f"{type(exc).__name__}: {exc}")
             self.failures += [str(w.message) for w in caught]

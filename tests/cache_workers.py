@@ -89,7 +89,7 @@ def counted_updates(root: str, count: str, worker: str) -> None:
     cache = AuthCache(root)
     _wait_for_go()
     for _ in range(int(count)):
-        cache.update("counter", bump)
+        cache.update_sync("counter", bump)
     print("done", flush=True)
 
 
@@ -106,7 +106,7 @@ def writer(root: str) -> None:
 
     cache = AuthCache(root)
     while True:
-        record = cache.update("killed", bump)
+        record = cache.update_sync("killed", bump)
         print(record.extra["counter"], flush=True)
 
 
@@ -123,7 +123,7 @@ def refresher(root: str, marker: str) -> None:
 
     cache = AuthCache(root)
     _wait_for_go()
-    record = cache.refresh("flight", harvest, timeout=30)
+    record = cache.refresh_sync("flight", harvest, timeout=30)
     print(json.dumps(record.to_dict()), flush=True)
 
 

@@ -87,7 +87,7 @@ class StandInHarvester:
         async def harvest() -> SessionRecord:
             return await self.record(site, profile, proxy)
 
-        return await cache.arefresh(site, harvest, profile=profile, force=True)
+        return await cache.refresh(site, harvest, profile=profile, force=True)
 
 
 @dataclass

@@ -33,7 +33,7 @@ def replay(har: Path, case: dict[str, Any]) -> dict[str, Any]:
         env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": home}
         done = _harvestkit(env, "harvest", case["site"], "--json", "--timeout", "60")
         missing = sorted({r.note for r in sandbox.state.requests if r.status == 404 and r.note})
-        record = AuthCache(Path(home) / "sessions").get(case["site"])
+        record = AuthCache(Path(home) / "sessions").get_sync(case["site"])
         return {
             "exit": done.returncode,
             "error": done.stderr.strip().splitlines()[-1] if done.returncode and done.stderr.strip() else None,

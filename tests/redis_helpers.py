@@ -190,7 +190,7 @@ def counted_updates(url: str, count: str, worker: str) -> None:
 
     async def run(store) -> None:
         for _ in range(int(count)):
-            await store.aupdate("counter", bump)
+            await store.update("counter", bump)
         await store.aclose()
 
     store = open_store(url)
@@ -212,7 +212,7 @@ def refresher(url: str, marker: str, seconds: str, lease: str) -> None:
 
     store = open_store(url, lease=float(lease))
     _wait_for_go()
-    record = store.refresh("flight", harvest, timeout=30)
+    record = store.refresh_sync("flight", harvest, timeout=30)
     print(json.dumps(record.to_dict()), flush=True)
 
 
@@ -229,7 +229,7 @@ def stalled_harvester(url: str, lease: str) -> None:
 
     store = open_store(url, lease=float(lease))
     try:
-        store.refresh("flight", harvest, force=True, timeout=30)
+        store.refresh_sync("flight", harvest, force=True, timeout=30)
     except LeaseLost as exc:
         print(f"LeaseLost {exc.token}", flush=True)
     else:

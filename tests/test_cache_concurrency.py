@@ -33,7 +33,7 @@ def test_concurrent_updates_from_8_processes_lose_none(tmp_path, workers):
     for proc in procs:
         assert proc.wait(timeout=60) == 0, workers.stderr_of(proc)
         expect_line(proc, "done")
-    extra = AuthCache(root).get("counter").extra
+    extra = AuthCache(root).get_sync("counter").extra
     assert extra == {"counter": WRITERS * UPDATES} | {f"w{i}": UPDATES for i in range(WRITERS)}
 
 
@@ -68,7 +68,7 @@ def test_writers_killed_at_random_moments_never_corrupt_or_lose_acknowledged_upd
         thread.join(timeout=90)
     assert not any(thread.is_alive() for thread in threads)
     assert len(workers.procs) == 200 and not errors
-    final = AuthCache(root).get("killed")
+    final = AuthCache(root).get_sync("killed")
     assert acked and final.extra["counter"] >= max(acked)
     assert final.extra["counter"] >= len(acked)  # every acknowledged increment is in the file
     assert not list((root / "killed").glob("*.corrupt-*"))
@@ -76,7 +76,7 @@ def test_writers_killed_at_random_moments_never_corrupt_or_lose_acknowledged_upd
 
 def test_single_flight_refresh_across_6_processes_harvests_once(tmp_path, workers):
     root, marker = tmp_path / "cache", tmp_path / "harvests.txt"
-    AuthCache(root).put(SessionRecord("flight", harvested_at=time.time() - 7200, expires_at=time.time() - 1))
+    AuthCache(root).put_sync(SessionRecord("flight", harvested_at=time.time() - 7200, expires_at=time.time() - 1))
     procs = [workers.start("refresh", root, marker) for _ in range(6)]
     for proc in procs:
         expect_line(proc, "ready")
@@ -88,7 +88,7 @@ def test_single_flight_refresh_across_6_processes_harvests_once(tmp_path, worker
     assert len(harvesters) == 1
     assert all(result == results[0] for result in results)
     assert results[0]["extra"] == {"by": int(harvesters[0])}
-    assert AuthCache(root).get("flight").to_dict() == results[0]
+    assert AuthCache(root).get_sync("flight").to_dict() == results[0]
 
 
 class Ticker:
@@ -106,13 +106,13 @@ class Ticker:
 
 async def test_async_lock_waits_keep_the_event_loop_running(tmp_path, workers):
     cache = AuthCache(tmp_path / "cache")
-    cache.put(SessionRecord("cerebras"))
+    cache.put_sync(SessionRecord("cerebras"))
     holder = workers.start("hold", cache.root, "cerebras", "", 30)
     await asyncio.to_thread(expect_line, holder, "locked")
     ticker = Ticker()
     started = time.monotonic()
     with pytest.raises(CacheLockTimeout) as info:
-        await cache.aupdate("cerebras", lambda r: r, timeout=0.6)
+        await cache.update("cerebras", lambda r: r, timeout=0.6)
     assert info.value.holder_pid == holder.pid and f"pid {holder.pid}" in str(info.value)
     assert time.monotonic() - started >= 0.6
     assert ticker.ticks >= 30
@@ -121,7 +121,7 @@ async def test_async_lock_waits_keep_the_event_loop_running(tmp_path, workers):
 
 async def test_async_waits_end_when_another_process_releases(tmp_path, workers):
     cache = AuthCache(tmp_path / "cache")
-    cache.put(SessionRecord("cerebras", expires_at=0.0))
+    cache.put_sync(SessionRecord("cerebras", expires_at=0.0))
     record_holder = workers.start("hold", cache.root, "cerebras", "", 0.5)
     refresh_holder = workers.start("hold", cache.root, "cerebras", ".refresh", 0.5)
     for proc in (record_holder, refresh_holder):
@@ -132,8 +132,8 @@ async def test_async_waits_end_when_another_process_releases(tmp_path, workers):
         return SessionRecord("cerebras", extra={"async": True})
 
     updated, refreshed = await asyncio.gather(
-        cache.aupdate("cerebras", lambda r: SessionRecord("cerebras", expires_at=0.0, extra={"updated": True}), timeout=10),
-        cache.arefresh("cerebras", harvest, timeout=10),
+        cache.update("cerebras", lambda r: SessionRecord("cerebras", expires_at=0.0, extra={"updated": True}), timeout=10),
+        cache.refresh("cerebras", harvest, timeout=10),
     )
     assert updated.extra == {"updated": True} and refreshed.extra == {"async": True}
     assert ticker.ticks >= 25

@@ -203,9 +203,9 @@ def test_cache_import_and_export(tmp_path):
     cache = AuthCache(tmp_path / "cache")
     record = cache.import_cookies("cerebras", COOKIES_TXT)
     assert record.source == "import" and len(record.cookies) == 4
-    assert cache.get("cerebras").cookies == parse_netscape_cookies(COOKIES_TXT)
+    assert cache.get_sync("cerebras").cookies == parse_netscape_cookies(COOKIES_TXT)
     cache.import_cookies("cerebras", json.dumps(CDP_COOKIES), fmt="cdp")
-    names = sorted(c.name for c in cache.get("cerebras").cookies)
+    names = sorted(c.name for c in cache.get_sync("cerebras").cookies)
     assert names == ["cf_clearance", "cf_clearance", "empty", "host", "nodot", "session"]
     cache.import_cookies("cerebras", json.dumps(CDP_COOKIES), replace=True)
     assert parse_cookies(cache.export_cookies("cerebras", "cdp")) == parse_cdp_cookies(CDP_COOKIES)

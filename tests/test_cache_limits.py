@@ -49,7 +49,7 @@ def test_foreign_and_public_suffix_cookies_are_refused_and_named(home: Path, tmp
     assert "outside cerebras.ai (google.com)" in warning and "on a public suffix (ai)" in warning
     assert "over 4096 bytes (cerebras.ai)" in warning
     assert "secret-value" not in warning and len(result.stderr.splitlines()) == 1
-    record = AuthCache(home / "sessions").get("cerebras")
+    record = AuthCache(home / "sessions").get_sync("cerebras")
     assert [c.name for c in record.cookies] == ["__Secure-authjs.session-token"]
 
 
@@ -58,7 +58,7 @@ def test_only_foreign_cookies_is_an_error(home: Path, tmp_path: Path) -> None:
     path.write_text(line(".example.com", "a", "value-a") + line(".com", "b", "value-b"))
     result = run(home, "cache", "import", "cerebras", str(path))
     assert result.returncode == 1 and "no cookie to import" in result.stderr and "public suffix (com)" in result.stderr
-    assert AuthCache(home / "sessions").get("cerebras") is None
+    assert AuthCache(home / "sessions").get_sync("cerebras") is None
 
 
 def test_a_huge_file_is_refused_before_it_is_parsed(home: Path, tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_empty_input_says_so(home: Path) -> None:
 def _seed(home: Path) -> AuthCache:
     cache = AuthCache(home / "sessions")
     cookie = Cookie("__Secure-authjs.session-token", "tok-value-1234567890", "cerebras.ai", expires=time.time() + 3600)
-    cache.put(SessionRecord("cerebras", cookies=[cookie], source="import"))
+    cache.put_sync(SessionRecord("cerebras", cookies=[cookie], source="import"))
     return cache
 
 

@@ -18,7 +18,7 @@ LEASE = 1.0  # long enough that a loaded machine's scheduling delays do not look
 
 
 def stale(store: RedisStore) -> None:
-    store.put(SessionRecord("flight", harvested_at=time.time() - 7200, expires_at=time.time() - 1))
+    store.put_sync(SessionRecord("flight", harvested_at=time.time() - 7200, expires_at=time.time() - 1))
 
 
 def go(procs) -> None:
@@ -35,7 +35,7 @@ def test_concurrent_updates_from_8_processes_lose_none(redis_server, workers):
     for proc in procs:
         assert proc.wait(timeout=90) == 0, workers.stderr_of(proc)
         expect_line(proc, "done")
-    extra = open_store(redis_server.url).get("counter").extra
+    extra = open_store(redis_server.url).get_sync("counter").extra
     assert extra == {"counter": WRITERS * UPDATES} | {f"w{i}": UPDATES for i in range(WRITERS)}
 
 
@@ -50,7 +50,7 @@ def test_single_flight_across_6_processes_harvests_once_even_past_the_lease(redi
     assert len(harvesters) == 1, harvesters
     assert all(result == results[0] for result in results)
     assert results[0]["extra"] == {"by": int(harvesters[0])}
-    assert open_store(redis_server.url).get("flight").to_dict() == results[0]
+    assert open_store(redis_server.url).get_sync("flight").to_dict() == results[0]
 
 
 async def test_a_holder_killed_with_sigkill_is_taken_over_once_its_lease_runs_out(redis_server, workers):
@@ -65,15 +65,15 @@ async def test_a_holder_killed_with_sigkill_is_taken_over_once_its_lease_runs_ou
         return SessionRecord("flight", expires_at=time.time() + 3600, extra={"by": "taker"})
 
     with pytest.raises(StoreTimeout) as info:  # alive and renewing: it keeps the lease
-        await store.arefresh("flight", harvest, timeout=2 * LEASE)
+        await store.refresh("flight", harvest, timeout=2 * LEASE)
     assert info.value.holder_pid == holder.pid and f":{holder.pid}" in str(info.value) and not harvests
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=10)
     killed = time.monotonic()
-    record = await store.arefresh("flight", harvest, timeout=10)
+    record = await store.refresh("flight", harvest, timeout=10)
     assert record.extra == {"by": "taker"} and harvests == [1]
     assert time.monotonic() - killed < LEASE + 2.0
-    assert (await store.aget("flight")).extra == {"by": "taker"}
+    assert (await store.get("flight")).extra == {"by": "taker"}
     await store.aclose()
 
 
@@ -88,14 +88,14 @@ async def test_a_stale_holders_late_write_is_refused_by_the_fencing_token(redis_
     async def harvest():
         return SessionRecord("flight", expires_at=time.time() + 3600, extra={"by": "taker"})
 
-    taken = await store.arefresh("flight", harvest, force=True, timeout=5)
+    taken = await store.refresh("flight", harvest, force=True, timeout=5)
     holder.send_signal(signal.SIGCONT)
     holder.stdin.write("finish\n")
     holder.stdin.flush()
     answer = await asyncio.to_thread(holder.stdout.readline)
     assert answer.startswith("LeaseLost "), answer
     assert int(answer.split()[1]) < int(await store.conn.client().get(store.key("fence", "flight")))
-    assert (await store.aget("flight")).to_dict() == taken.to_dict()
+    assert (await store.get("flight")).to_dict() == taken.to_dict()
     assert holder.wait(timeout=10) == 0
     await store.aclose()
 
@@ -110,25 +110,25 @@ async def test_a_write_after_the_lease_was_taken_over_in_process_raises_lease_lo
         await finish.wait()
         return SessionRecord("flight", expires_at=time.time() + 3600, extra={"by": "slow"})
 
-    task = asyncio.ensure_future(store.arefresh("flight", slow, force=True))
+    task = asyncio.ensure_future(store.refresh("flight", slow, force=True))
     await started.wait()
     await store.conn.client().delete(store.key("lease", "flight"))  # as if its lease ran out
 
     async def fast():
         return SessionRecord("flight", expires_at=time.time() + 3600, extra={"by": "fast"})
 
-    assert (await store.arefresh("flight", fast, force=True, timeout=5)).extra == {"by": "fast"}
+    assert (await store.refresh("flight", fast, force=True, timeout=5)).extra == {"by": "fast"}
     finish.set()
     with pytest.raises(LeaseLost, match="flight/default lost its lease"):
         await task
-    assert (await store.aget("flight")).extra == {"by": "fast"}
+    assert (await store.get("flight")).extra == {"by": "fast"}
     await store.aclose()
 
 
 def test_redis_restarted_mid_run_gives_typed_errors_then_recovers_with_no_record_lost(redis_server):
     store = open_store(redis_server.url)
     for site in ("cerebras", "cloudflare"):
-        store.put(SessionRecord(site, expires_at=time.time() + 3600, extra={"kept": site}))
+        store.put_sync(SessionRecord(site, expires_at=time.time() + 3600, extra={"kept": site}))
     acked: list[int] = []
     failures: list[BaseException] = []
     stop = threading.Event()
@@ -141,7 +141,7 @@ def test_redis_restarted_mid_run_gives_typed_errors_then_recovers_with_no_record
 
         while not stop.is_set():
             try:
-                acked.append((await store.aupdate("counter", bump)).extra["n"])
+                acked.append((await store.update("counter", bump)).extra["n"])
             except Exception as exc:  # noqa: BLE001 - every failure is checked below
                 failures.append(exc)
                 await asyncio.sleep(0.01)
@@ -165,7 +165,7 @@ def test_redis_restarted_mid_run_gives_typed_errors_then_recovers_with_no_record
     assert restarted >= 20 and len(acked) >= restarted + 20 and failures  # errors, then it went on
     assert all(isinstance(exc, StoreUnavailable) for exc in failures), {type(e).__name__ for e in failures}
     unknown = sum(exc.outcome_unknown for exc in failures)
-    final = store.get("counter").extra["n"]
+    final = store.get_sync("counter").extra["n"]
     assert acked == sorted(acked) and final >= acked[-1]  # nothing acknowledged is lost
     assert final - len(acked) <= unknown  # nothing counted twice, but writes whose reply was lost
-    assert [r.extra for r in store.list() if r.site != "counter"] == [{"kept": "cerebras"}, {"kept": "cloudflare"}]
+    assert [r.extra for r in store.list_sync() if r.site != "counter"] == [{"kept": "cerebras"}, {"kept": "cloudflare"}]

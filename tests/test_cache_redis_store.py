@@ -91,15 +91,15 @@ def raw_key(store: RedisStore, site: str = "cerebras", profile: str = "default")
 
 @pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
 def test_a_corrupt_record_is_quarantined_once_and_reads_as_no_session(cache, redis_server, kind):
-    cache.put(record())
+    cache.put_sync(record())
     text = redis_server.command("GET", raw_key(cache)).decode()
     broken = CORRUPTIONS[kind](text).encode("utf-8", "surrogateescape")
     redis_server.command("SET", raw_key(cache), broken)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert cache.get("cerebras") is None
-        assert cache.get("cerebras") is None
-        assert cache.list() == []
+        assert cache.get_sync("cerebras") is None
+        assert cache.get_sync("cerebras") is None
+        assert cache.list_sync() == []
     caught = [w for w in caught if w.category is not ResourceWarning]  # earlier tests' loops, collected now
     assert len(caught) == 1 and caught[0].category is CacheCorruptWarning
     message = str(caught[0].message)
@@ -108,23 +108,23 @@ def test_a_corrupt_record_is_quarantined_once_and_reads_as_no_session(cache, red
     [moved] = redis_server.command("KEYS", "harvestkit:corrupt:cerebras:default:*")
     assert redis_server.command("GET", moved) == broken
     assert 29 * 86400 < redis_server.command("TTL", moved) <= 30 * 86400
-    assert cache.update("cerebras", lambda r: r or record(extra={"recovered": True})).extra == {"recovered": True}
+    assert cache.update_sync("cerebras", lambda r: r or record(extra={"recovered": True})).extra == {"recovered": True}
 
 
 def test_update_quarantines_a_corrupt_record_and_hands_fn_none(cache, redis_server):
-    cache.put(record())
+    cache.put_sync(record())
     redis_server.command("SET", raw_key(cache), "{")
     seen = []
     with pytest.warns(CacheCorruptWarning):
-        cache.update("cerebras", lambda r: seen.append(r))
-    assert seen == [None] and cache.get("cerebras") is None
+        cache.update_sync("cerebras", lambda r: seen.append(r))
+    assert seen == [None] and cache.get_sync("cerebras") is None
 
 
 def test_a_newer_schema_is_an_error_and_the_record_is_kept(cache, redis_server):
-    cache.put(record())
+    cache.put_sync(record())
     data = json.loads(redis_server.command("GET", raw_key(cache))) | {"schema_version": 2, "new_field": 1}
     redis_server.command("SET", raw_key(cache), json.dumps(data))
-    for attempt in (lambda: cache.get("cerebras"), lambda: cache.update("cerebras", lambda r: r), cache.list):
+    for attempt in (lambda: cache.get_sync("cerebras"), lambda: cache.update_sync("cerebras", lambda r: r), cache.list_sync):
         with pytest.raises(CacheSchemaError, match=r"schema version 2.*up to version 1") as info:
             attempt()
         assert info.value.found == 2 and info.value.supported == 1
@@ -147,9 +147,9 @@ def test_is_fresh_follows_the_stores_max_age(cache, redis_server):
 def test_records_live_a_grace_period_past_their_expiry(redis_server):
     store = open_store(redis_server.url, record_grace=3600, max_age=600)
     now = time.time()
-    store.put(record(expires_at=now + 7200))
-    store.put(record(profile="unknown", harvested_at=now, expires_at=None))
-    store.put(record(profile="expired", expires_at=now - 86400))
+    store.put_sync(record(expires_at=now + 7200))
+    store.put_sync(record(profile="unknown", harvested_at=now, expires_at=None))
+    store.put_sync(record(profile="expired", expires_at=now - 86400))
 
     def ttl(profile):
         return redis_server.command("PTTL", raw_key(store, profile=profile)) / 1000
@@ -157,17 +157,17 @@ def test_records_live_a_grace_period_past_their_expiry(redis_server):
     assert 7200 + 3600 - 5 < ttl("default") <= 7200 + 3600
     assert 600 + 3600 - 5 < ttl("unknown") <= 600 + 3600
     assert 3600 - 5 < ttl("expired") <= 3600  # stale, still kept: its cookies serve the next refresh
-    store.update("cerebras", lambda r: r.merge_cookies([Cookie("x", "1", "cerebras.ai")]), "expired")
+    store.update_sync("cerebras", lambda r: r.merge_cookies([Cookie("x", "1", "cerebras.ai")]), "expired")
     assert 3600 - 5 < ttl("expired") <= 3600  # every write sets it anew
 
 
 def test_a_record_whose_ttl_ran_out_is_gone_from_get_and_list(redis_server):
     store = open_store(redis_server.url, record_grace=0)
-    store.put(record(expires_at=time.time() - 10))  # kept the minimum: 1 s
-    store.put(record(profile="work"))
-    assert [r.profile for r in store.list()] == ["default", "work"]
+    store.put_sync(record(expires_at=time.time() - 10))  # kept the minimum: 1 s
+    store.put_sync(record(profile="work"))
+    assert [r.profile for r in store.list_sync()] == ["default", "work"]
     time.sleep(1.2)
-    assert store.get("cerebras") is None and [r.profile for r in store.list()] == ["work"]
+    assert store.get_sync("cerebras") is None and [r.profile for r in store.list_sync()] == ["work"]
     assert redis_server.command("SMEMBERS", "harvestkit:records") == {b"cerebras:work"}
 
 
@@ -224,7 +224,7 @@ def test_the_password_and_the_secrets_never_show(redis_server, caplog):
     caplog.set_level(logging.DEBUG)
     store = open_store(redis_server.url)
     assert PASSWORD not in repr(store) and "default:" in repr(store)
-    store.put(record())
+    store.put_sync(record())
     stored = redis_server.command("GET", raw_key(store))
     assert API_KEY.encode() in stored and SECRET.encode() in stored  # stored as today: the record's JSON
 
@@ -236,7 +236,7 @@ def test_the_password_and_the_secrets_never_show(redis_server, caplog):
         none.get("cerebras")
     redis_server.stop()
     with pytest.raises(StoreUnavailable) as down:
-        store.update("cerebras", lambda r: r)
+        store.update_sync("cerebras", lambda r: r)
     messages = [str(auth.value), str(noauth.value), str(down.value), repr(wrong), caplog.text]
     for text in messages:
         assert PASSWORD not in text and "not-the-password-0123456789" not in text
@@ -259,8 +259,8 @@ def test_rediss_talks_tls_and_refuses_a_server_it_cannot_verify(tmp_path):
     try:
         store = open_store(server.url)
         assert store.conn.url.redis_url.startswith("rediss://")
-        store.refresh("cerebras", record)
-        assert store.get("cerebras").api_key == API_KEY
+        store.refresh_sync("cerebras", record)
+        assert store.get_sync("cerebras").api_key == API_KEY
         untrusted = open_store(server.url.partition("?")[0])  # the system CAs do not know the test CA
         with pytest.raises(StoreUnavailable, match="certificate verify failed") as info:
             untrusted.get("cerebras")
@@ -280,7 +280,7 @@ def test_cookie_files_import_and_export_through_redis(cache):
     with pytest.raises(CacheError, match="no cached session for cerebras/default"):
         cache.export_cookies("cerebras")
     imported = cache.import_cookies("cerebras", COOKIES_TXT)
-    assert imported.source == "import" and cache.get("cerebras").cookies == parse_netscape_cookies(COOKIES_TXT)
+    assert imported.source == "import" and cache.get_sync("cerebras").cookies == parse_netscape_cookies(COOKIES_TXT)
     cache.import_cookies("cerebras", json.dumps(CDP_COOKIES), replace=True)
     assert parse_cookies(cache.export_cookies("cerebras", "cdp")) == parse_cdp_cookies(CDP_COOKIES)
 
@@ -290,13 +290,13 @@ def test_the_readme_acl_user_limited_to_its_keys_can_do_everything_the_store_doe
     redis_server.command("ACL", "SETUSER", *acl, "+@transaction", "+@scripting", "-@dangerous")
     url = redis_server.url.replace(f"default:{PASSWORD}", "harvestkit:acl-user-password-0123456789")
     store = open_store(url, lease=0.5)
-    store.put(record(profile="other"))
-    store.refresh("cerebras", record)
-    store.update("cerebras", lambda r: r.merge_cookies([Cookie("x", "1", "cerebras.ai")]))
+    store.put_sync(record(profile="other"))
+    store.refresh_sync("cerebras", record)
+    store.update_sync("cerebras", lambda r: r.merge_cookies([Cookie("x", "1", "cerebras.ai")]))
     redis_server.command("SET", raw_key(store, profile="other"), "{")
     with pytest.warns(CacheCorruptWarning):
-        assert [r.profile for r in store.list()] == ["default"]
-    assert store.delete("cerebras") and store.get("cerebras") is None
+        assert [r.profile for r in store.list_sync()] == ["default"]
+    assert store.delete_sync("cerebras") and store.get_sync("cerebras") is None
     outsider = open_store(url, prefix="elsewhere:")
     with pytest.raises(StoreAuthError, match="no permissions.*ACL SETUSER <user> ~<prefix>"):
         outsider.get("cerebras")
@@ -304,8 +304,8 @@ def test_the_readme_acl_user_limited_to_its_keys_can_do_everything_the_store_doe
 
 async def test_async_with_closes_the_loops_connections(redis_server):
     async with open_store(redis_server.url) as store:
-        await store.aput(record())
+        await store.put(record())
         client = store.conn.client()
-        assert (await store.aget("cerebras")).api_key == API_KEY
+        assert (await store.get("cerebras")).api_key == API_KEY
     assert store.conn.client() is not client  # closed and dropped; a later call gets a new one
     await store.aclose()

@@ -50,8 +50,8 @@ def seed(sandbox, home: Path, site: str) -> None:
 
 def secrets_of(sandbox, home: Path) -> list[str]:
     cache = AuthCache(home / "sessions")
-    found = [c.value for r in cache.list() for c in r.cookies if len(c.value) > 8]
-    return found + [r.api_key for r in cache.list() if r.api_key]
+    found = [c.value for r in cache.list_sync() for c in r.cookies if len(c.value) > 8]
+    return found + [r.api_key for r in cache.list_sync() if r.api_key]
 
 
 def needs_browser() -> None:
@@ -67,7 +67,7 @@ def test_harvest_prints_a_summary_and_saves_the_session(run, sandbox, home) -> N
     assert result.returncode == 0, result.stderr
     assert re.match(r"ok +cloudflare: 2 cookies, expires in 30m \(\d+\.\d\d s\)$", result.stdout.strip())
     assert "browser-started" not in result.stderr  # no live progress without a terminal
-    record = AuthCache(home / "sessions").get("cloudflare")
+    record = AuthCache(home / "sessions").get_sync("cloudflare")
     assert record and record.proxy == sandbox.proxy_url
     status = run("status")
     assert re.search(r"cloudflare +default +\d+s +30m +yes +no +2 +http://127\.0\.0\.1:\d+", status.stdout)
@@ -165,7 +165,7 @@ def test_refresh_harvests_what_is_due(run, sandbox, home) -> None:
 def test_cache_commands_redact_unless_asked(run, sandbox, home, tmp_path) -> None:
     seed(sandbox, home, "cerebras")
     assert run("cache", "path").stdout.strip() == str(home / "sessions")
-    record = AuthCache(home / "sessions").get("cerebras")
+    record = AuthCache(home / "sessions").get_sync("cerebras")
     shown = run("cache", "show", "cerebras").stdout
     assert record.api_key not in shown and json.loads(shown)["api_key"].startswith("csk-...")
     assert record.api_key in run("cache", "show", "cerebras", "--reveal").stdout

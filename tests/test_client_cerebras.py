@@ -37,7 +37,7 @@ async def test_first_chat_harvests_then_reuses_the_cached_session(client_env) ->
     second = await Cerebras.chat("Again", model="llama3.1-8b")
     assert second.text.startswith("Sandbox reply to: Again.") and second.finish_reason == "stop"
     assert client_env.harvester.calls == ["cerebras"]
-    record = client_env.cache.get("cerebras")
+    record = client_env.cache.get_sync("cerebras")
     (chat_request, _) = client_env.chats()
     headers = {name.lower(): value for name, value in chat_request.headers.items()}
     assert headers["authorization"] == f"Bearer {record.api_key}"
@@ -93,7 +93,7 @@ async def test_explicit_api_key_is_used_and_never_cached(client_env) -> None:
     result = await Cerebras.chat("Hi", model="llama3.1-8b", api_key="csk-explicit-test-key")
     assert result.text
     assert client_env.chats()[0].headers["Authorization"] == "Bearer csk-explicit-test-key"
-    assert client_env.cache.get("cerebras") is None and client_env.harvester.calls == []
+    assert client_env.cache.get_sync("cerebras") is None and client_env.harvester.calls == []
 
 
 async def test_explicit_wrong_key_raises_without_recovery(client_env) -> None:
@@ -126,11 +126,11 @@ async def test_signed_out_session_says_how_to_sign_in(client_env) -> None:
 async def test_expired_demo_key_is_renewed_from_the_session_once(client_env) -> None:
     client_env.sandbox.set_knobs(demo_key_lifetime=1.5)
     await Cerebras.chat("Hi", model="llama3.1-8b")
-    old_key = client_env.cache.get("cerebras").api_key
+    old_key = client_env.cache.get_sync("cerebras").api_key
     await asyncio.sleep(1.6)
     result = await Cerebras.chat("After expiry", model="llama3.1-8b")
     assert result.text.startswith("Sandbox reply to: After expiry.")
-    new_key = client_env.cache.get("cerebras").api_key
+    new_key = client_env.cache.get_sync("cerebras").api_key
     assert new_key != old_key and client_env.harvester.calls == ["cerebras"]  # no new harvest
     await eventually(lambda: [r.status for r in client_env.chats()] == [200, 401, 200])
 
@@ -144,14 +144,14 @@ async def test_dead_session_is_harvested_again_once(client_env) -> None:
 
 async def test_session_call_merges_set_cookie_into_the_cache(client_env) -> None:
     await Cerebras.chat("Hi", model="llama3.1-8b")
-    record = client_env.cache.get("cerebras")
+    record = client_env.cache.get_sync("cerebras")
     stale = next(c for c in record.cookies if c.name == "__Secure-authjs.session-token")
-    client_env.cache.update("cerebras", lambda r: r.merge_cookies([]) and _without_key(r))
+    client_env.cache.update_sync("cerebras", lambda r: r.merge_cookies([]) and _without_key(r))
     await asyncio.sleep(1.1)  # cookie expiry has one-second precision
     await Cerebras.chat("Hi again", model="llama3.1-8b")
-    fresh = next(c for c in client_env.cache.get("cerebras").cookies if c.name == "__Secure-authjs.session-token")
+    fresh = next(c for c in client_env.cache.get_sync("cerebras").cookies if c.name == "__Secure-authjs.session-token")
     assert fresh.expires > stale.expires  # re-set by the session call, merged at once
-    assert client_env.cache.get("cerebras").expires_at == fresh.expires
+    assert client_env.cache.get_sync("cerebras").expires_at == fresh.expires
 
 
 def _without_key(record):
@@ -257,7 +257,7 @@ async def test_the_proxy_recorded_at_harvest_is_used_unless_overridden(client_en
     from harvestkit.client import ConnectError
 
     await Cerebras.chat("Hi", model="llama3.1-8b")
-    assert client_env.cache.get("cerebras").proxy == client_env.sandbox.proxy_url
+    assert client_env.cache.get_sync("cerebras").proxy == client_env.sandbox.proxy_url
     # No proxy setting any more; a dead environment proxy catches a request that ignores the record.
     monkeypatch.setattr(Cerebras, "settings", dataclasses.replace(Cerebras.settings, proxy=None))
     for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):

@@ -45,10 +45,10 @@ async def test_every_generation_streams_text_usage_and_finish(client_env, genera
     assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
     finishes = [e for e in events if isinstance(e, FinishReason)]
     assert finishes == ([] if generation == "sse" else [FinishReason("stop")])  # the oldest has none
-    assert client_env.cache.get("cloudflare").generation == generation
+    assert client_env.cache.get_sync("cloudflare").generation == generation
     await eventually(lambda: chats(client_env)[-1].status in (101, 200))
     request = chats(client_env)[-1]
-    record = client_env.cache.get("cloudflare")
+    record = client_env.cache.get_sync("cloudflare")
     assert request.headers["User-Agent"] == record.user_agent and request.client_class == "chrome"
     assert request.cookies["cf_clearance"] == record.cookie_jar(f"https://{PLAYGROUND}/")["cf_clearance"]
 
@@ -64,7 +64,7 @@ async def test_auto_starts_with_the_remembered_generation_and_falls_back_on_404(
 
     await Cloudflare.chat("first", model=MODEL)  # nothing remembered: HTTP first, then the socket
     await eventually(lambda: refused() == 1 and len(socket_chats(client_env)) == 1)
-    assert client_env.cache.get("cloudflare").generation == "agents"
+    assert client_env.cache.get_sync("cloudflare").generation == "agents"
 
     await Cloudflare.chat("second", model=MODEL)  # remembered: straight to the socket
     await eventually(lambda: len(socket_chats(client_env)) == 2)
@@ -73,7 +73,7 @@ async def test_auto_starts_with_the_remembered_generation_and_falls_back_on_404(
     client_env.sandbox.set_knobs(generation="data-stream")  # the site goes back to HTTP
     result = await Cloudflare.chat("third", model=MODEL)
     assert result.text.startswith("Sandbox reply to: third.")
-    assert client_env.cache.get("cloudflare").generation == "data-stream"
+    assert client_env.cache.get_sync("cloudflare").generation == "data-stream"
     await Cloudflare.chat("fourth", model=MODEL)  # remembered: straight to HTTP
     await eventually(lambda: [r.status for r in chats(client_env)].count(200) == 2)
     assert refused() == 2  # the one refused upgrade of the third call
@@ -140,10 +140,10 @@ async def test_without_a_session_or_a_browser_it_tries_once_then_says_what_to_do
 async def test_responses_refresh_cookies_in_the_cache(client_env) -> None:
     client_env.sandbox.set_knobs(generation="data-stream", cf_bm_lifetime=2.0)
     await Cloudflare.chat("Hi", model=MODEL)
-    before = {c.name: c.value for c in client_env.cache.get("cloudflare").cookies}
+    before = {c.name: c.value for c in client_env.cache.get_sync("cloudflare").cookies}
     await asyncio.sleep(1.1)  # __cf_bm embeds its issue time in seconds
     await Cloudflare.chat("Again", model=MODEL)
-    after = {c.name: c.value for c in client_env.cache.get("cloudflare").cookies}
+    after = {c.name: c.value for c in client_env.cache.get_sync("cloudflare").cookies}
     assert after["__cf_bm"] != before["__cf_bm"] and after["cf_clearance"] == before["cf_clearance"]
 
 

@@ -38,8 +38,8 @@ async def test_the_client_chats_streams_and_lists_models_on_both_sites(client_en
         cloud = await client.chat("Hello cloud", provider="cloudflare", model=CF_MODEL)
         assert cloud.text.startswith("Sandbox reply to: Hello cloud.")
         assert "@cf/openai/gpt-oss-120b" in await client.models("cloudflare")
-    assert client.cache.get("cloudflare").generation == "agents"
-    assert client_env.cache.get("cerebras") is None  # the client's own cache, not the default one
+    assert client.cache.get_sync("cloudflare").generation == "agents"
+    assert client_env.cache.get_sync("cerebras") is None  # the client's own cache, not the default one
     assert Cerebras._live_models == {}  # nor the default client's model lists
 
 
@@ -56,9 +56,9 @@ async def test_two_clients_share_nothing(client_env, tmp_path) -> None:
         for world in (first_world, second_world):
             await eventually(lambda w=world: len(w.requests(API, "/v1/chat/completions")) == 1)
             assert len(world.requests(API, "/v1/models")) == 1  # each client fetched its own list
-        assert first.cache.get("cerebras", "work") and first.cache.get("cerebras", "home") is None
-        assert second.cache.get("cerebras", "home") and second.cache.get("cerebras", "work") is None
-        assert first.cache.get("cerebras", "work").api_key != second.cache.get("cerebras", "home").api_key
+        assert first.cache.get_sync("cerebras", "work") and first.cache.get_sync("cerebras", "home") is None
+        assert second.cache.get_sync("cerebras", "home") and second.cache.get_sync("cerebras", "work") is None
+        assert first.cache.get_sync("cerebras", "work").api_key != second.cache.get_sync("cerebras", "home").api_key
 
         before = second_world.handshakes(API)
         await first.aclose()

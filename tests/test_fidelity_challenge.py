@@ -94,11 +94,11 @@ async def test_a_busy_session_is_not_re_harvested_early(client_env, monkeypatch)
     monkeypatch.setitem(client_helpers.ESSENTIAL, "cloudflare", ["cf_clearance", "__cf_bm"])  # as the recipe
     client_env.sandbox.set_knobs(generation="data-stream", cf_bm_lifetime=3.0)
     await Cloudflare.chat("Hi", model=MODEL)
-    first_expiry = client_env.cache.get("cloudflare").expires_at
+    first_expiry = client_env.cache.get_sync("cloudflare").expires_at
     started = time.monotonic()
     while time.monotonic() - started < 6.0:
         await asyncio.sleep(0.6)
         assert (await Cloudflare.chat("Busy", model=MODEL)).text
-    record = client_env.cache.get("cloudflare")
+    record = client_env.cache.get_sync("cloudflare")
     assert client_env.harvester.calls == ["cloudflare"]
     assert record.expires_at > first_expiry + 4.0 and record.expires_at > time.time() + 1.0

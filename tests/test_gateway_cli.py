@@ -63,4 +63,4 @@ async def test_serves_with_the_key_from_the_environment_and_stops_gracefully_on_
             process.kill()
             await process.wait()
     assert '"GET /v1/models" 401' in log and '"POST /v1/chat/completions" 200' in log and "stopping" in log
-    assert KEY not in log and "Bearer" not in log and client_env.cache.get("cerebras").api_key not in log
+    assert KEY not in log and "Bearer" not in log and client_env.cache.get_sync("cerebras").api_key not in log

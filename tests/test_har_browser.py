@@ -95,7 +95,7 @@ async def test_a_devtools_har_of_a_sign_in_imports_into_a_session_that_chats(
     done = run(fresh, "record", "scrub", str(path), "-o", str(scrubbed))
     assert done.returncode == 0, done.stderr
     text = scrubbed.read_text()
-    record = AuthCache(tmp_path / "fresh" / "sessions").get(site)  # what the sandbox issued to that browser
+    record = AuthCache(tmp_path / "fresh" / "sessions").get_sync(site)  # what the sandbox issued to that browser
     secrets = {c.value for c in record.cookies} | {record.api_key or ""} | sandbox_secrets(sandbox)
     assert len([s for s in secrets if s]) >= 2
     assert [s for s in secrets if s and s in text] == []
@@ -115,7 +115,7 @@ def test_harvest_record_writes_a_private_scrubbed_har_of_the_browser_traffic(san
     urls = [e["request"]["url"] for e in har["log"]["entries"]]
     assert "https://playground.ai.cloudflare.com/" in urls
     assert any("/cdn-cgi/" in url for url in urls)  # the challenge it passed
-    record = AuthCache(tmp_path / "home" / "sessions").get("cloudflare")
+    record = AuthCache(tmp_path / "home" / "sessions").get_sync("cloudflare")
     text = trace.read_text()
     assert record is not None and [c.name for c in record.cookies if c.value in text] == []
     assert "hk-redacted-" in text
@@ -132,8 +132,8 @@ def test_a_recorded_harvest_replays_in_the_sandbox(sandbox: Sandbox, tmp_path: P
         replayed = run(again, "harvest", "cloudflare", "--json")
         missing = [r.note for r in replay.state.requests if r.status == 404]
     assert replayed.returncode == 0, (replayed.stderr, missing)
-    first = AuthCache(tmp_path / "home" / "sessions").get("cloudflare")
-    second = AuthCache(tmp_path / "again" / "sessions").get("cloudflare")
+    first = AuthCache(tmp_path / "home" / "sessions").get_sync("cloudflare")
+    second = AuthCache(tmp_path / "again" / "sessions").get_sync("cloudflare")
     assert first is not None and second is not None
     assert sorted(c.name for c in second.cookies) == sorted(c.name for c in first.cookies)
     assert all(c.value.startswith("hk-redacted-") for c in second.cookies)  # what the recording held
@@ -164,7 +164,7 @@ def test_a_recorded_chat_replays_with_the_same_answer(site: str, sandbox: Sandbo
     har = json.loads(trace.read_text())
     streamed = [e for e in har["log"]["entries"] if e.get("_chunks") or e.get("_webSocketMessages")]
     assert streamed, [e["request"]["url"] for e in har["log"]["entries"]]
-    record = AuthCache(home / "sessions").get_sync(site) if hasattr(AuthCache, "get_sync") else AuthCache(home / "sessions").get(site)
+    record = AuthCache(home / "sessions").get_sync(site)
     assert [c.name for c in record.cookies if c.value in trace.read_text()] == []
     assert record.api_key is None or record.api_key not in trace.read_text()
 

@@ -62,7 +62,7 @@ async def test_dead_site(how: str, sandbox: Sandbox, cache: AuthCache, tmp_path:
         site, expected = "cerebras", "/api/auth/session gave HTTP 503"
     with pytest.raises(SiteUnreachable, match=expected) as caught:
         await harvest(site, proxy=proxy, cache=cache, timeout=20)
-    assert caught.value.site == site and cache.get(site) is None
+    assert caught.value.site == site and cache.get_sync(site) is None
     assert leftovers(tmp_path) == []
 
 

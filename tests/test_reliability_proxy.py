@@ -95,7 +95,7 @@ def test_chat_through_an_authenticated_proxy_and_a_refusal(auth_sandbox: Sandbox
     assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
     assert f"proxy http://{USER}:****@127.0.0.1:{auth_sandbox.port} refused to connect" in refused.stderr
     assert "playground.ai.cloudflare.com (HTTP 407)" in refused.stderr and "wrong-pw" not in refused.stderr
-    assert AuthCache().get("cloudflare") is not None
+    assert AuthCache().get_sync("cloudflare") is not None
 
 
 @pytest.mark.parametrize("status, why", [("403", "does not allow this host"), ("407", "proxy credentials")])

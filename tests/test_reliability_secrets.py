@@ -41,7 +41,7 @@ def run_all(env: dict[str, str], *commands: list[str]) -> list[subprocess.Comple
 def secrets_in(cache: AuthCache) -> set[str]:
     """Every cookie value and key the cache holds now (short values, and URLs such as Auth.js's
     callback-url cookie, are not secrets)."""
-    records = cache.list()
+    records = cache.list_sync()
     cookies = {c.value for r in records for c in r.cookies if len(c.value) >= 8 and not c.value.startswith("http")}
     return cookies | {r.api_key for r in records if r.api_key}
 
@@ -90,7 +90,7 @@ def test_real_harvests_chats_and_failures_leak_nothing_and_stay_private(sandbox:
     harvested = step(["-v", "harvest"])  # both sites in one real Chromium, the sign-in given to it
     chats = step(["-v", "chat", "Hi"], ["-v", "chat", "-p", "cloudflare", "Hi"])
     for site in ("cerebras", "cloudflare"):  # due now: refresh harvests both again in Chromium
-        cache.update(site, lambda r: dataclasses.replace(r, expires_at=time.time() - 1))
+        cache.update_sync(site, lambda r: dataclasses.replace(r, expires_at=time.time() - 1))
     refreshed = step(["-v", "refresh", "--json"])
     sandbox.fault("cerebras.chat", status=500, times=3)  # the first try and both retries
     sandbox.fault("cloudflare.chat", truncate_after=3)
@@ -122,7 +122,7 @@ def test_real_harvests_chats_and_failures_leak_nothing_and_stay_private(sandbox:
 
     # the profiles keep the sign-in (Chromium's cookie store), and no plain copy of any captured
     # secret: no disk-cached /api/auth/session with the demo key, no CSRF token, no cookie value
-    keys = {r.api_key for r in cache.list() if r.api_key}
+    keys = {r.api_key for r in cache.list_sync() if r.api_key}
     assert keys
     for path in profiles.rglob("*"):
         if path.is_file() and not path.is_symlink() and not path.name.startswith("Cookies"):

@@ -20,7 +20,7 @@ async def test_cookies_never_cross_sites(client_env) -> None:
         client_env.sandbox.set_knobs(generation=generation)
         await Cloudflare.chat("Hi", model="@cf/meta/llama-3.1-8b-instruct-fast")
     await Cerebras.chat("Hi", model="llama3.1-8b")
-    records = {r.site: r for r in client_env.cache.list()}
+    records = {r.site: r for r in client_env.cache.list_sync()}
     owner = {c.name: c for r in records.values() for c in r.cookies}
     requests = client_env.sandbox.requests()
     assert {r.host for r in requests} == {"inference.cerebras.ai", "api.cerebras.ai", "playground.ai.cloudflare.com"}
@@ -40,8 +40,8 @@ def test_no_secret_in_any_output_even_verbose(sandbox, tmp_path: Path) -> None:
     finally:
         del os.environ["HARVESTKIT_HOME"]
     cache = AuthCache(home / "sessions")
-    secrets = [c.value for r in cache.list() for c in r.cookies if len(c.value) >= 8]
-    secrets += [r.api_key for r in cache.list() if r.api_key]
+    secrets = [c.value for r in cache.list_sync() for c in r.cookies if len(c.value) >= 8]
+    secrets += [r.api_key for r in cache.list_sync() if r.api_key]
     assert len(secrets) >= 4
     env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": str(home), "HARVESTKIT_NO_HARVEST": "1"}
     sandbox.expire_all()  # make the chats fail on auth too: their error paths must not leak either

@@ -77,7 +77,7 @@ async def test_headless_harvest_passes_both_detectors(sandbox: Sandbox, cache: A
 async def test_both_sites_pass_their_fronts_in_one_browser(sandbox: Sandbox, cache: AuthCache) -> None:
     signed_in = await login("cerebras", cache=cache, headless=True, on_page=sign_in_as_user, timeout=60)
     assert "cf_clearance" in {c.name for c in signed_in.cookies}  # the Cerebras front cleared it too
-    cache.update("cerebras", lambda r: dataclasses.replace(r, cookies=[c for c in r.cookies if c.name != "cf_clearance"]))
+    cache.update_sync("cerebras", lambda r: dataclasses.replace(r, cookies=[c for c in r.cookies if c.name != "cf_clearance"]))
     shutil.rmtree(profile_dir("cerebras", "default"))  # a new machine with the session imported
     sandbox.state.verdicts.clear()
     sandbox.state.requests.clear()
@@ -105,7 +105,7 @@ async def test_stealth_off_is_refused_and_the_error_names_the_flags(
     (verdict,) = verdicts(sandbox)
     assert not verdict.passed and verdict.fpscanner == flags.split(", ")
     assert sandbox.requests(path="/cdn-cgi/challenge-platform/h/b/flow/")[-1].note == f"refused: fpscanner flagged {flags}"
-    assert cache.get("cloudflare") is None
+    assert cache.get_sync("cloudflare") is None
     assert not fingerprint_path("default").exists()  # stealth off writes no fingerprint
 
 
