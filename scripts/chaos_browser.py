@@ -318,7 +318,7 @@ def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: P
             proc.kill()
             _, stderr = proc.communicate()
         settle(root)
-        return f"still running 20 s after {signal.Signals(sig).name}; stacks: {stderr[-3000:]}", False
+        return f"still running 20 s after {signal.Signals(sig).name}; stacks: {stderr[-20000:]}", False
     code = proc.returncode
     if finished_first or code == 0:
         expected = code == 0
