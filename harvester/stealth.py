@@ -33,7 +33,7 @@ import zoneinfo
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from harvestkit.cache.errors import HarvestkitError
+from harvestkit.cache.errors import CacheWriteError, HarvestkitError
 from harvestkit.cache.paths import ensure_private_dir
 from harvestkit.cache.record import check_name
 
@@ -178,18 +178,31 @@ def profile_fingerprint(profile: str) -> Fingerprint | None:
     try:
         fingerprint = Fingerprint.from_json(json.loads(path.read_text()), str(path))
     except FileNotFoundError:
-        fingerprint = Fingerprint(timezone=default_timezone())
-        ensure_private_dir(path.parent.parent)
-        ensure_private_dir(path.parent)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
-            file.write(json.dumps(fingerprint.to_json(), indent=2) + "\n")
-        os.replace(partial, path)
+        fingerprint = _first_use(path)
     except ValueError as exc:
         if isinstance(exc, StealthConfigError):
             raise
         raise StealthConfigError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+    except OSError as exc:
+        raise CacheWriteError(path, exc, "read") from None
     return _overrides(fingerprint)
+
+
+def _first_use(path: Path) -> Fingerprint:
+    """The defaults, written to `path` (private, atomically); a full or read-only disk is a
+    `CacheWriteError` naming the path."""
+    fingerprint = Fingerprint(timezone=default_timezone())
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        ensure_private_dir(path.parent.parent)
+        ensure_private_dir(path.parent)
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+            file.write(json.dumps(fingerprint.to_json(), indent=2) + "\n")
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise CacheWriteError(path, exc) from None
+    return fingerprint
 
 
 def default_fingerprint() -> Fingerprint | None:

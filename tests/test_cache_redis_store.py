@@ -230,10 +230,10 @@ def test_the_password_and_the_secrets_never_show(redis_server, caplog):
 
     wrong = open_store(redis_server.url.replace(PASSWORD, "not-the-password-0123456789"))
     with pytest.raises(StoreAuthError) as auth:
-        wrong.get("cerebras")
+        wrong.get_sync("cerebras")
     none = open_store(redis_server.url.replace(f"default:{PASSWORD}@", ""))
     with pytest.raises(StoreAuthError) as noauth:
-        none.get("cerebras")
+        none.get_sync("cerebras")
     redis_server.stop()
     with pytest.raises(StoreUnavailable) as down:
         store.update_sync("cerebras", lambda r: r)
@@ -248,10 +248,10 @@ def test_the_password_and_the_secrets_never_show(redis_server, caplog):
 def test_stores_with_different_prefixes_share_a_server_without_mixing(redis_server):
     team_a = open_store(f"{redis_server.url}?prefix=a:")
     team_b = open_store(redis_server.url, prefix="b:")
-    team_a.put(record(extra={"team": "a"}))
-    assert team_b.get("cerebras") is None and team_b.list() == []
-    team_b.put(record(extra={"team": "b"}))
-    assert team_a.get("cerebras").extra == {"team": "a"} and team_b.get("cerebras").extra == {"team": "b"}
+    team_a.put_sync(record(extra={"team": "a"}))
+    assert team_b.get_sync("cerebras") is None and team_b.list_sync() == []
+    team_b.put_sync(record(extra={"team": "b"}))
+    assert team_a.get_sync("cerebras").extra == {"team": "a"} and team_b.get_sync("cerebras").extra == {"team": "b"}
 
 
 def test_rediss_talks_tls_and_refuses_a_server_it_cannot_verify(tmp_path):
@@ -263,10 +263,10 @@ def test_rediss_talks_tls_and_refuses_a_server_it_cannot_verify(tmp_path):
         assert store.get_sync("cerebras").api_key == API_KEY
         untrusted = open_store(server.url.partition("?")[0])  # the system CAs do not know the test CA
         with pytest.raises(StoreUnavailable, match="certificate verify failed") as info:
-            untrusted.get("cerebras")
+            untrusted.get_sync("cerebras")
         plain = open_store(server.url.partition("?")[0].replace("rediss://", "redis://"))
         with pytest.raises(StoreUnavailable):
-            plain.get("cerebras")
+            plain.get_sync("cerebras")
         assert PASSWORD not in str(info.value)
     finally:
         server.stop()
@@ -299,7 +299,7 @@ def test_the_readme_acl_user_limited_to_its_keys_can_do_everything_the_store_doe
     assert store.delete_sync("cerebras") and store.get_sync("cerebras") is None
     outsider = open_store(url, prefix="elsewhere:")
     with pytest.raises(StoreAuthError, match="no permissions.*ACL SETUSER <user> ~<prefix>"):
-        outsider.get("cerebras")
+        outsider.get_sync("cerebras")
 
 
 async def test_async_with_closes_the_loops_connections(redis_server):
