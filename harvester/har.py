@@ -7,7 +7,8 @@ hosts it takes
   request's ``Cookie`` header comes from there (host-only, for that host);
 - the user agent, client hints and ``Accept-Language`` of the last request that carried them;
 - the captures of the recipe's sniffs (the Cerebras demo key from ``/api/auth/session`` or the
-  GraphQL ``GetMyDemoApiKey`` response).
+  GraphQL ``GetMyDemoApiKey`` response), else a key the recording sent as ``Authorization: Bearer``
+  to one of the site's hosts (a recording of API calls).
 
 Entries of other hosts are ignored and counted. Nothing here starts a browser.
 """
@@ -56,13 +57,17 @@ def session_from_har(entries: list[HarEntry], recipe: Recipe, profile: str, *, n
         )
     screened = _cookies(recipe, mine, now)  # the same domain, suffix and size checks as any import
     cookies = screened.kept
-    if not cookies:
+    headers = _copied_headers(recipe, mine)
+    captures = _captures(recipe, mine)
+    if not captures.get("api_key"):  # a recording of API calls: the key as the page sent it
+        bearer = next((b for e in reversed(mine) if (b := _bearer(e))), None)
+        if bearer:
+            captures["api_key"] = bearer
+    if not cookies and not captures.get("api_key"):  # a key alone is a session (Cerebras' API)
         raise HarFormatError(
             f"the HAR's {len(mine)} requests to {recipe.host} hold no cookies: DevTools' 'Export HAR "
             "(sanitized)' leaves them out; save it with 'Export HAR (with sensitive data)'"
         )
-    headers = _copied_headers(recipe, mine)
-    captures = _captures(recipe, mine)
     names = {c.name for c in cookies}
     essential = [n for n in recipe.essential_cookies if n in names]
     key_expires = _epoch(captures.get("api_key_expires_at"))
@@ -108,6 +113,11 @@ def _cookies(recipe: Recipe, entries: list[HarEntry], now: float) -> Screened:
     found = [c for c in by_name.values() if not c.is_expired(now)]
     found.extend(c for name, c in sent.items() if name not in names)
     return screen_cookies(found, recipe.cookie_domains)
+
+
+def _bearer(entry: HarEntry) -> str | None:
+    scheme, _, token = (entry.request_header("authorization") or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def _cookie_header(entry: HarEntry) -> list[tuple[str, str]]:

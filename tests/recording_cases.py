@@ -21,14 +21,66 @@ def _harvestkit(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
                           timeout=90, check=False)
 
 
+CHAT_ROUTES = {  # where each site's chat request goes (every generation of Cloudflare)
+    "cerebras": ("api.cerebras.ai", ("/v1/chat/completions",)),
+    "cloudflare": ("playground.ai.cloudflare.com", ("/agents/", "/api/inference", "/api/chat")),
+}
+
+
+def _user_text(data: Any) -> str | None:
+    """The last user message's text anywhere in decoded JSON (JSON inside JSON included)."""
+    found = None
+    if isinstance(data, str) and data[:1] in "{[":
+        try:
+            return _user_text(json.loads(data))
+        except ValueError:
+            return None
+    if isinstance(data, dict):
+        if data.get("role") == "user":
+            content = data.get("content")
+            parts = content if isinstance(content, list) else data.get("parts") or []
+            text = content if isinstance(content, str) else "".join(p.get("text", "") for p in parts if isinstance(p, dict))
+            found = text or None
+        for value in data.values():
+            found = _user_text(value) or found
+    elif isinstance(data, list):
+        for item in data:
+            found = _user_text(item) or found
+    return found
+
+
+def _prompt(entries: list[Any], site: str) -> str | None:
+    host, paths = CHAT_ROUTES[site]
+    for entry in entries:
+        chat = entry.websocket or (any(entry.path.startswith(p) for p in paths) and 200 <= entry.status < 300)
+        if entry.host != host or not chat:
+            continue
+        for body in (entry.post_data, *(m.data for m in entry.websocket if m.type == "send")):
+            text = _user_text(body) if body else None
+            if text:
+                return text
+    return None
+
+
 def cases_in(har: Path) -> list[dict[str, Any]]:
-    """The replayable cases a recording holds: a harvest per site whose start page it has."""
-    urls = {(e.method, e.url) for e in load_har(har)}
-    return [{"kind": "harvest", "site": name} for name, recipe in SITES.items() if ("GET", recipe.start_url) in urls]
+    """The replayable cases a recording holds: a harvest per site whose start page it has, a
+    chat per site whose chat request it has."""
+    entries = load_har(har)
+    urls = {(e.method, e.url) for e in entries}
+    cases: list[dict[str, Any]] = [
+        {"kind": "harvest", "site": name} for name, recipe in SITES.items() if ("GET", recipe.start_url) in urls
+    ]
+    for site in CHAT_ROUTES:
+        prompt = _prompt(entries, site)
+        if prompt:
+            cases.append({"kind": "chat", "site": site, "prompt": prompt})
+    return cases
 
 
 def replay(har: Path, case: dict[str, Any]) -> dict[str, Any]:
     """Run one case against the recording in the sandbox; what harvestkit made of it."""
+    if case["kind"] == "chat":
+        return _replay_chat(har, case)
     with tempfile.TemporaryDirectory(prefix="harvestkit-replay-") as home, Sandbox(replay=har) as sandbox:
         env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": home}
         done = _harvestkit(env, "harvest", case["site"], "--json", "--timeout", "60")
@@ -40,6 +92,21 @@ def replay(har: Path, case: dict[str, Any]) -> dict[str, Any]:
             "cookies": sorted({c.name for c in record.cookies}) if record else [],
             "user_agent": bool(record and record.user_agent),  # the live browser's, not the recording's
             "api_key": bool(record and record.api_key),
+            "unrecorded": missing,
+        }
+
+
+def _replay_chat(har: Path, case: dict[str, Any]) -> dict[str, Any]:
+    """The session imported from the recording itself, then the recorded prompt asked again."""
+    with tempfile.TemporaryDirectory(prefix="harvestkit-replay-") as home, Sandbox(replay=har) as sandbox:
+        env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": home, "HARVESTKIT_NO_HARVEST": "1"}
+        imported = _harvestkit(env, "cache", "import", case["site"], str(har), "--format", "har")
+        done = _harvestkit(env, "chat", "-p", case["site"], case["prompt"]) if imported.returncode == 0 else imported
+        missing = sorted({r.note for r in sandbox.state.requests if r.status == 404 and r.note})
+        return {
+            "exit": done.returncode,
+            "error": done.stderr.strip().splitlines()[-1] if done.returncode and done.stderr.strip() else None,
+            "text": done.stdout,
             "unrecorded": missing,
         }
 

@@ -138,10 +138,14 @@ def test_cookies_only_seen_in_requests_are_taken_for_that_host() -> None:
 
 def test_a_sanitized_har_or_one_of_another_site_says_what_to_do() -> None:
     sanitized = cerebras_har()
-    for item in sanitized["log"]["entries"]:
+    for item in sanitized["log"]["entries"]:  # as DevTools' sanitized export: no cookies, no credentials
         item["response"]["headers"] = []
+        item["request"]["headers"] = [h for h in item["request"]["headers"] if h["name"] not in ("cookie", "authorization")]
+    key_only = session_from_har(read_har(json.dumps(sanitized)), recipe_for("cerebras"), "default").record
+    assert key_only.api_key == KEY and key_only.cookies == []  # the demo key alone still chats
+    cloudflare = har(entry("GET", "https://playground.ai.cloudflare.com/", headers=[("user-agent", UA)]))
     with pytest.raises(HarFormatError, match=r"with sensitive data"):
-        session_from_har(read_har(json.dumps(sanitized)), recipe_for("cerebras"), "default")
+        session_from_har(read_har(json.dumps(cloudflare)), recipe_for("cloudflare"), "default")
     with pytest.raises(HarFormatError, match=r"no request to playground.ai.cloudflare.com \(4 entries of other sites\)"):
         session_from_har(read_har(json.dumps(cerebras_har())), recipe_for("cloudflare"), "default")
 

@@ -151,10 +151,17 @@ def test_a_recorded_harvest_replays_in_the_sandbox(sandbox: Sandbox, tmp_path: P
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("site", ["cerebras", "cloudflare"])
-def test_a_recorded_chat_replays_with_the_same_answer(site: str, sandbox: Sandbox, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("site", "generation"),
+    [("cerebras", None), *(("cloudflare", g) for g in ("agents", "ui-stream", "data-stream", "sse"))],
+)
+def test_a_recorded_chat_replays_with_the_same_answer(
+    site: str, generation: str | None, sandbox: Sandbox, tmp_path: Path
+) -> None:
     from client_helpers import StandInHarvester
 
+    if generation is not None:  # the live one; the client finds it (the 404s on the way are recorded too)
+        sandbox.set_knobs(generation=generation)
     home = tmp_path / "home"
     env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": str(home), "HARVESTKIT_NO_HARVEST": "1"}
     asyncio.run(StandInHarvester(sandbox)(site, proxy=sandbox.proxy_url, cache=AuthCache(home / "sessions")))

@@ -36,6 +36,8 @@ def test_checked_in_recordings_hold_no_secret(har: Path) -> None:
     assert scrubber.secrets == [] or all(s.startswith("hk-redacted-") for s in scrubber.secrets)
 
 
-def test_there_are_recordings_for_both_sites() -> None:
-    sites = {case["site"] for _, case in (p.values for p in CASES)}
-    assert sites == {"cerebras", "cloudflare"}
+def test_there_are_recordings_of_both_sites_and_every_cloudflare_generation() -> None:
+    kinds = {(case["kind"], case["site"]) for _, case in (p.values for p in CASES)}
+    assert kinds == {(k, s) for k in ("harvest", "chat") for s in ("cerebras", "cloudflare")}
+    names = {p.stem for p in RECORDINGS.glob("*.json")}
+    assert {f"sandbox-cloudflare-chat-{g}" for g in ("agents", "ui-stream", "data-stream", "sse")} <= names
