@@ -155,6 +155,8 @@ class TabHarvest:
         if state["loaded"]:
             self.once("page-loaded", state["title"])
         if state["challenge"]:
+            if not state["loaded"]:  # half parsed: what kind of challenge it is may come further down
+                return None
             detail = await self.blocked_detail() if state["challenge"] == "blocked" else ""
             self.on_challenge(state["challenge"], state["url"], detail)
             return None
