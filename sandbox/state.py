@@ -71,7 +71,7 @@ class Knobs:
     key_host: str = "inference.cerebras.ai"  # where the demo page fetches its key (or chat.cerebras.ai)
     rechallenge_after_pass: int = 0  # this many fresh clearances are challenged on first use
     challenge_websocket: int = 0  # this many WebSocket upgrades get the challenge page, not 101
-    agents_protocol: str = "legacy"  # "2026" (spec 4.2) or "legacy"; see agents_protocol.py
+    agents_protocol: str = "2026"  # "2026" (spec 4.2) or "legacy"; see agents_protocol.py
     agents_resume: str = "none"  # "replay": a 2026 agent opens with the replay of an earlier stream
     session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
     challenge_detectors: bool = True  # the challenge runs BotD and fpscanner (off: UA/webdriver only)

@@ -67,7 +67,7 @@ async def test_whole_answer_from_cloudflare_by_bare_alias(gateway) -> None:
     message = answer.choices[0].message
     assert message.content.startswith("Sandbox reply to: Hi cloud.") and "(system: Be brief)" in message.content
     assert message.reasoning.startswith("Thinking about")  # an extra field the SDK keeps
-    assert answer.choices[0].finish_reason == "stop" and answer.usage.completion_tokens > 0
+    assert answer.choices[0].finish_reason == "stop"  # no usage: today's agents socket sends none (spec 4.2)
 
 
 async def test_streamed_answer_from_cloudflare(gateway, client_env) -> None:

@@ -170,6 +170,7 @@ def chat_request(request_id: str, text: str = "Hi there") -> str:
 
 
 async def test_agents_websocket_models_and_chat(sandbox: Sandbox) -> None:
+    sandbox.set_knobs(agents_protocol="legacy")  # the late-2025 frames (test_fidelity_agents has 2026's)
     async with await cleared_session(sandbox) as http, http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
         hello = await ws_frames(ws, lambda f: f["type"] == "cf_agent_mcp_servers")
         assert [f["type"] for f in hello] == ["cf_agent_identity", "cf_agent_state", "cf_agent_mcp_servers"]
@@ -208,6 +209,7 @@ async def test_agents_cancel_and_origin(sandbox: Sandbox) -> None:
 
 
 async def test_agents_faults(sandbox: Sandbox) -> None:
+    sandbox.set_knobs(agents_protocol="legacy")  # the late-2025 frames (test_fidelity_agents has 2026's)
     async with await cleared_session(sandbox) as http, http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
         sandbox.fault("cloudflare.chat", error_at=3)
         await ws.send_str(chat_request("e1"))
@@ -283,6 +285,7 @@ async def test_models_route_fault(sandbox: Sandbox) -> None:
 
 
 async def test_agents_bad_chat_request_and_unknown_model(sandbox: Sandbox) -> None:
+    sandbox.set_knobs(agents_protocol="legacy")  # the late-2025 frames (test_fidelity_agents has 2026's)
     async with await cleared_session(sandbox) as http, http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
         await ws.send_str(json.dumps({"type": "cf_agent_use_chat_request", "id": "bad", "init": {"body": "{}"}}))
         (bad,) = [f for f in await ws_frames(ws, lambda f: f.get("done")) if f.get("id") == "bad"]
