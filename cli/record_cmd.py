@@ -11,17 +11,15 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from harvestkit.cache import AuthCache, SessionRecord
 from harvestkit.cache.limits import check_count
-from harvestkit.common.har import MAX_HAR_BYTES, HarFormatError, HarTooLarge, load_har, read_har
-from harvestkit.common.recording import recording
+from harvestkit.common.har import HarFormatError, entries_of, load_document, load_har
+from harvestkit.common.recording import recording, write_private
 from harvestkit.common.scrub import scrub_har
 
 from .common import FAILURE, OK, report_error
@@ -113,11 +111,9 @@ def run_import_har(args: argparse.Namespace) -> int:
 
 def run_scrub(args: argparse.Namespace) -> int:
     try:
-        raw = sys.stdin.buffer.read(MAX_HAR_BYTES + 1) if args.file == "-" else _read(Path(args.file))
-        if len(raw) > MAX_HAR_BYTES:
-            raise HarTooLarge(len(raw), MAX_HAR_BYTES, "the input")
-        read_har(raw)  # the same checks and typed errors as an import
-        scrubbed = scrub_har(json.loads(raw.decode("utf-8-sig")))
+        document = load_document(sys.stdin.buffer if args.file == "-" else args.file)
+        entries_of(document)  # the same checks and typed errors as an import
+        scrubbed = scrub_har(document)
     except OSError as exc:
         print(f"harvestkit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return FAILURE
@@ -129,28 +125,9 @@ def run_scrub(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return OK
     try:
-        _write(Path(args.output), text)
+        write_private(Path(args.output), text)
     except OSError as exc:
         print(f"harvestkit: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
         return FAILURE
     print(f"scrubbed: {args.output} (every cookie, key and token replaced by a placeholder)", file=sys.stderr)
     return OK
-
-
-def _read(path: Path) -> bytes:
-    size = path.stat().st_size
-    if size > MAX_HAR_BYTES:
-        raise HarTooLarge(size, MAX_HAR_BYTES, str(path))
-    return path.read_bytes()
-
-
-def _write(path: Path, text: str) -> None:
-    """Atomically: a half-written scrubbed file is never left where the user looks for it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

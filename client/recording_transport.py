@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from harvestkit.cache import Cookie
+from harvestkit.common.har import new_entry
 from harvestkit.common.recording import current_recording
 
 from .base_transport import HTTPResponse, Request, Transport, WebSocketConnection
@@ -21,30 +21,11 @@ from .base_transport import HTTPResponse, Request, Transport, WebSocketConnectio
 __all__ = ["RecordingTransport"]
 
 
-def _started() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _entry(request: Request) -> dict[str, Any]:
     headers = [{"name": k, "value": v} for k, v in request.all_headers().items() if v is not None]
-    entry: dict[str, Any] = {
-        "_resourceType": "fetch",
-        "startedDateTime": _started(),
-        "time": 0,
-        "request": {"method": request.method, "url": request.url, "httpVersion": "", "headers": headers,
-                    "queryString": [], "cookies": [{"name": k, "value": v} for k, v in request.cookies.items()],
-                    "headersSize": -1, "bodySize": 0},
-        "response": {"status": 0, "statusText": "", "httpVersion": "", "headers": [], "cookies": [],
-                     "content": {"size": 0, "mimeType": "x-unknown"}, "redirectURL": "", "headersSize": -1,
-                     "bodySize": -1},
-        "cache": {},
-        "timings": {"send": 0, "wait": 0, "receive": 0},
-    }
-    if request.json is not None:
-        text = json.dumps(request.json)
-        entry["request"]["postData"] = {"mimeType": "application/json", "text": text}
-        entry["request"]["bodySize"] = len(text)
-    return entry
+    cookies = [{"name": k, "value": v} for k, v in request.cookies.items()]
+    post = None if request.json is None else ("application/json", json.dumps(request.json))
+    return new_entry(request.method, request.url, headers, cookies, started=time.time(), resource_type="fetch", post=post)
 
 
 class _Entries:

@@ -16,13 +16,26 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 from harvestkit.cache.errors import HarvestkitError
 
-__all__ = ["MAX_HAR_BYTES", "HarEntry", "HarFormatError", "HarTooLarge", "WebSocketMessage", "load_har", "read_har"]
+__all__ = [
+    "MAX_HAR_BYTES",
+    "HarEntry",
+    "HarFormatError",
+    "HarTooLarge",
+    "WebSocketMessage",
+    "entries_of",
+    "load_document",
+    "load_har",
+    "new_entry",
+    "parse_document",
+    "read_har",
+]
 
 MAX_HAR_BYTES = 100 * 1024 * 1024  # DevTools' HARs of a long session reach tens of MB
 
@@ -101,8 +114,39 @@ class HarEntry:
             return None
 
 
-def load_har(source: str | os.PathLike[str] | IO[bytes], *, limit: int = MAX_HAR_BYTES) -> list[HarEntry]:
-    """The entries of a HAR file (a path, or a binary stream such as stdin), size-checked first."""
+def new_entry(
+    method: str,
+    url: str,
+    headers: list[dict[str, str]],
+    cookies: list[dict[str, Any]],
+    *,
+    started: float,
+    resource_type: str,
+    post: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """A HAR 1.2 entry in the shape DevTools writes, its response still empty (status 0).
+    `started` is an epoch time; `post` is (MIME type, text) of the request body."""
+    stamp = datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="milliseconds")
+    entry: dict[str, Any] = {
+        "_resourceType": resource_type,
+        "cache": {},
+        "startedDateTime": stamp.replace("+00:00", "Z"),
+        "time": 0,
+        "request": {"method": method, "url": url, "httpVersion": "", "headers": headers, "queryString": [],
+                    "cookies": cookies, "headersSize": -1, "bodySize": len(post[1]) if post else 0},
+        "response": {"status": 0, "statusText": "", "httpVersion": "", "headers": [], "cookies": [],
+                     "content": {"size": 0, "mimeType": "x-unknown"}, "redirectURL": "", "headersSize": -1,
+                     "bodySize": -1},
+        "timings": {"send": 0, "wait": 0, "receive": 0},
+    }
+    if post is not None:
+        entry["request"]["postData"] = {"mimeType": post[0], "text": post[1]}
+    return entry
+
+
+def load_document(source: str | os.PathLike[str] | IO[bytes], *, limit: int = MAX_HAR_BYTES) -> dict[str, Any]:
+    """A HAR file (a path, or a binary stream such as stdin) as parsed JSON, size-checked before it
+    is read whole and checked to be a HAR (typed errors as :func:`parse_document`)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         size = path.stat().st_size
@@ -115,11 +159,16 @@ def load_har(source: str | os.PathLike[str] | IO[bytes], *, limit: int = MAX_HAR
         data, where = source.read(limit + 1), "the input"
     if len(data) > limit:
         raise HarTooLarge(len(data), limit, where)
-    return read_har(data)
+    return parse_document(data)
 
 
-def read_har(data: bytes | str) -> list[HarEntry]:
-    """The entries of a HAR document given as bytes or text."""
+def load_har(source: str | os.PathLike[str] | IO[bytes], *, limit: int = MAX_HAR_BYTES) -> list[HarEntry]:
+    """The entries of a HAR file (a path, or a binary stream such as stdin), size-checked first."""
+    return entries_of(load_document(source, limit=limit))
+
+
+def parse_document(data: bytes | str) -> dict[str, Any]:
+    """A HAR document given as bytes or text, parsed; :class:`HarFormatError` if it is not one."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8-sig")
@@ -136,7 +185,17 @@ def read_har(data: bytes | str) -> list[HarEntry]:
     log = document.get("log") if isinstance(document, dict) else None
     if not isinstance(log, dict) or not isinstance(log.get("entries"), list):
         raise HarFormatError("not a HAR file: no log.entries list (save it from the Network panel: 'Export HAR')")
-    return [_entry(index, item) for index, item in enumerate(log["entries"])]
+    return document
+
+
+def entries_of(document: dict[str, Any]) -> list[HarEntry]:
+    """The typed entries of a parsed HAR document (from :func:`parse_document`)."""
+    return [_entry(index, item) for index, item in enumerate(document["log"]["entries"])]
+
+
+def read_har(data: bytes | str) -> list[HarEntry]:
+    """The entries of a HAR document given as bytes or text."""
+    return entries_of(parse_document(data))
 
 
 def _entry(index: int, item: Any) -> HarEntry:

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 from .scrub import Scrubber, scrub_har
 from .syncrun import run_sync
 
-__all__ = ["Recording", "current_recording", "recording"]
+__all__ = ["Recording", "current_recording", "recording", "write_private"]
 
 _CURRENT: contextvars.ContextVar[Recording | None] = contextvars.ContextVar("harvestkit_recording", default=None)
 
@@ -65,19 +65,24 @@ class Recording:
     async def asave(self, path: str | os.PathLike[str], *, scrub: bool = True) -> int:
         """Write the HAR (private, atomically); the number of entries written."""
         har = await self.document(scrub=scrub)
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(har, out, ensure_ascii=False, indent=1)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(Path(path), json.dumps(har, ensure_ascii=False, indent=1))
         return len(har["log"]["entries"])
 
     def save(self, path: str | os.PathLike[str], *, scrub: bool = True) -> int:
         return run_sync(lambda: self.asave(path, scrub=scrub))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (a reader never sees half a file), readable by its owner
+    only: a recording is scrubbed, but what a user's own HAR holds is theirs."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def current_recording() -> Recording | None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
+
+from harvestkit.common.har import new_entry
 
 from .network import _post_data
 
@@ -153,30 +154,16 @@ def _entry(x: _Exchange) -> dict[str, Any]:
     request, response = x.request, x.response
     request_headers = x.wire_request or {str(k): str(v) for k, v in (request.headers or {}).items()}
     lowered = {k.lower(): v for k, v in request_headers.items()}
-    url = request.url + (request.url_fragment or "")
-    entry: dict[str, Any] = {
-        "_resourceType": x.resource_type.lower(),
-        "cache": {},
-        "startedDateTime": datetime.fromtimestamp(x.wall, timezone.utc).isoformat().replace("+00:00", "Z"),
-        "time": 0,
-        "request": {
-            "method": request.method,
-            "url": url,
-            "httpVersion": "",
-            "headers": _pairs(request_headers),
-            "queryString": [],
-            "cookies": _cookies(lowered.get("cookie")),
-            "headersSize": -1,
-            "bodySize": len(_post_data(request) or ""),
-        },
-        "response": {"status": 0, "statusText": "", "httpVersion": "", "headers": [], "cookies": [],
-                     "content": {"size": 0, "mimeType": "x-unknown"}, "redirectURL": "", "headersSize": -1,
-                     "bodySize": -1},
-        "timings": {"send": 0, "wait": 0, "receive": 0},
-    }
     post = _post_data(request)
-    if post is not None:
-        entry["request"]["postData"] = {"mimeType": lowered.get("content-type", ""), "text": post}
+    entry = new_entry(
+        request.method,
+        request.url + (request.url_fragment or ""),
+        _pairs(request_headers),
+        _cookies(lowered.get("cookie")),
+        started=x.wall,
+        resource_type=x.resource_type.lower(),
+        post=None if post is None else (lowered.get("content-type", ""), post),
+    )
     if response is not None:
         headers = x.wire_response or {str(k): str(v) for k, v in (response.headers or {}).items()}
         content: dict[str, Any] = {"size": 0, "mimeType": response.mime_type}

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from recording_cases import expectations_for  # noqa: E402
 
-from harvestkit.common.har import HarFormatError, load_har  # noqa: E402
+from harvestkit.common.har import HarFormatError, entries_of, load_document  # noqa: E402
 from harvestkit.common.scrub import scrub_har  # noqa: E402
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recording_to_test: {har_path} exists (--force replaces it)", file=sys.stderr)
         return 1
     try:
-        load_har(args.har)  # the typed checks first
-        document = scrub_har(json.loads(args.har.read_text(encoding="utf-8-sig")))
+        document = load_document(args.har)
+        entries_of(document)  # the typed checks of every entry first
+        document = scrub_har(document)
     except (OSError, HarFormatError) as exc:
         print(f"recording_to_test: {args.har}: {exc}", file=sys.stderr)
         return 1
