@@ -183,3 +183,36 @@ def test_a_recorded_chat_replays_with_the_same_answer(
         missing = [r.note for r in replay.state.requests if r.status == 404]
     assert second.returncode == 0, (second.stderr, missing)
     assert second.stdout == first.stdout and "Sandbox reply to: Tell me about replays" in first.stdout
+
+
+@pytest.mark.timeout(120)
+def test_a_paced_replay_keeps_the_recorded_read_boundaries_and_timing(sandbox: Sandbox, tmp_path: Path) -> None:
+    from client_helpers import StandInHarvester
+    from harvestkit.sandbox.shortcuts import sandbox_session
+
+    sandbox.set_knobs(pace=0.02)  # a slow stream: its pieces arrive apart, each read is one
+    home = tmp_path / "home"
+    env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": str(home), "HARVESTKIT_NO_HARVEST": "1"}
+    asyncio.run(StandInHarvester(sandbox)("cerebras", proxy=sandbox.proxy_url, cache=AuthCache(home / "sessions")))
+    trace = tmp_path / "chat.har"
+    assert run(env, "chat", "-p", "cerebras", "Pace me", "--record", str(trace)).returncode == 0
+    (streamed,) = [e for e in json.loads(trace.read_text())["log"]["entries"] if e["request"]["method"] == "POST"]
+    chunks = streamed["_chunks"]
+    span = chunks[-1]["offset"] - chunks[0]["offset"]
+    assert len(chunks) > 5 and span > 0.2
+    body = json.loads(streamed["request"]["postData"]["text"])
+
+    async def replayed(paced: bool) -> tuple[list[bytes], float]:
+        with Sandbox(replay=trace, paced=paced) as replay:
+            async with sandbox_session(replay.env) as http:
+                started = asyncio.get_running_loop().time()
+                response = await http.post(streamed["request"]["url"], json=body, stream=True)
+                pieces = [piece async for piece in response.aiter_content()]
+                return pieces, asyncio.get_running_loop().time() - started
+
+    pieces, took = asyncio.run(replayed(True))
+    assert b"".join(pieces).decode() == "".join(c["text"] for c in chunks)
+    assert took >= 0.8 * span  # the recorded timing (a lower bound: a loaded machine is only slower)
+    assert len(pieces) >= len(chunks) // 2  # written piece by piece, not as one body
+    whole, _ = asyncio.run(replayed(False))
+    assert b"".join(whole) == b"".join(pieces)
