@@ -298,7 +298,7 @@ class TabHarvest:
         if headers:
             extra["headers"] = headers
         extra.update({k: v for k, v in self.captures.items() if k not in ("api_key", "api_key_expires_at")})
-        key_expires = _epoch(self.captures.get("api_key_expires_at"))
+        key_expires = epoch_time(self.captures.get("api_key_expires_at"))
         essential = [n for n in self.recipe.essential_cookies if n in names]  # the site may not set all
         self.once("captured", f"{len(cookies)} cookies")
         return SessionRecord(
@@ -322,7 +322,7 @@ def _later(cookie: Cookie, other: Cookie) -> bool:
     return (cookie.expires or 0.0) > (other.expires or 0.0)
 
 
-def _epoch(value: Any) -> float | None:
+def epoch_time(value: Any) -> float | None:
     """An epoch time from a number or an ISO 8601 string (None if neither)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)

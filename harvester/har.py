@@ -24,7 +24,7 @@ from harvestkit.cache.limits import Screened, screen_cookies
 from harvestkit.cache.record import session_expires_at
 from harvestkit.common.har import HarEntry, HarFormatError
 
-from .engine import _epoch
+from .engine import epoch_time
 from .recipe import HINT_HEADERS, Recipe, json_path
 
 __all__ = ["HarSession", "session_from_har"]
@@ -70,7 +70,7 @@ def session_from_har(entries: list[HarEntry], recipe: Recipe, profile: str, *, n
         )
     names = {c.name for c in cookies}
     essential = [n for n in recipe.essential_cookies if n in names]
-    key_expires = _epoch(captures.get("api_key_expires_at"))
+    key_expires = epoch_time(captures.get("api_key_expires_at"))
     user_agent = headers.pop("user-agent", None)
     hints = {name: headers.pop(name) for name in HINT_HEADERS if name in headers}
     extra: dict[str, Any] = {"url": recipe.start_url, "essential_cookies": essential}

@@ -16,7 +16,7 @@ from typing import Any
 
 from harvestkit.common.har import new_entry
 
-from .network import _post_data
+from .network import request_post_data
 
 __all__ = ["HarRecorder"]
 
@@ -154,7 +154,7 @@ def _entry(x: _Exchange) -> dict[str, Any]:
     request, response = x.request, x.response
     request_headers = x.wire_request or {str(k): str(v) for k, v in (request.headers or {}).items()}
     lowered = {k.lower(): v for k, v in request_headers.items()}
-    post = _post_data(request)
+    post = request_post_data(request)
     entry = new_entry(
         request.method,
         request.url + (request.url_fragment or ""),

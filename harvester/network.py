@@ -42,7 +42,8 @@ class Document:
     failed: str | None = None
 
 
-def _post_data(request: Any) -> str | None:
+def request_post_data(request: Any) -> str | None:
+    """The body a CDP request carries (inline, or in its post-data entries), as text."""
     if request.post_data is not None:
         return str(request.post_data)
     entries = request.post_data_entries or []
@@ -132,7 +133,7 @@ class NetworkLog:
         ):
             self.documents.pop(request_id, None)  # a redirect keeps the request id: newest last
             self.documents[request_id] = Document(request.url, self._copied(request.headers))
-        sniff = self.recipe.sniff_for(request.url, request.method, _post_data(request))
+        sniff = self.recipe.sniff_for(request.url, request.method, request_post_data(request))
         if sniff is not None:
             self.requested.add(sniff)
             self._pending[request_id] = (sniff, None)
