@@ -19,14 +19,14 @@ import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
-from curl_cffi import CurlInfo
+from curl_cffi import CurlECode, CurlError, CurlInfo, CurlWsFlag
 from curl_cffi.requests import AsyncSession
 from curl_cffi.requests import exceptions as curl_errors
 from harvestkit.cache import Cookie, parse_netscape_cookies
 from harvestkit.cache.redact import redact_url
 
 from .base_transport import Request, fetch_headers
-from .errors import ClientError, ConnectError, Timeout, redact_text
+from .errors import ClientError, ConnectError, ProtocolError, Timeout, redact_text
 from .responses import error_from_response
 
 __all__ = [
@@ -163,15 +163,26 @@ class Response:
 class WebSocket:
     """A connected WebSocket: text frames in and out, closed by :meth:`aclose`.
 
-    ``cookies`` holds what the upgrade response set (curl's cookie engine parsed it)."""
+    Frames are read straight from the curl handle: curl_cffi's reader task is cancelled before
+    its first step (it cost a task step, a queue hand-off and a waiter task per frame, more than
+    the frame's decoding). Sends and the closing handshake stay curl_cffi's. ``cookies`` holds
+    what the upgrade response set (curl's cookie engine parsed it)."""
 
     def __init__(self, raw: Any, provider: str, url: str) -> None:
         self._raw = raw
         self.provider = provider
         self.url = url
         self.cookies: list[Cookie] = []
+        reader = getattr(raw, "_read_task", None)
+        if reader is not None:  # created by ws_connect, not yet run: no frame was taken
+            reader.cancel()
+        self._curl = raw.curl
+        self._fd: int = self._curl.getinfo(CurlInfo.ACTIVESOCKET)
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._ended = False
         with contextlib.suppress(Exception):
-            lines = raw.curl.getinfo(CurlInfo.COOKIELIST) or []
+            lines = self._curl.getinfo(CurlInfo.COOKIELIST) or []
             text = "\n".join(line.decode() if isinstance(line, bytes) else str(line) for line in lines)
             self.cookies = parse_netscape_cookies(text)
 
@@ -182,22 +193,66 @@ class WebSocket:
             raise translate(exc, self.provider, self.url) from None
 
     async def recv(self, idle_timeout: float) -> str | None:
-        """The next text frame; None once the server closed the socket."""
+        """The next text frame; None once the server closed the socket (a close frame, or the
+        connection ended); a silence longer than ``idle_timeout`` raises :class:`TimeoutError`."""
+        while not self._ended:
+            try:
+                chunk, frame = self._curl.ws_recv()
+            except CurlError as exc:
+                if exc.code == CurlECode.AGAIN or (exc.code == CurlECode.RECV_ERROR and _EAGAIN in str(exc).lower()):
+                    await self._readable(idle_timeout)
+                    continue
+                self._ended = True
+                if exc.code == CurlECode.GOT_NOTHING:  # the server closed without a close frame
+                    return None
+                raise translate(exc, self.provider, self.url) from None
+            flags = frame.flags
+            if flags & _DATA:
+                self._size += len(chunk)
+                if self._size > MAX_MESSAGE:
+                    self._ended = True
+                    raise ProtocolError(f"a WebSocket message from {self.url.split('?', 1)[0]} is larger than "
+                                        f"{MAX_MESSAGE >> 20} MiB", provider=self.provider)  # fmt: skip
+                self._parts.append(chunk)
+                if flags & CurlWsFlag.CONT or frame.bytesleft:
+                    continue
+                data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+                self._parts.clear()
+                self._size = 0
+                return data.decode("utf-8", "replace")
+            if flags & CurlWsFlag.CLOSE:
+                self._ended = True
+            # a ping (curl answers it) or a pong: nothing for the caller
+        return None
+
+    async def _readable(self, timeout: float) -> None:
+        """Wait until the socket has data; :class:`TimeoutError` after ``timeout`` seconds."""
+        loop = self._raw.loop
+        waiter = loop.create_future()
+        loop.add_reader(self._fd, _settle, waiter, None)
+        timer = loop.call_later(timeout, _settle, waiter, TimeoutError(f"no frame for {timeout:g} s"))
         try:
-            data, _flags = await asyncio.wait_for(self._raw.recv(), idle_timeout)
-        except TimeoutError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            if getattr(self._raw, "closed", False) or "closed" in str(exc).lower():
-                return None
-            raise translate(exc, self.provider, self.url) from None
-        return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            await waiter
+        finally:
+            timer.cancel()
+            loop.remove_reader(self._fd)
 
     async def aclose(self) -> None:
+        self._ended = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._raw.close(), 2.0)
         with contextlib.suppress(Exception):
             self._raw.terminate()
+
+
+MAX_MESSAGE = 4 << 20  # curl_cffi's own default limit of one received message
+_DATA = CurlWsFlag.TEXT | CurlWsFlag.BINARY | CurlWsFlag.CONT
+_EAGAIN = "errno 11"  # BoringSSL reports a would-block read as a receive error
+
+
+def _settle(waiter: asyncio.Future[None], error: BaseException | None) -> None:
+    if not waiter.done():
+        waiter.set_result(None) if error is None else waiter.set_exception(error)
 
 
 _HANDLE: contextvars.ContextVar[asyncio.Future[Any] | None] = contextvars.ContextVar("harvestkit_curl", default=None)

@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from curl_cffi.requests import Headers
 from curl_cffi.requests import exceptions as curl_errors
 from curl_cffi.requests.models import STREAM_END
-from curl_cffi.requests.websockets import WebSocketClosed, WebSocketError
+from curl_cffi import CurlECode, CurlError, CurlInfo, CurlWsFlag
 from harvestkit.client import (
     Cerebras,
     Cloudflare,
@@ -182,34 +184,47 @@ class FakeRaw:
 
 
 class FakeSocket:
-    """A connected curl_cffi AsyncWebSocket that delivers ``frames`` and then ``ending``."""
+    """A connected curl_cffi AsyncWebSocket whose curl handle delivers ``frames`` and then
+    ``ending``: "close" is a close frame (even cuts) or curl's end of connection (odd ones)."""
 
     def __init__(self, rec: Recording, frames: list[str], ending: str) -> None:
-        self.rec, self.frames, self.ending = rec, list(frames), ending
+        self.rec, self.frames, self.ending, self.cut = rec, list(frames), ending, len(frames)
         self.closed = False
         self.request_id = rec.request_id
+        self.curl = self
+        self._pair = socket.socketpair()  # never written to: the fd never becomes readable
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def getinfo(self, option: CurlInfo) -> Any:
+        return self._pair[0].fileno() if option == CurlInfo.ACTIVESOCKET else []
+
+    def ws_recv(self) -> tuple[bytes, Any]:
+        if self.frames:
+            frame = self.frames.pop(0).replace(self.rec.request_id, self.request_id).encode()
+            return frame, SimpleNamespace(flags=CurlWsFlag.TEXT, bytesleft=0)
+        if self.ending == "close" and self.cut % 2 == 0:
+            return b"\x03\xe8", SimpleNamespace(flags=CurlWsFlag.CLOSE, bytesleft=0)
+        if self.ending == "close":
+            raise CurlError("Failed to recv, curl: (52) Empty reply from server", CurlECode.GOT_NOTHING)
+        if self.ending == "reset":
+            raise CurlError("Failed to recv, curl: (56) Recv failure: Connection reset by peer", CurlECode.RECV_ERROR)
+        raise CurlError("Failed to recv, curl: (81) Socket not ready for send/recv", CurlECode.AGAIN)  # silence
 
     async def send_str(self, text: str) -> None:
         message = json.loads(text)
         if message.get("type") == "cf_agent_use_chat_request":
             self.request_id = message["id"]
 
-    async def recv(self) -> tuple[bytes, int]:
-        if self.frames:
-            return self.frames.pop(0).replace(self.rec.request_id, self.request_id).encode(), 1
-        if self.ending == "close":
-            self.closed = True
-            raise WebSocketClosed("WebSocket is closed")
-        if self.ending == "reset":
-            raise WebSocketError("Failed to recv, curl: (56) Recv failure: Connection reset by peer", 56)
-        await asyncio.Event().wait()  # silence
-        raise AssertionError("unreachable")
-
     async def close(self) -> None:
-        self.closed = True
+        self.terminate()
 
     def terminate(self) -> None:
         self.closed = True
+        for end in self._pair:
+            end.close()
 
 
 @dataclass

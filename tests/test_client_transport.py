@@ -48,6 +48,15 @@ def test_the_curl_cffi_surface_the_transport_relies_on() -> None:
     assert "drain_on_error" in inspect.signature(AsyncSession.ws_connect).parameters
     assert hasattr(CurlInfo, "COOKIELIST"), "a WebSocket upgrade's Set-Cookie is read with COOKIELIST"
     assert issubclass(curl_errors.Timeout, curl_errors.RequestException)
+    # WebSocket reads frames itself: curl_cffi's reader task, the handle's ws_recv and its codes
+    from curl_cffi import Curl, CurlECode, CurlWsFlag
+    from curl_cffi.requests.websockets import AsyncWebSocket
+
+    assert "_read_task" in AsyncWebSocket.__slots__, "the socket's reader task is no longer _read_task"
+    assert isinstance(AsyncWebSocket.loop, property), "a socket no longer names its event loop"
+    assert callable(Curl.ws_recv) and hasattr(CurlInfo, "ACTIVESOCKET")
+    assert {"AGAIN", "RECV_ERROR", "GOT_NOTHING"} <= set(CurlECode.__members__)
+    assert {"TEXT", "BINARY", "CONT", "CLOSE"} <= set(CurlWsFlag.__members__)
 
 
 async def test_streamed_responses_and_refused_upgrades_look_as_the_transport_expects(client_env) -> None:
@@ -76,3 +85,47 @@ async def test_streamed_responses_and_refused_upgrades_look_as_the_transport_exp
         assert len(transport.session().cookies) == 0  # discard_cookies held: nothing reached the jar
     finally:
         await transport.aclose()
+
+
+async def test_a_websocket_reads_its_frames_from_the_curl_handle(client_env) -> None:
+    """curl_cffi's reader task never runs (so it took no frame); the server's greeting frames
+    come in order; a silence is TimeoutError after the idle timeout; aclose ends the socket."""
+    import asyncio
+    import json
+
+    import pytest
+    from harvestkit.client import CurlTransport, Request
+    from harvestkit.client.impersonate import harvested_identity
+
+    await client_env.harvester("cloudflare", cache=client_env.cache)
+    record = await client_env.cache.get("cloudflare")
+    client_env.sandbox.set_knobs(generation="agents")
+    env = client_env.sandbox.env
+    origin = f"https://{PLAYGROUND}"
+    request = Request(
+        "GET", f"wss://{PLAYGROUND}/agents/playground/Cloudflare-AI-Playground-t?_pk=1",
+        harvested_identity(record.user_agent, record.client_hints), headers={"Origin": origin},
+        cookies={c.name: c.value for c in record.cookies}, proxy=env["HARVESTKIT_PROXY"], ca_bundle=env["HARVESTKIT_CA_BUNDLE"],
+    )  # fmt: skip
+    transport = CurlTransport("cloudflare")
+    try:
+        ws = await transport.websocket(request)
+        await asyncio.sleep(0.2)  # the greeting arrives; a running reader task would take it
+        assert ws._raw._read_task.cancelled() and ws._raw._receive_queue.empty()
+        kinds = [json.loads(await ws.recv(5))["type"] for _ in range(3)]
+        assert kinds == ["cf_agent_identity", "cf_agent_state", "cf_agent_mcp_servers"]
+        while (frame := await _next_or_silence(ws)) is not None:  # the rest of the greeting
+            assert json.loads(frame)["type"].startswith("cf_agent_")
+        with pytest.raises(TimeoutError):
+            await ws.recv(0.05)
+        await ws.aclose()
+        assert ws._raw.closed
+    finally:
+        await transport.aclose()
+
+
+async def _next_or_silence(ws) -> str | None:
+    try:
+        return await ws.recv(0.3)
+    except TimeoutError:
+        return None
