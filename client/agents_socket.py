@@ -1,8 +1,8 @@
 """The Cloudflare playground's agents WebSocket: one chat, or one ``getModels`` RPC, per socket.
 
 Frames are built and decoded by :mod:`harvestkit.client.parsers.agents`; this module only
-drives the conversation: state, request, responses until ``done``, and a cancel frame when
-the caller leaves early.
+drives the conversation: the server's greeting (its announced state), our state on top of it,
+the request, responses until ``done``, and a cancel frame when the caller leaves early.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from .parsers.agents import (
     AgentChatParser,
     cancel_frame,
     chat_request_frame,
+    frame_type,
     parse_rpc_reply,
+    parse_state,
     rpc_frame,
     state_frame,
 )
@@ -44,6 +46,19 @@ async def _frame(ws: WebSocket, idle: Callable[[], float]) -> str | None:
         raise StreamTimeout(f"no frame for {wait:g} s", provider=ws.provider) from None
 
 
+async def announced_state(ws: WebSocket, idle: Callable[[], float]) -> dict[str, Any] | None:
+    """The state the server announces on connect (spec 4.2: ``cf_agent_identity``, then
+    ``cf_agent_state``, then the rest); None if another frame comes first or the socket closed.
+    The frames read here come before our request, so none of them is part of our answer."""
+    while (frame := await _frame(ws, idle)) is not None:
+        state = parse_state(frame)
+        if state is not None:
+            return state
+        if frame_type(frame) != "cf_agent_identity":
+            return None
+    return None
+
+
 async def agent_chat(
     ws: WebSocket,
     model: str,
@@ -52,14 +67,16 @@ async def agent_chat(
     *,
     temperature: float = 1,
 ) -> AsyncGenerator[Event, None]:
-    """Chat over a connected agent socket; the system message goes into the agent's state."""
+    """Chat over a connected agent socket; the system message goes into the agent's state,
+    which is sent on top of the one the server announced (the client's replaces it whole)."""
     system = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
     conversation = [m for m in messages if m.get("role") != "system"]
     request_id = f"req_{uuid.uuid4().hex[:12]}"
     parser = AgentChatParser(request_id, ws.provider)
     finished = False
     try:
-        await ws.send(state_frame(model, temperature=temperature, system=system))
+        base = await announced_state(ws, idle)
+        await ws.send(state_frame(model, temperature=temperature, system=system, base=base))
         await ws.send(chat_request_frame(request_id, conversation))
         while not parser.done:
             frame = await _frame(ws, idle)

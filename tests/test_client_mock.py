@@ -173,7 +173,36 @@ def agent_socket(request: Any) -> MockWebSocket:
         return [json.dumps({"type": "cf_agent_use_chat_response", "id": message["id"], "body": json.dumps(c),
                             "done": i == len(chunks) - 1}) for i, c in enumerate(chunks)]  # fmt: skip
 
-    return MockWebSocket(reply=reply, set_cookies=["__cf_bm=rotated; Path=/; Secure"])
+    return MockWebSocket(list(GREETING), reply=reply, set_cookies=["__cf_bm=rotated; Path=/; Secure"])
+
+
+ANNOUNCED = {"model": "@cf/moonshotai/kimi-k2.6", "temperature": 1, "stream": True, "system": "You are a helpful assistant.",
+             "useExternalProvider": False, "externalProvider": None, "authMethod": "none", "generativeUI": False}  # fmt: skip
+GREETING = (  # what the server sends on connect (spec 4.2)
+    json.dumps({"type": "cf_agent_identity", "name": "Cloudflare-AI-Playground-1", "agent": "playground"}),
+    json.dumps({"type": "cf_agent_state", "state": ANNOUNCED}),
+    json.dumps({"type": "cf_agent_mcp_servers", "mcp": {"servers": {}, "tools": [], "prompts": [], "resources": []}}),
+)
+
+
+async def test_the_agent_state_sent_keeps_what_the_server_announced(settings: Settings) -> None:
+    """The client's cf_agent_state replaces the server's whole state and is not echoed (spec
+    4.2): it is built on the announced one, with the model, temperature and system set."""
+    sockets: list[MockWebSocket] = []
+
+    def socket(request: Any) -> MockWebSocket:
+        sockets.append(agent_socket(request))
+        return sockets[-1]
+
+    transport = MockTransport(lambda r: MockResponse(404, {}, b""), websocket=socket)
+    async with Client(settings, transport=transport) as client:
+        messages = [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}]
+        result = await client.chat(messages, "cloudflare", "@cf/zai-org/glm-5.2", cookies={"cf_clearance": "c"},
+                                   generation="agents", temperature=0.5)  # fmt: skip
+    assert result.text == "Hi"
+    (chat,) = [s for s in sockets if any("cf_agent_use_chat_request" in frame for frame in s.sent)]
+    assert json.loads(chat.sent[0]) == {"type": "cf_agent_state", "state": {
+        **ANNOUNCED, "model": "@cf/zai-org/glm-5.2", "temperature": 0.5, "system": "Be brief"}}  # fmt: skip
 
 
 @pytest.mark.parametrize(

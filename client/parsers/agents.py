@@ -21,6 +21,7 @@ __all__ = [
     "RpcReply",
     "cancel_frame",
     "chat_request_frame",
+    "frame_type",
     "parse_rpc_reply",
     "parse_state",
     "rpc_frame",
@@ -112,6 +113,14 @@ def parse_state(frame: str | bytes) -> dict[str, Any] | None:
     if obj is None or obj.get("type") != "cf_agent_state" or not isinstance(obj.get("state"), dict):
         return None
     return obj["state"]
+
+
+def frame_type(frame: str | bytes) -> Any:
+    """The ``type`` of a server frame; None for a frame that is not a JSON object."""
+    try:
+        return decode(frame, _FRAME).type
+    except ValueError:
+        return None
 
 
 def cancel_frame(request_id: str) -> str:
