@@ -78,8 +78,14 @@ class CloudflareSite(Site):
     """The Workers AI LLM playground, through a session that passed Cloudflare's challenge."""
 
     name = "cloudflare"
-    default_model = "@cf/meta/llama-3.3-70b-instruct-fp8-fast"
+    # The agents generation's default (spec 4.2) first, then the other ids it offers, then the
+    # models of the HTTP generations (still served by Workers AI).
+    default_model = "@cf/moonshotai/kimi-k2.6"
     models: ClassVar[list[str]] = [
+        "@cf/moonshotai/kimi-k2.6",
+        "@cf/zai-org/glm-5.2",
+        "@cf/google/gemma-4-26b-a4b-it",
+        "@cf/openai/gpt-oss-120b",
         "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
         "@cf/meta/llama-3.1-8b-instruct-fast",
         "@cf/meta/llama-4-scout-17b-16e-instruct",
@@ -89,6 +95,10 @@ class CloudflareSite(Site):
         "@cf/google/gemma-3-12b-it",
     ]
     model_aliases: ClassVar[dict[str, str]] = {
+        "kimi-k2.6": "@cf/moonshotai/kimi-k2.6",
+        "glm-5.2": "@cf/zai-org/glm-5.2",
+        "gemma-4-26b": "@cf/google/gemma-4-26b-a4b-it",
+        "gpt-oss-120b": "@cf/openai/gpt-oss-120b",
         "llama-3.3-70b": "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
         "llama-3.1-8b": "@cf/meta/llama-3.1-8b-instruct-fast",
         "llama-4-scout": "@cf/meta/llama-4-scout-17b-16e-instruct",

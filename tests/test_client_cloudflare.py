@@ -103,6 +103,19 @@ async def test_models_come_from_the_rpc_or_the_http_list(client_env) -> None:
     assert [r.status for r in client_env.sandbox.requests(PLAYGROUND, "/api/models")][-1] == 200
 
 
+async def test_the_2026_playground_models_and_default(client_env) -> None:
+    """The agents generation's ids (spec 4.2) are known by name and alias; no model means its
+    default, kimi-k2.6, which the agent is asked for in the state the client sends."""
+    for alias, model in {"kimi-k2.6": "@cf/moonshotai/kimi-k2.6", "glm-5.2": "@cf/zai-org/glm-5.2",
+                         "gemma-4-26b": "@cf/google/gemma-4-26b-a4b-it"}.items():  # fmt: skip
+        assert Cloudflare.get_model(alias) == model and model in Cloudflare.models
+    client_env.sandbox.set_knobs(generation="agents", agents_protocol="2026")
+    answer = await Cloudflare.chat("Hi", model="glm-5.2", transport="agents")
+    assert answer.model == "@cf/zai-org/glm-5.2" and answer.text
+    default = await Cloudflare.chat("Hi", transport="agents")
+    assert default.model == "@cf/moonshotai/kimi-k2.6" and default.text
+
+
 async def test_unknown_model_fails_before_chatting(client_env) -> None:
     from harvestkit.client import ModelNotFound
 
