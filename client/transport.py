@@ -98,11 +98,12 @@ class Response:
     """A response whose headers have arrived; the body is read with :meth:`iter_bytes` or
     :meth:`read`. Always :meth:`aclose` it (the provider's stream does)."""
 
-    def __init__(self, raw: Any, session: AsyncSession, provider: str, url: str) -> None:
+    def __init__(self, raw: Any, session: AsyncSession, provider: str, url: str, proxy: str | None = None) -> None:
         self._raw = raw
         self._session = session
         self.provider = provider
         self.url = url
+        self._proxy = proxy  # the request's: a refusal names it
         self.status: int = raw.status_code
         self.headers: dict[str, str] = {k.lower(): v for k, v in raw.headers.items() if v is not None}
         self.set_cookies: list[str] = [v for v in raw.headers.get_list("set-cookie") if v]
@@ -134,7 +135,7 @@ class Response:
             return b"".join(pieces)
         self._done = True
         if isinstance(item, BaseException):
-            raise translate(item, self.provider, self.url) from None
+            raise translate(item, self.provider, self.url, self._proxy) from None
         return None  # curl_cffi's end-of-stream marker
 
     async def read(self, limit: int = MAX_ERROR_BODY, timeout: float = 30.0) -> bytes:
@@ -168,10 +169,11 @@ class WebSocket:
     the frame's decoding). Sends and the closing handshake stay curl_cffi's. ``cookies`` holds
     what the upgrade response set (curl's cookie engine parsed it)."""
 
-    def __init__(self, raw: Any, provider: str, url: str) -> None:
+    def __init__(self, raw: Any, provider: str, url: str, proxy: str | None = None) -> None:
         self._raw = raw
         self.provider = provider
         self.url = url
+        self._proxy = proxy
         self.cookies: list[Cookie] = []
         reader = getattr(raw, "_read_task", None)
         if reader is not None:  # created by ws_connect, not yet run: no frame was taken
@@ -190,7 +192,7 @@ class WebSocket:
         try:
             await self._raw.send_str(text)
         except Exception as exc:  # noqa: BLE001 - every transport failure becomes typed
-            raise translate(exc, self.provider, self.url) from None
+            raise translate(exc, self.provider, self.url, self._proxy) from None
 
     async def recv(self, idle_timeout: float) -> str | None:
         """The next text frame; None once the server closed the socket (a close frame, or the
@@ -205,7 +207,7 @@ class WebSocket:
                 self._ended = True
                 if exc.code == CurlECode.GOT_NOTHING:  # the server closed without a close frame
                     return None
-                raise translate(exc, self.provider, self.url) from None
+                raise translate(exc, self.provider, self.url, self._proxy) from None
             flags = frame.flags
             if flags & _DATA:
                 self._size += len(chunk)
@@ -323,14 +325,14 @@ class CurlTransport:
             where = request.url.split("?", 1)[0]
             raise Timeout(f"no response from {where} in {limit:g} s", provider=name) from None
         except curl_errors.RequestException as exc:
-            raise translate(exc, name, request.url) from None
+            raise translate(exc, name, request.url, request.proxy) from None
         finally:
             if not sending.done() or sending.cancelled():  # abandoned: stop the transfer now
                 sending.cancel()
                 if handle.done():
                     with contextlib.suppress(Exception):
                         session.acurl.remove_handle(handle.result())
-        return Response(raw, session, name, request.url)
+        return Response(raw, session, name, request.url, request.proxy)
 
     async def websocket(self, request: Request) -> WebSocket:
         """Open a WebSocket with the request's identity, headers and cookies."""
@@ -343,8 +345,8 @@ class CurlTransport:
             refused = _REFUSED.search(str(exc))
             if refused:  # the server answered the upgrade with an HTTP error status
                 raise error_from_response(int(refused.group(1)), {}, b"", name) from None
-            raise translate(exc, name, request.url) from None
-        return WebSocket(raw, name, request.url)
+            raise translate(exc, name, request.url, request.proxy) from None
+        return WebSocket(raw, name, request.url, request.proxy)
 
     async def aclose(self) -> None:
         """Close the session of the running loop, if any."""

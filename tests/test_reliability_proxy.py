@@ -98,6 +98,20 @@ def test_chat_through_an_authenticated_proxy_and_a_refusal(auth_sandbox: Sandbox
     assert AuthCache().get_sync("cloudflare") is not None
 
 
+async def test_a_refusal_names_the_proxy_the_request_went_through(auth_sandbox: Sandbox, env: dict[str, str]) -> None:
+    """A proxy given to the client (as the gateway's --proxy does) is the one a refusal names,
+    not HARVESTKIT_PROXY's, and without its password."""
+    from harvestkit.client import Client
+
+    other = f"http://mallory:wrong-pw-Cd34@127.0.0.1:{auth_sandbox.port}"
+    async with Client(proxy=other, max_retries=0, allow_harvest=False) as client:
+        with pytest.raises(ConnectError) as refused:
+            await client.chat("Hi", "cerebras", "gpt-oss-120b", api_key="csk-proxy-test-0123456789")
+    text = str(refused.value)
+    assert f"proxy http://mallory:****@127.0.0.1:{auth_sandbox.port} refused to connect to api.cerebras.ai" in text
+    assert "(HTTP 407)" in text and "wrong-pw" not in text and PASSWORD not in text
+
+
 @pytest.mark.parametrize("status, why", [("403", "does not allow this host"), ("407", "proxy credentials")])
 def test_a_refused_connect_is_a_proxy_error(status: str, why: str) -> None:
     exc = curl_errors.ConnectionError(
