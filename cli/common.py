@@ -28,8 +28,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
-class UsageError(Exception):
-    """A command line that makes no sense; exit code 2."""
+class UsageError(HarvestkitError):
+    """A command line that makes no sense: one line, exit code 2."""
 
 
 def parse_duration(text: str) -> float:
@@ -73,6 +73,8 @@ def needs_human(error: BaseException) -> bool:
 
 
 def exit_code_for(error: BaseException) -> int:
+    if isinstance(error, UsageError):
+        return USAGE
     return NEEDS_HUMAN if needs_human(error) else FAILURE
 
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from harvestkit.cache.errors import HarvestkitError
 
 from .app import create_app
 from .observe import AccessLogger
@@ -27,8 +28,9 @@ KEEPALIVE_TIMEOUT = 75.0
 ``AppRunner`` default is an hour: slow-header clients could hold sockets that long)."""
 
 
-class InsecureBind(ValueError):
-    """A non-loopback address without an API key."""
+class InsecureBind(HarvestkitError, ValueError):
+    """A non-loopback address without an API key (a configuration error, raised before any
+    socket is opened)."""
 
 
 def is_loopback(host: str) -> bool:

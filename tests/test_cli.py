@@ -194,6 +194,23 @@ def test_usage_errors_exit_2(run) -> None:
     assert run("login").returncode == 2
 
 
+def test_a_usage_error_in_a_command_is_one_line_and_exit_code_2(capsys) -> None:
+    from harvestkit.cli.common import USAGE, command, parse_duration
+    from harvestkit.client import HarvestkitError
+    from harvestkit.gateway import InsecureBind, check_bind
+
+    @command
+    def late(args) -> int:  # a value argparse did not check, refused by the command itself
+        parse_duration("soon")
+        return 0
+
+    assert late(None) == USAGE
+    assert capsys.readouterr().err == "harvestkit: not a duration: 'soon' (use e.g. 90s, 30m, 6h, 2d)\n"
+    with pytest.raises(HarvestkitError, match="without an API key") as refused:  # the one root
+        check_bind("0.0.0.0", None)
+    assert isinstance(refused.value, InsecureBind) and isinstance(refused.value, ValueError)
+
+
 def test_a_world_readable_cache_is_refused_with_the_fix(run, sandbox, home) -> None:
     seed(sandbox, home, "cloudflare")
     (home / "sessions").chmod(0o755)
