@@ -10,6 +10,7 @@ The stream is the one keeper of the answer's text: a :class:`StreamBroken` that 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -46,6 +47,8 @@ class ChatStream:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.tool_calls: list[dict[str, Any]] = []
+        self.first_event_at: float | None = None  # time.monotonic() when the first event came
+        self.error: BaseException | None = None  # what ended the stream early, if anything
         self.closed = False
 
     @property
@@ -69,8 +72,12 @@ class ChatStream:
         except BaseException as error:
             if isinstance(error, StreamBroken):
                 error.text = self.text
+            if not isinstance(error, StopAsyncIteration):
+                self.error = error
             await self.aclose()
             raise
+        if self.first_event_at is None:
+            self.first_event_at = time.monotonic()
         self._record(event)
         return event
 

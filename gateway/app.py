@@ -151,7 +151,8 @@ def _finished(request: web.Request, info: RequestInfo, status: int) -> None:
     info.status = status if info.status is None else info.status
     gateway.metrics.observe(info, info.status)
     if info.status >= 400 and info.endpoint != "unmatched":
-        message = info.error_message or f"HTTP {info.status}"
+        failure = info.upstream_failure
+        message = info.error_message or (str(failure) if failure is not None else f"HTTP {info.status}")
         gateway.recent_errors.append(RecentError(time.time(), info.id, info.provider, info.status, message[:300]))
 
 

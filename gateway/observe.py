@@ -1,27 +1,26 @@
-"""What the gateway records about each request: its id, the access-log line, and the stream hook.
+"""What the gateway records about each request: its id and the access-log line.
 
 Every request gets a :class:`RequestInfo` (``request[INFO]``) from the outermost middleware; the
-handlers fill in the key name, provider, model, tokens and the first chunk's time, and the
-access logger and the metrics read it when the request ends. The provider stream is observed
-from outside (:func:`observed`), so the SSE write loop stays untouched.
+handlers fill in the key name, provider, model and the provider's stream, and the access logger
+and the metrics read it when the request ends. The first chunk's time, the usage and an upstream
+failure come from the stream itself (its ``first_event_at``, ``usage`` and ``error``), so
+observing costs no layer between the provider and the SSE write loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from harvestkit.client import ClientError, Event, Usage
+from harvestkit.client import ChatStream, ClientError
 
-__all__ = ["INFO", "AccessLogger", "RequestInfo", "escape", "observed", "request_id_for"]
+__all__ = ["INFO", "AccessLogger", "RequestInfo", "escape", "request_id_for"]
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
@@ -57,38 +56,43 @@ class RequestInfo:
     endpoint: str = "unmatched"
     provider: str | None = None
     model: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    first_chunk: float | None = None  # seconds from the start to the first upstream event
-    upstream_error: str | None = None  # the client error class that failed the call
     error_message: str | None = None
     status: int | None = None
-
-    def usage(self, usage: Usage) -> None:
-        self.prompt_tokens, self.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+    stream: ChatStream | None = None  # the provider's: first event, usage and failure come from it
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    @property
+    def first_chunk(self) -> float | None:
+        """Seconds from the start to the first upstream event."""
+        at = self.stream.first_event_at if self.stream is not None else None
+        return None if at is None else at - self.started
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        usage = self.stream.usage if self.stream is not None else None
+        return None if usage is None else usage.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int | None:
+        usage = self.stream.usage if self.stream is not None else None
+        return None if usage is None else usage.completion_tokens
+
+    @property
+    def upstream_failure(self) -> ClientError | None:
+        """The client error that failed the upstream call, if one did."""
+        error = self.stream.error if self.stream is not None else None
+        return error if isinstance(error, ClientError) else None
+
+    @property
+    def upstream_error(self) -> str | None:
+        """The class name of :attr:`upstream_failure`."""
+        failure = self.upstream_failure
+        return None if failure is None else type(failure).__name__
+
 
 INFO = web.RequestKey("harvestkit_request_info", RequestInfo)
-
-
-async def observed(events: AsyncGenerator[Event, None], info: RequestInfo) -> AsyncGenerator[Event, None]:
-    """``events`` unchanged, noting the first event's time, the usage and an upstream failure.
-    Closing this generator closes ``events`` at once."""
-    async with contextlib.aclosing(events):
-        try:
-            async for event in events:
-                if info.first_chunk is None:
-                    info.first_chunk = info.elapsed()
-                if isinstance(event, Usage):
-                    info.usage(event)
-                yield event
-        except ClientError as error:
-            info.upstream_error = type(error).__name__
-            info.error_message = str(error)
-            raise
 
 
 def _ms(seconds: float | None) -> str:

@@ -13,7 +13,7 @@ from aiohttp import web
 from harvestkit.client import ChatStream, Settings
 
 from .chat_request import invalid
-from .observe import INFO, observed
+from .observe import INFO
 from .routing import Route
 from .state import GATEWAY
 
@@ -73,5 +73,5 @@ async def open_stream(request: web.Request, model: str, messages: list[dict[str,
         check_generation(await _generation(route, options), params)
     resolved = route.cls.get_model(route.model)
     info.provider, info.model = route.provider, resolved
-    events = route.cls.create_async_generator(resolved, messages, **params, **options)
-    return ChatStream(observed(events, info), provider=route.cls.site, model=resolved)
+    info.stream = route.cls.stream(messages, resolved, **params, **options)  # observed through it, no layer more
+    return info.stream

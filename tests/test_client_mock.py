@@ -281,6 +281,7 @@ async def test_a_stream_cut_after_text_keeps_the_text_once(settings: Settings) -
             async for _ in stream:
                 pass
     assert stream.text == "one two" and caught.value.text == "one two"
+    assert stream.error is caught.value and stream.first_event_at is not None  # what the gateway logs
 
 
 async def test_the_sync_client_inside_a_running_loop(settings: Settings) -> None:
