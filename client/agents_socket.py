@@ -66,9 +66,10 @@ async def agent_chat(
     idle: Callable[[], float],
     *,
     temperature: float = 1,
-) -> AsyncGenerator[Event, None]:
+) -> AsyncGenerator[list[Event], None]:
     """Chat over a connected agent socket; the system message goes into the agent's state,
-    which is sent on top of the one the server announced (the client's replaces it whole)."""
+    which is sent on top of the one the server announced (the client's replaces it whole). Yields
+    the events of each frame as one batch."""
     system = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
     conversation = [m for m in messages if m.get("role") != "system"]
     request_id = f"req_{uuid.uuid4().hex[:12]}"
@@ -82,10 +83,12 @@ async def agent_chat(
             frame = await _frame(ws, idle)
             if frame is None:
                 break
-            for event in parser.feed(frame):
-                yield event
-        for event in parser.close():
-            yield event
+            batch = parser.feed(frame)
+            if batch:
+                yield batch
+        batch = parser.close()
+        if batch:
+            yield batch
         finished = True
     finally:
         if not finished:

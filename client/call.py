@@ -114,8 +114,8 @@ class Call:
             raise
         return ws
 
-    async def events(self, response: HTTPResponse, parser: StreamParser) -> AsyncGenerator[Event, None]:
-        """The events of a streamed body. A silence beyond the idle timeout raises
+    async def events(self, response: HTTPResponse, parser: StreamParser) -> AsyncGenerator[list[Event], None]:
+        """The events of a streamed body, a batch per network read. A silence beyond the idle timeout raises
         :class:`StreamTimeout`; a transfer that breaks mid-way ends the stream if the parser saw
         it complete, else raises :class:`StreamBroken` (the stream fills in the text so far)."""
         received = False
@@ -134,13 +134,18 @@ class Call:
             if data is None:
                 break
             received = True
-            for event in parser.feed(data):
-                yield event
+            batch = parser.feed(data)
+            if batch:
+                yield batch
+        tail: list[Event] = []
         try:
-            for event in parser.finish():  # the last events reach the caller before the error
-                yield event
+            tail.extend(parser.finish())  # the last events reach the caller before the error
         except StreamBroken as broken:
+            if tail:
+                yield tail
             if cause is None:
                 raise
             broken.cause = cause
             raise broken from cause
+        if tail:
+            yield tail

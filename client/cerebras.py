@@ -161,7 +161,7 @@ class CerebrasSite(Site):
 
     async def events(
         self, call: Call, credentials: Credentials, model: str, messages: list[dict[str, Any]]
-    ) -> AsyncGenerator[Event, None]:
+    ) -> AsyncGenerator[list[Event], None]:
         body: dict[str, Any] = {
             "model": model,
             "messages": self.upstream_messages(messages),
@@ -175,8 +175,8 @@ class CerebrasSite(Site):
         body.update(options.extra_body or {})
         response = await call.send(credentials, self._api_request(call, credentials, "POST", "/chat/completions", body))
         try:
-            async for event in call.events(response, OpenAIStreamParser(self.name)):
-                yield event
+            async for batch in call.events(response, OpenAIStreamParser(self.name)):
+                yield batch
         finally:
             await response.aclose()
 

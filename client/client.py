@@ -205,7 +205,7 @@ class Client:
         deadline = None if settings.total_timeout is None else time.monotonic() + settings.total_timeout
         return Call(site.name, settings, dict(site.urls), auth, self.transport, options, generation, deadline)
 
-    async def _events(self, call: Call, site: Site, model: str, messages: list[dict[str, Any]]) -> AsyncGenerator[Event, None]:
+    async def _events(self, call: Call, site: Site, model: str, messages: list[dict[str, Any]]) -> AsyncGenerator[list[Event], None]:
         credentials = await site.credentials(call)
         live = await self._live(call, site, credentials)
         if live is not None and model not in live:
@@ -218,9 +218,9 @@ class Client:
             yielded = False
             try:
                 async with contextlib.aclosing(site.events(call, credentials, model, messages)) as events:
-                    async for event in events:
+                    async for batch in events:
                         yielded = True
-                        yield event
+                        yield batch
                 return
             except ClientError as error:
                 if yielded:

@@ -175,7 +175,7 @@ class CloudflareSite(Site):
 
     async def events(
         self, call: Call, credentials: Credentials, model: str, messages: list[dict[str, Any]]
-    ) -> AsyncGenerator[Event, None]:
+    ) -> AsyncGenerator[list[Event], None]:
         order = self._order(call, credentials)
         for index, generation in enumerate(order):
             try:
@@ -193,14 +193,14 @@ class CloudflareSite(Site):
                     continue
                 raise
             await self._remember(call, credentials, used)
-            async for event in events:
-                yield event
+            async for batch in events:
+                yield batch
             return
 
-    async def _parsed(self, call: Call, response: HTTPResponse, parser: type[StreamParser]) -> AsyncGenerator[Event, None]:
+    async def _parsed(self, call: Call, response: HTTPResponse, parser: type[StreamParser]) -> AsyncGenerator[list[Event], None]:
         try:
-            async for event in call.events(response, parser(self.name)):
-                yield event
+            async for batch in call.events(response, parser(self.name)):
+                yield batch
         finally:
             await response.aclose()
 

@@ -84,8 +84,9 @@ class Site:
         """What a call presents: cached, harvested or explicit credentials."""
         raise NotImplementedError
 
-    def events(self, call: Call, credentials: Credentials, model: str, messages: list[dict[str, Any]]) -> AsyncGenerator[Event, None]:
-        """One attempt: request, check, parse."""
+    def events(self, call: Call, credentials: Credentials, model: str, messages: list[dict[str, Any]]) -> AsyncGenerator[list[Event], None]:
+        """One attempt: request, check, parse; the events in batches (one per network read or
+        frame, never empty), so a chunk passes no generator of its own."""
         raise NotImplementedError
 
     def recoverable(self, error: ClientError, credentials: Credentials) -> bool:

@@ -38,8 +38,10 @@ class ChatResult:
 class ChatStream:
     """``async with provider.stream(...) as stream: async for event in stream: ...``"""
 
-    def __init__(self, events: AsyncGenerator[Event, None], *, provider: str, model: str) -> None:
-        self._events = events
+    def __init__(self, batches: AsyncGenerator[list[Event], None], *, provider: str, model: str) -> None:
+        self._events = batches  # the events in batches (one per network read or frame)
+        self._batch: list[Event] = []
+        self._next = 0  # the index in _batch of the next event to hand out
         self.provider = provider
         self.model = model
         self._text: list[str] = []
@@ -67,8 +69,20 @@ class ChatStream:
     async def __anext__(self) -> Event:
         if self.closed:
             raise StopAsyncIteration
+        index = self._next
+        if index < len(self._batch):  # most events: no generator is resumed
+            event = self._batch[index]
+            self._next = index + 1
+        else:
+            event = await self._first_of_next_batch()
+        self._record(event)
+        return event
+
+    async def _first_of_next_batch(self) -> Event:
         try:
-            event = await self._events.__anext__()
+            batch: list[Event] = []
+            while not batch:
+                batch = await self._events.__anext__()
         except BaseException as error:
             if isinstance(error, StreamBroken):
                 error.text = self.text
@@ -78,8 +92,8 @@ class ChatStream:
             raise
         if self.first_event_at is None:
             self.first_event_at = time.monotonic()
-        self._record(event)
-        return event
+        self._batch, self._next = batch, 1
+        return batch[0]
 
     def _record(self, event: Event) -> None:
         if isinstance(event, str):
