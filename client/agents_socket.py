@@ -46,16 +46,28 @@ async def _frame(ws: WebSocket, idle: Callable[[], float]) -> str | None:
         raise StreamTimeout(f"no frame for {wait:g} s", provider=ws.provider) from None
 
 
+GREETING_WAIT = 3.0
+"""Seconds to wait for the state a server announces on connect: one that waits for the client
+to speak first (an older generation, a replayed recording) gets the client's state alone."""
+
+
 async def announced_state(ws: WebSocket, idle: Callable[[], float]) -> dict[str, Any] | None:
     """The state the server announces on connect (spec 4.2: ``cf_agent_identity``, then
-    ``cf_agent_state``, then the rest); None if another frame comes first or the socket closed.
-    The frames read here come before our request, so none of them is part of our answer."""
-    while (frame := await _frame(ws, idle)) is not None:
-        state = parse_state(frame)
-        if state is not None:
-            return state
-        if frame_type(frame) != "cf_agent_identity":
-            return None
+    ``cf_agent_state``, then the rest); None if another frame comes first, none comes within
+    :data:`GREETING_WAIT`, or the socket closed. The frames read here come before our request,
+    so none of them is part of our answer."""
+    def wait() -> float:
+        return min(idle(), GREETING_WAIT)
+
+    try:
+        while (frame := await _frame(ws, wait)) is not None:
+            state = parse_state(frame)
+            if state is not None:
+                return state
+            if frame_type(frame) != "cf_agent_identity":
+                return None
+    except StreamTimeout:
+        return None
     return None
 
 

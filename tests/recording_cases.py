@@ -62,6 +62,25 @@ def _prompt(entries: list[Any], site: str) -> str | None:
     return None
 
 
+def _model(entries: list[Any], site: str) -> str | None:
+    """The model the recorded chat asked for (a request body's ``model``, or the agent state's),
+    so a replay asks for it again whatever the client's default is today."""
+    host, paths = CHAT_ROUTES[site]
+    for entry in entries:
+        if entry.host != host or not (entry.websocket or any(entry.path.startswith(p) for p in paths)):
+            continue
+        for body in (entry.post_data, *(m.data for m in entry.websocket if m.type == "send")):
+            try:
+                data = json.loads(body) if body else None
+            except ValueError:
+                continue
+            if isinstance(data, dict) and isinstance(data.get("state"), dict):
+                data = data["state"]
+            if isinstance(data, dict) and isinstance(data.get("model"), str):
+                return data["model"]
+    return None
+
+
 def cases_in(har: Path) -> list[dict[str, Any]]:
     """The replayable cases a recording holds: a harvest per site whose start page it has, a
     chat per site whose chat request it has."""
@@ -101,7 +120,9 @@ def _replay_chat(har: Path, case: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="harvestkit-replay-") as home, Sandbox(replay=har) as sandbox:
         env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": home, "HARVESTKIT_NO_HARVEST": "1"}
         imported = _harvestkit(env, "cache", "import", case["site"], str(har), "--format", "har")
-        done = _harvestkit(env, "chat", "-p", case["site"], case["prompt"]) if imported.returncode == 0 else imported
+        model = _model(load_har(har), case["site"])
+        chosen = ["-m", model] if model else []
+        done = _harvestkit(env, "chat", "-p", case["site"], *chosen, case["prompt"]) if imported.returncode == 0 else imported
         missing = sorted({r.note for r in sandbox.state.requests if r.status == 404 and r.note})
         return {
             "exit": done.returncode,
