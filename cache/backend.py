@@ -22,7 +22,8 @@ from urllib.parse import unquote, urlsplit
 
 from .record import DEFAULT_PROFILE, SessionRecord
 from .redact import redact_url
-from .store import AuthCache, HarvestFn, UpdateFn
+from .base import HarvestFn, UpdateFn
+from .store import AuthCache
 from .store_errors import StoreConfigError
 
 if TYPE_CHECKING:

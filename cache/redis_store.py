@@ -15,7 +15,8 @@ is lost, even between hosts, but `fn` may run more than once: it must only compu
 record from the one it is given. Two round trips per update, one per get. `refresh` is single-flight across hosts (`harvestkit.cache.lease`).
 A record lives until `record_grace` (7 days) past its expiry (for a record without one, past
 `harvested_at + max_age`): a stale record still serves its cookies to the next refresh.
-The sync methods run their async twin through `harvestkit.common.syncrun` (one connection a call).
+The sync methods run their async twin on one long-lived event loop (`harvestkit.cache.redis_bridge`),
+whose connections stay open between calls.
 """
 
 from __future__ import annotations
@@ -24,21 +25,21 @@ import asyncio
 import builtins
 import hashlib
 import inspect
-import json
 import random
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
 
 from harvestkit.common.syncrun import run_sync
 
+from .base import DEFAULT_MAX_AGE, HarvestFn, StoreBase, UpdateFn, decode, encode
 from .errors import CacheCorruptError, CacheCorruptWarning
 from .lease import Lease
 from .record import DEFAULT_PROFILE, SessionRecord, check_name, valid_name
+from .redis_bridge import on_bridge, run_bridged
 from .redis_client import Connection, Script, StoreURL
-from .store import DEFAULT_MAX_AGE, AuthCache, HarvestFn, UpdateFn
 from .store_errors import LeaseLost, StoreTimeout
 
 T = TypeVar("T")
@@ -74,23 +75,7 @@ return 0
 )
 
 
-def decode(data: bytes, site: str, profile: str) -> SessionRecord:
-    """The record stored as `data` for (site, profile); `CacheCorruptError` if it is not one,
-    `CacheSchemaError` if a newer harvestkit wrote it."""
-    try:
-        record = SessionRecord.from_dict(json.loads(data.decode("utf-8")))
-    except json.JSONDecodeError as exc:
-        raise CacheCorruptError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except UnicodeDecodeError:
-        raise CacheCorruptError("not UTF-8 text") from None
-    except RecursionError:
-        raise CacheCorruptError("JSON nested too deeply") from None
-    if (record.site, record.profile) != (site, profile):
-        raise CacheCorruptError(f"it holds the record of {record.site}/{record.profile}")
-    return record
-
-
-class RedisStore:
+class RedisStore(StoreBase):
     """The session store at the Redis server `url` (``redis://`` or ``rediss://``).
 
     `lock_timeout` bounds a contended `update`, `refresh_timeout` the wait for another host's
@@ -98,13 +83,6 @@ class RedisStore:
     of records without a known expiry; `lease` is how long a refresh lease lasts unrenewed (a
     killed harvester is replaced after at most this long).
     """
-
-    # The same freshness rules and cookie-file handling as the file store: its very code.
-    is_fresh = AuthCache.is_fresh
-    _settled = AuthCache._settled
-    import_cookies = AuthCache.import_cookies
-    export_cookies = AuthCache.export_cookies
-    _encode = staticmethod(AuthCache._encode)
 
     def __init__(
         self,
@@ -146,7 +124,7 @@ class RedisStore:
 
     async def aclose(self) -> None:
         """Close this event loop's connections (they reopen on the next call). Async users call it
-        (or use `async with store:`) before their loop ends; the sync methods close their own."""
+        (or use `async with store:`) before their loop ends; the sync methods' loop keeps its own."""
         await self.conn.aclose()
 
     async def __aenter__(self) -> Self:
@@ -155,14 +133,17 @@ class RedisStore:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def _sync(self, make: Callable[[], Awaitable[T]]) -> T:
-        async def once() -> T:
+    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        if not on_bridge():
+            return run_bridged(make)
+
+        async def closing() -> T:  # called back from a bridged call: a loop of its own, closed after
             try:
                 return await make()
             finally:
                 await self.conn.aclose()
 
-        return run_sync(once)
+        return run_sync(closing)
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -218,7 +199,7 @@ class RedisStore:
 
     async def put(self, record: SessionRecord, *, timeout: float | None = None) -> None:
         """Store `record` as the record of (record.site, record.profile). (`timeout`: unused, no lock.)"""
-        data = self._encode(record)
+        data = encode(record)
         async with self.conn.errors("put", write=True):
             async with self.conn.client().pipeline(transaction=True) as pipe:
                 pipe.set(self.key("record", record.site, record.profile), data, px=self._ttl_ms(record))
@@ -249,7 +230,7 @@ class RedisStore:
                 new = await new
             if new is None:
                 return current
-            encoded = self._encode(new, (site, profile))
+            encoded = encode(new, (site, profile))
             seen = hashlib.sha1(data).hexdigest() if data is not None else ""
             async with self.conn.errors("update", write=True):
                 if await _SWAP(client, [key, self._index], [seen, encoded, self._ttl_ms(new), f"{site}:{profile}"]):
@@ -308,7 +289,7 @@ class RedisStore:
             if self._settled(current, seen, force, margin, max_age):
                 return current
             new = await (fn() if inspect.iscoroutinefunction(fn) else _in_thread(fn))
-            data = self._encode(new, (site, profile))
+            data = encode(new, (site, profile))
             key = self.key("record", site, profile)
             if not await lease.write(key, data, self._ttl_ms(new), self._index, f"{site}:{profile}"):
                 raise LeaseLost(site, profile, lease.token or 0)
