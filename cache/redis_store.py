@@ -108,6 +108,11 @@ class RedisStore(StoreBase):
     def __repr__(self) -> str:
         return f"RedisStore(url={self.url!r}, prefix={self.prefix!r})"
 
+    @property
+    def location(self) -> str:
+        """Where the records are, for messages: the server (password redacted) and key prefix."""
+        return f"{self.url} (keys {self.prefix}*)"
+
     # -- layout -------------------------------------------------------------------------------------
 
     def key(self, kind: str, site: str, profile: str = DEFAULT_PROFILE) -> str:
@@ -180,15 +185,23 @@ class RedisStore(StoreBase):
             data = await self.conn.client().get(key)
         return await self._decoded(site, profile, data)
 
+    async def _pairs(self) -> builtins.list[tuple[str, str]]:
+        async with self.conn.errors("list"):
+            members = sorted(m.decode("utf-8", "replace") for m in await self.conn.client().smembers(self._index))
+        pairs = [m.split(":", 1) for m in members if m.count(":") == 1]
+        return [(site, profile) for site, profile in pairs if valid_name(site) and valid_name(profile)]
+
+    def keys(self) -> builtins.list[tuple[str, str]]:
+        """The (site, profile) of every record, readable or not (and maybe just expired), sorted."""
+        return self._sync(self._pairs)
+
     async def list(self) -> builtins.list[SessionRecord]:
         """Every readable record, sorted by (site, profile)."""
         client = self.conn.client()
+        pairs = await self._pairs()
         async with self.conn.errors("list"):
-            members = sorted(m.decode("utf-8", "replace") for m in await client.smembers(self._index))
-            members = [m for m in members if all(map(valid_name, m.split(":", 1))) and m.count(":") == 1]
-            pairs = [tuple(m.split(":", 1)) for m in members]
             values = await client.mget([self.key("record", *pair) for pair in pairs]) if pairs else []
-            expired = [m for m, v in zip(members, values, strict=True) if v is None]
+            expired = [f"{s}:{p}" for (s, p), v in zip(pairs, values, strict=True) if v is None]
             if expired:  # their TTL ran out (unless a writer brought one back meanwhile)
                 keys = [self.key("record", *m.split(":", 1)) for m in expired]
                 await _PRUNE(client, [self._index, *keys], expired)

@@ -91,6 +91,11 @@ class AuthCache(StoreBase):
     def __repr__(self) -> str:
         return f"AuthCache(root={str(self.root)!r})"
 
+    @property
+    def location(self) -> str:
+        """Where the records are, for messages: the cache directory."""
+        return str(self.root)
+
     # -- layout -----------------------------------------------------------------------------------
 
     def record_path(self, site: str, profile: str = DEFAULT_PROFILE) -> Path:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harvestkit.cache import FORMATS, AuthCache, SessionRecord
+from harvestkit.cache import FORMATS, SessionRecord, SessionStore, open_store
 
 from . import record_cmd
 from .common import (
@@ -71,7 +71,7 @@ def add_parsers(commands: Any) -> None:
     load.set_defaults(run=run_import)
 
 
-def _row(record: SessionRecord, cache: AuthCache) -> dict[str, Any]:
+def _row(record: SessionRecord, cache: SessionStore) -> dict[str, Any]:
     now = time.time()
     return {
         "site": record.site,
@@ -88,8 +88,8 @@ def _row(record: SessionRecord, cache: AuthCache) -> dict[str, Any]:
 
 @command
 def run_status(args: argparse.Namespace) -> int:
-    cache = AuthCache()
     try:
+        cache = open_store()
         rows = [_row(r, cache) for r in cache.list_sync()]
     except Exception as exc:  # noqa: BLE001
         return report_error(exc)
@@ -97,7 +97,7 @@ def run_status(args: argparse.Namespace) -> int:
         print_json(rows)
         return OK
     if not rows:
-        print(f"no sessions in {cache.root}; run `harvestkit harvest` (or `harvestkit login cerebras`)")
+        print(f"no sessions in {cache.location}; run `harvestkit harvest` (or `harvestkit login cerebras`)")
         return OK
     body = [
         [r["site"], r["profile"], human_duration(r["age"]), human_duration(r["expires_in"]), "yes" if r["fresh"] else "no",
@@ -110,13 +110,13 @@ def run_status(args: argparse.Namespace) -> int:
 
 @command
 def run_path(args: argparse.Namespace) -> int:
-    print(AuthCache().root)
+    print(open_store().location)
     return OK
 
 
 @command
 def run_show(args: argparse.Namespace) -> int:
-    record = AuthCache().get_sync(args.site, args.profile)
+    record = open_store().get_sync(args.site, args.profile)
     if record is None:
         print(f"harvestkit: no {args.site} session for profile {args.profile!r}", file=sys.stderr)
         return FAILURE
@@ -131,14 +131,14 @@ def run_clear(args: argparse.Namespace) -> int:
     if args.all == bool(args.site):
         print("harvestkit: name a SITE, or pass --all", file=sys.stderr)
         return USAGE
-    for line in clear(AuthCache(), None if args.all else args.site, args.profile, args.browser_profile):
+    for line in clear(open_store(), None if args.all else args.site, args.profile, args.browser_profile):
         print(line)
     return OK
 
 
 @command
 def run_export(args: argparse.Namespace) -> int:
-    cache = AuthCache()
+    cache = open_store()
     if cache.get_sync(args.site, args.profile) is None:
         print(f"harvestkit: no {args.site} session for profile {args.profile!r}", file=sys.stderr)
         return FAILURE
@@ -163,6 +163,6 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"harvestkit: cannot read {name}: {exc.strerror}", file=sys.stderr)
         return FAILURE
     domains = recipe_for(args.site).cookie_domains
-    record = AuthCache().import_cookies(args.site, text, args.format, args.profile, replace=args.replace, domains=domains)
+    record = open_store().import_cookies(args.site, text, args.format, args.profile, replace=args.replace, domains=domains)
     print(f"imported: {args.site}/{args.profile} now holds {len(record.cookies)} cookies")
     return OK

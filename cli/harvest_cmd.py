@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from harvestkit.cache import AuthCache, CacheLockTimeout, SessionRecord
+from harvestkit.cache import CacheLockTimeout, SessionRecord, SessionStore, open_store
 from harvestkit.cache.locks import CacheLock
 from harvestkit.cache.paths import default_root, ensure_private_dir
 
@@ -123,7 +123,7 @@ def _print_outcomes(outcomes: dict[str, SessionRecord | BaseException], seconds:
         print(_line(site, outcome, seconds, style))
 
 
-async def _harvest(sites: list[str], args: argparse.Namespace, cache: AuthCache) -> dict[str, SessionRecord | BaseException]:
+async def _harvest(sites: list[str], args: argparse.Namespace, cache: SessionStore) -> dict[str, SessionRecord | BaseException]:
     from harvestkit.harvester import harvest, harvest_many
 
     common = {"profile": args.profile, "proxy": args.proxy, "timeout": args.timeout, "cache": cache, "progress": ProgressPrinter()}
@@ -142,7 +142,7 @@ def run_harvest(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         with recorded(args.record):
-            outcomes = asyncio.run(_harvest(sites, args, AuthCache()))
+            outcomes = asyncio.run(_harvest(sites, args, open_store()))
     except Exception as exc:  # noqa: BLE001 - a failure of the whole browser
         return report_error(exc)
     _print_outcomes(outcomes, time.monotonic() - started, args.json)
@@ -166,7 +166,7 @@ def run_login(args: argparse.Namespace) -> int:
 
 # -- refresh ----------------------------------------------------------------------------------------
 
-def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_age: float) -> tuple[list[str], dict[str, str]]:
+def _due(cache: SessionStore, sites: list[str], profile: str, margin: float, max_age: float) -> tuple[list[str], dict[str, str]]:
     """The sites to harvest, and why each of the others is left alone."""
     due, fresh = [], {}
     for site in sites:
@@ -182,7 +182,7 @@ def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_ag
 
 @command
 def run_refresh(args: argparse.Namespace) -> int:
-    cache = AuthCache()
+    cache = open_store()
     sites = _check_sites(args.sites) or sorted({r.site for r in cache.list_sync() if r.profile == args.profile} & set(SITE_NAMES)) or list(SITE_NAMES)
     as_json = args.json or not sys.stdout.isatty()
     lock_path = default_root().parent / "refresh.lock"

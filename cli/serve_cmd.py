@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         return USAGE
     if not args.quiet:
         ACCESS_LOG.setLevel(logging.INFO)
+    if args.config:  # the session store it names is this process's default one
+        from harvestkit.cache import use_config
+
+        use_config(args.config)
     return asyncio.run(_serve(chosen))
 
 
@@ -86,7 +90,7 @@ async def _serve(chosen: Effective) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    summary = {name: value for name, value in chosen.describe().items() if name in ("config file", "listen", "proxy")}
+    summary = {name: value for name, value in chosen.describe().items() if name in ("config file", "listen", "proxy", "session store")}
     try:
         async with serve(
             chosen.host,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harvestkit.cache import AuthCache, SessionRecord
+from harvestkit.cache import SessionRecord, SessionStore, open_store
 
 __all__ = ["SETTING_NAMES", "HarvestFn", "Settings"]
 
@@ -39,7 +39,7 @@ class Settings:
     profile: str = "default"
     allow_harvest: bool = True
     harvest: HarvestFn | None = None  # None: harvestkit.harvester.harvest, imported when needed
-    cache: AuthCache | None = None  # None: AuthCache() at the default location
+    cache: SessionStore | None = None  # None: open_store(), the store HARVESTKIT_STORE or the config names
     proxy: str | None = None  # overrides the proxy recorded at harvest
     ca_bundle: str | None = None
 
@@ -69,9 +69,9 @@ class Settings:
         changes = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
         return dataclasses.replace(self, **changes) if changes else self
 
-    def auth_cache(self) -> AuthCache:
-        """The cache to read and update credentials in."""
-        return self.cache if self.cache is not None else AuthCache()
+    def auth_cache(self) -> SessionStore:
+        """The session store to read and update credentials in (a Redis one is shared by the process)."""
+        return self.cache if self.cache is not None else open_store()
 
 
 SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))

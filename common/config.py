@@ -4,7 +4,7 @@ Found at ``--config PATH``, else ``$HARVESTKIT_CONFIG``, else ``config.toml`` in
 config dir (``~/.config/harvestkit/config.toml`` on Linux); a missing default file is no error.
 Environment variables and flags override what it says (see :func:`effective`). Unknown or
 mistyped settings are refused with their name, so a typo never passes silently. A file holding
-keys must be owner-only, like the session cache.
+keys (or a store URL with a password) must be owner-only, like the session cache.
 
 ```toml
 [gateway]
@@ -21,6 +21,7 @@ fast = "cerebras/llama3.1-8b"
 [sessions]
 proxy = "http://user:password@proxy.example:3128"
 profile = "default"
+store = "rediss://harvestkit:password@redis.internal:6379/0"   # shared by several hosts
 [sessions.profiles]
 cerebras = "work"
 ```
@@ -46,7 +47,7 @@ CONFIG_VARIABLE = "HARVESTKIT_CONFIG"
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "gateway": {"host": str, "port": int, "cors_origins": list, "keys_file": str, "keys": dict},
     "models": {"aliases": dict},
-    "sessions": {"proxy": str, "profile": str, "profiles": dict},
+    "sessions": {"proxy": str, "profile": str, "profiles": dict, "store": str},
 }
 
 
@@ -68,6 +69,7 @@ class Config:
     proxy: str | None = None
     profile: str | None = None
     profiles: dict[str, str] = field(default_factory=dict)
+    store: str | None = None  # the session store's URL (see harvestkit.cache.backend)
 
 
 def masked_url(url: str) -> str:
@@ -105,9 +107,9 @@ def _check(data: dict[str, Any], path: Path) -> None:
                 raise ConfigError(f"{path}: {section}.{name} must be a {'table' if kind == 'dict' else kind}")
 
 
-def _private(path: Path, mode: int) -> None:
+def _private(path: Path, mode: int, what: str = "gateway keys") -> None:
     if os.name == "posix" and stat.S_IMODE(mode) & 0o077:
-        raise ConfigError(f"{path} holds gateway keys and is readable by others (mode {stat.S_IMODE(mode):o}); "
+        raise ConfigError(f"{path} holds {what} and is readable by others (mode {stat.S_IMODE(mode):o}); "
                           f"run: chmod 600 {path}")  # fmt: skip
 
 
@@ -133,6 +135,9 @@ def load_config(path: str | Path | None = None) -> Config:
     keys = _strings(gateway.get("keys", {}), f"{chosen}: gateway.keys")
     if keys:
         _private(chosen, mode)
+    store = sessions.get("store")
+    if store and urlsplit(store).password:
+        _private(chosen, mode, "the session store's password")
     origins = gateway.get("cors_origins", [])
     if not all(isinstance(origin, str) for origin in origins):
         raise ConfigError(f"{chosen}: gateway.cors_origins must be a list of strings")
@@ -150,6 +155,7 @@ def load_config(path: str | Path | None = None) -> Config:
         proxy=sessions.get("proxy"),
         profile=sessions.get("profile"),
         profiles=_strings(sessions.get("profiles", {}), f"{chosen}: sessions.profiles"),
+        store=store,
     )
 
 
@@ -165,6 +171,7 @@ class Effective:
     proxy: str | None
     profile: str | None
     profiles: dict[str, str]
+    store: str | None
     sources: dict[str, str]
     config_path: Path | None
 
@@ -182,6 +189,7 @@ class Effective:
             "proxy": shown("proxy", masked_url(self.proxy) if self.proxy else "none"),
             "profile": shown("profile", self.profile or "default")
             + "".join(f"; {site}: {p}" for site, p in self.profiles.items()),
+            "session store": shown("store", masked_url(self.store) if self.store else "files on this host"),
         }
 
 
@@ -238,6 +246,7 @@ def effective(
         proxy=pick("proxy", (env.get("HARVESTKIT_PROXY"), "env HARVESTKIT_PROXY"), (config.proxy, "config")),
         profile=pick("profile", (profile, "flag"), (config.profile, "config")),
         profiles=dict(config.profiles),
+        store=pick("store", (env.get("HARVESTKIT_STORE", "").strip() or None, "env HARVESTKIT_STORE"), (config.store, "config")),
         sources=sources,
         config_path=config.path,
     )

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import web
-from harvestkit.cache import AuthCache, SessionRecord
+from harvestkit.cache import SessionRecord, SessionStore, open_store
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -53,7 +53,7 @@ class SessionCollector(Collector):
 class Metrics:
     """The counters and histograms one gateway updates."""
 
-    def __init__(self, cache: Callable[[], AuthCache] = AuthCache) -> None:
+    def __init__(self, cache: Callable[[], SessionStore] = open_store) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(

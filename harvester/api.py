@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from harvestkit.cache import AuthCache, CacheLockTimeout, SessionRecord
+from harvestkit.cache import CacheLockTimeout, SessionRecord, SessionStore, open_store
 from harvestkit.cache.record import check_name
 from harvestkit.common.syncrun import sync_twin
 
@@ -40,7 +40,7 @@ async def harvest(
     headless: bool = True,
     proxy: str | None = None,
     timeout: float = 60,
-    cache: AuthCache | None = None,
+    cache: SessionStore | None = None,
     progress: ProgressFn | None = None,
     force: bool = True,
 ) -> SessionRecord:
@@ -52,7 +52,7 @@ async def harvest(
     `SiteUnreachable`, `ProfileInUse`...) and `BrowserError` subclasses.
     """
     _check(site, profile)
-    cache = cache or AuthCache()
+    cache = cache or open_store()
     proxy = _proxy(proxy)
     report = Reporter(progress)
     deadline = report.started + timeout
@@ -86,7 +86,7 @@ async def login(
     profile: str = "default",
     proxy: str | None = None,
     timeout: float = 600,
-    cache: AuthCache | None = None,
+    cache: SessionStore | None = None,
     progress: ProgressFn | None = None,
     headless: bool = False,
     on_page: PageHook | None = None,
@@ -99,7 +99,7 @@ async def login(
     may sign in through it, acting as the user.
     """
     _check(site, profile)
-    cache = cache or AuthCache()
+    cache = cache or open_store()
     proxy = _proxy(proxy)
     report = Reporter(progress)
     outcome = (
@@ -130,7 +130,7 @@ async def harvest_many(
     headless: bool = True,
     proxy: str | None = None,
     timeout: float = 60,
-    cache: AuthCache | None = None,
+    cache: SessionStore | None = None,
     progress: ProgressFn | None = None,
     force: bool = True,
 ) -> dict[str, SessionRecord | HarvestError]:
@@ -144,7 +144,7 @@ async def harvest_many(
     sites = list(dict.fromkeys(sites))
     for site in sites:
         _check(site, profile)
-    cache = cache or AuthCache()
+    cache = cache or open_store()
     report = Reporter(progress)
     results: dict[str, SessionRecord | HarvestError] = {}
     for site in sites:

@@ -69,7 +69,6 @@ def sample_record() -> SessionRecord:
         expires_at=now + 3600,
         user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0 Safari/537.36",
         client_hints={"sec-ch-ua": '"Chromium";v="131"', "sec-ch-ua-platform": '"Linux"'},
-        impersonate="chrome131",
         cookies=cookies,
         api_key="csk-" + "k" * 48,
     )
