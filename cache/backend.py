@@ -66,7 +66,13 @@ class SessionStore(Protocol):
     def list_sync(self) -> builtins.list[SessionRecord]: ...
     def put_sync(self, record: SessionRecord, *, timeout: float | None = None) -> None: ...
     def update_sync(
-        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+        self,
+        site: str,
+        fn: UpdateFn,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        timeout: float | None = None,
+        best_effort: bool = False,
     ) -> SessionRecord | None: ...
     def delete_sync(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool: ...
     def is_fresh(
@@ -87,7 +93,13 @@ class SessionStore(Protocol):
     async def list(self) -> builtins.list[SessionRecord]: ...
     async def put(self, record: SessionRecord, *, timeout: float | None = None) -> None: ...
     async def update(
-        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+        self,
+        site: str,
+        fn: UpdateFn,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        timeout: float | None = None,
+        best_effort: bool = False,
     ) -> SessionRecord | None: ...
     async def delete(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool: ...
     async def refresh(

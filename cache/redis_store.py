@@ -34,15 +34,16 @@ from typing import Any, Self, TypeVar
 
 from harvestkit.common.syncrun import run_sync
 
-from .base import DEFAULT_MAX_AGE, HarvestFn, StoreBase, UpdateFn, decode, encode
+from .base import DEFAULT_MAX_AGE, HarvestFn, StoreBase, UpdateFn, decode, encode, log
 from .errors import CacheCorruptError, CacheCorruptWarning
 from .lease import Lease
 from .record import DEFAULT_PROFILE, SessionRecord, check_name, valid_name
 from .redis_bridge import on_bridge, run_bridged
 from .redis_client import Connection, Script, StoreURL
-from .store_errors import LeaseLost, StoreTimeout
+from .store_errors import LeaseLost, StoreTimeout, StoreUnavailable
 
 T = TypeVar("T")
+_unsaved_reported: set[tuple[str, type[Exception]]] = set()  # (store, cause) logged once
 QUARANTINE_SECONDS = 30 * 86400
 _QUARANTINE = Script(
     """
@@ -220,15 +221,35 @@ class RedisStore(StoreBase):
                 await pipe.execute()
 
     async def update(
-        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+        self,
+        site: str,
+        fn: UpdateFn,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        timeout: float | None = None,
+        best_effort: bool = False,
     ) -> SessionRecord | None:
         """Atomically replace the record with `fn(current)` (see `AuthCache.update`); `fn` may be
         async and may run more than once when other writers get in between. `timeout` bounds the
-        retries (default `lock_timeout`)."""
+        retries (default `lock_timeout`).
+
+        `best_effort=True` is for data that may be lost (cookies a response refreshed): when the
+        server cannot be reached or the retries run out, that is logged as a warning (once per
+        cause) and None is returned, as if there were no record to update."""
+        try:
+            return await self._update(site, fn, profile, self.lock_timeout if timeout is None else timeout)
+        except (StoreUnavailable, StoreTimeout) as exc:
+            if not best_effort:
+                raise
+            if (self.url, type(exc)) not in _unsaved_reported:
+                _unsaved_reported.add((self.url, type(exc)))
+                log.warning("%s/%s: %s; carrying on with the update unsaved", site, profile, exc)
+            return None
+
+    async def _update(self, site: str, fn: UpdateFn, profile: str, limit: float) -> SessionRecord | None:
         key = self.key("record", site, profile)
         client = self.conn.client()
         loop = asyncio.get_running_loop()
-        limit = self.lock_timeout if timeout is None else timeout
         deadline, pause = loop.time() + limit, 0.001
         while True:
             async with self.conn.errors("update"):
@@ -323,10 +344,16 @@ class RedisStore(StoreBase):
         self._sync(lambda: self.put(record, timeout=timeout))
 
     def update_sync(
-        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+        self,
+        site: str,
+        fn: UpdateFn,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        timeout: float | None = None,
+        best_effort: bool = False,
     ) -> SessionRecord | None:
         """`update` for synchronous code."""
-        return self._sync(lambda: self.update(site, fn, profile, timeout=timeout))
+        return self._sync(lambda: self.update(site, fn, profile, timeout=timeout, best_effort=best_effort))
 
     def delete_sync(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
         """`delete` for synchronous code."""

@@ -11,7 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-from harvestkit.cache import AuthCache, RedisStore, SessionRecord, StoreConfigError, open_store, store_url, use_config
+from harvestkit.cache import (
+    AuthCache,
+    RedisStore,
+    SessionRecord,
+    StoreConfigError,
+    StoreUnavailable,
+    open_store,
+    store_url,
+    use_config,
+)
 from harvestkit.client import Settings
 from redis_helpers import PASSWORD, no_leftover_redis, redis_server  # noqa: F401 - fixtures
 from test_cache_cookiefiles import COOKIES_TXT
@@ -114,3 +123,17 @@ def test_the_client_and_every_caller_share_one_store_and_its_connection(env, red
         assert store.get_sync("cerebras") is not None
         store.update_sync("cerebras", lambda r: r)
     assert redis_server.command("INFO", "stats")["total_connections_received"] - before <= 1
+
+
+async def test_a_best_effort_cookie_merge_carries_on_unsaved_when_redis_is_down(redis_server, caplog):
+    store = open_store(redis_server.url)
+    await store.put(SessionRecord("cerebras", expires_at=time.time() + 600))
+    merged = await store.update("cerebras", lambda r: r, best_effort=True)
+    assert merged is not None and merged.site == "cerebras"  # up: stored as any update
+    redis_server.stop()
+    assert await store.update("cerebras", lambda r: r, best_effort=True) is None
+    assert "cerebras/default" in caplog.text and "carrying on with the update unsaved" in caplog.text
+    assert PASSWORD not in caplog.text
+    with pytest.raises(StoreUnavailable):
+        await store.update("cerebras", lambda r: r)
+    await store.aclose()
