@@ -16,11 +16,20 @@ costs (a fraction of one round trip on loopback).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import os
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from harvestkit.common.syncrun import run_sync
+
+from .base import UpdateFn
+from .record import DEFAULT_PROFILE, SessionRecord
+
+if TYPE_CHECKING:
+    from .redis_client import Connection
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -57,3 +66,72 @@ def run_bridged(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
             future.cancel()
             concurrent.futures.wait([future])
         raise
+
+
+class SyncTwins:
+    """The sync methods of `RedisStore`, each running its async twin through the bridge."""
+
+    conn: Connection
+    if TYPE_CHECKING:  # what RedisStore provides
+        get: Any
+        list: Any
+        put: Any
+        update: Any
+        delete: Any
+        refresh: Any
+
+    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        if not on_bridge():
+            return run_bridged(make)
+
+        async def closing() -> T:  # called back from a bridged call: a loop of its own, closed after
+            try:
+                return await make()
+            finally:
+                await self.conn.aclose()
+
+        return run_sync(closing)
+
+    def get_sync(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
+        """`get` for synchronous code."""
+        return self._sync(lambda: self.get(site, profile))
+
+    def list_sync(self) -> builtins.list[SessionRecord]:
+        """`list` for synchronous code."""
+        return self._sync(self.list)
+
+    def put_sync(self, record: SessionRecord, *, timeout: float | None = None) -> None:
+        """`put` for synchronous code."""
+        self._sync(lambda: self.put(record, timeout=timeout))
+
+    def update_sync(
+        self,
+        site: str,
+        fn: UpdateFn,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        timeout: float | None = None,
+        best_effort: bool = False,
+    ) -> SessionRecord | None:
+        """`update` for synchronous code."""
+        return self._sync(lambda: self.update(site, fn, profile, timeout=timeout, best_effort=best_effort))
+
+    def delete_sync(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
+        """`delete` for synchronous code."""
+        return self._sync(lambda: self.delete(site, profile, timeout=timeout))
+
+    def refresh_sync(
+        self,
+        site: str,
+        fn: Callable[[], SessionRecord],
+        margin: float = 0.0,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        force: bool = False,
+        max_age: float | None = None,
+        timeout: float | None = None,
+    ) -> SessionRecord:
+        """`refresh` for synchronous code (`fn` runs in a worker thread)."""
+        return self._sync(
+            lambda: self.refresh(site, fn, margin, profile, force=force, max_age=max_age, timeout=timeout)
+        )

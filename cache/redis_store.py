@@ -9,10 +9,12 @@ Layout under the key prefix (default ``harvestkit:``)::
     fence:<site>:<profile>             fencing-token counter of the refresh lease
     corrupt:<site>:<profile>:<time>    a quarantined unreadable record (kept 30 days)
 
-`update` is optimistic: read the record, compute `fn(record)`, then a Lua script stores the result
-only if the record is still the one read (compared by SHA-1), else it starts over. So no update
+`update` is optimistic: compute `fn(record)` from the record as this process last read or wrote it
+(else as read now), then a Lua script stores the result only if the record is still that one
+(compared by SHA-1), else it answers the record as it is and `fn` runs again on it. So no update
 is lost, even between hosts, but `fn` may run more than once: it must only compute the new
-record from the one it is given. Two round trips per update, one per get. `refresh` is single-flight across hosts (`harvestkit.cache.lease`).
+record from the one it is given. One round trip per update when no other writer got in between
+since this process last saw the record (two when it has not seen it), one per get. `refresh` is single-flight across hosts (`harvestkit.cache.lease`).
 A record lives until `record_grace` (7 days) past its expiry (for a record without one, past
 `harvested_at + max_age`): a stale record still serves its cookies to the next refresh.
 The sync methods run their async twin on one long-lived event loop (`harvestkit.cache.redis_bridge`),
@@ -28,21 +30,18 @@ import inspect
 import random
 import time
 import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Self, TypeVar
-
-from harvestkit.common.syncrun import run_sync
+from typing import Any, Self
 
 from .base import DEFAULT_MAX_AGE, HarvestFn, StoreBase, UpdateFn, decode, encode, log
 from .errors import CacheCorruptError, CacheCorruptWarning
 from .lease import Lease
 from .record import DEFAULT_PROFILE, SessionRecord, check_name, valid_name
-from .redis_bridge import on_bridge, run_bridged
+from .redis_bridge import SyncTwins
 from .redis_client import Connection, Script, StoreURL
 from .store_errors import LeaseLost, StoreTimeout, StoreUnavailable
 
-T = TypeVar("T")
 _unsaved_reported: set[tuple[str, type[Exception]]] = set()  # (store, cause) logged once
 QUARANTINE_SECONDS = 30 * 86400
 _QUARANTINE = Script(
@@ -58,12 +57,16 @@ return 1
 _SWAP = Script(
     """
 local current = redis.call('GET', KEYS[1])
-if (current and redis.sha1hex(current) or '') ~= ARGV[1] then return 0 end
+if (current and redis.sha1hex(current) or '') ~= ARGV[1] then
+  if current then return {0, current} end
+  return {0}
+end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
-return 1
+return {1}
 """
 )
+SEEN_LIMIT = 4096  # records whose last known bytes are kept, for one-round-trip updates
 
 # Drop index members whose record is gone (KEYS[i + 1] is the record of member ARGV[i]).
 _PRUNE = Script(
@@ -76,7 +79,7 @@ return 0
 )
 
 
-class RedisStore(StoreBase):
+class RedisStore(SyncTwins, StoreBase):
     """The session store at the Redis server `url` (``redis://`` or ``rediss://``).
 
     `lock_timeout` bounds a contended `update`, `refresh_timeout` the wait for another host's
@@ -105,6 +108,7 @@ class RedisStore(StoreBase):
         self.max_age = max_age
         self.lease = lease or parsed.lease or 15.0
         self.record_grace = record_grace
+        self._seen: dict[str, bytes] = {}
 
     def __repr__(self) -> str:
         return f"RedisStore(url={self.url!r}, prefix={self.prefix!r})"
@@ -124,6 +128,14 @@ class RedisStore(StoreBase):
     def _index(self) -> str:
         return f"{self.prefix}records"
 
+    def _remember(self, key: str, data: bytes | None) -> None:
+        if data is None:
+            self._seen.pop(key, None)
+            return
+        if len(self._seen) >= SEEN_LIMIT:
+            self._seen.clear()
+        self._seen[key] = data
+
     def _ttl_ms(self, record: SessionRecord) -> int:
         deadline = record.expires_at if record.expires_at is not None else record.harvested_at + self.max_age
         return max(int((max(deadline - time.time(), 0.0) + self.record_grace) * 1000), 1000)
@@ -138,18 +150,6 @@ class RedisStore(StoreBase):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        if not on_bridge():
-            return run_bridged(make)
-
-        async def closing() -> T:  # called back from a bridged call: a loop of its own, closed after
-            try:
-                return await make()
-            finally:
-                await self.conn.aclose()
-
-        return run_sync(closing)
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -171,13 +171,15 @@ class RedisStore(StoreBase):
             )
 
     async def _decoded(self, site: str, profile: str, data: bytes | None) -> SessionRecord | None:
-        if data is None:
-            return None
+        key = self.key("record", site, profile)
         try:
-            return decode(data, site, profile)
+            record = None if data is None else decode(data, site, profile)
         except CacheCorruptError as exc:
+            self._remember(key, None)
             await self._quarantine(site, profile, data, exc)
             return None
+        self._remember(key, data)
+        return record
 
     async def get(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
         """The record of (site, profile), or None (also after quarantining an unreadable one)."""
@@ -219,6 +221,7 @@ class RedisStore(StoreBase):
                 pipe.set(self.key("record", record.site, record.profile), data, px=self._ttl_ms(record))
                 pipe.sadd(self._index, f"{record.site}:{record.profile}")
                 await pipe.execute()
+        self._remember(self.key("record", record.site, record.profile), data)
 
     async def update(
         self,
@@ -250,25 +253,36 @@ class RedisStore(StoreBase):
         key = self.key("record", site, profile)
         client = self.conn.client()
         loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + limit, 0.001
-        while True:
+        deadline, pause = loop.time() + limit, 0.0005
+        data = self._seen.get(key)  # what this process last read or wrote: checked by the swap
+        verified = data is None
+        if verified:
             async with self.conn.errors("update"):
                 data = await client.get(key)
+        while True:
             try:
                 current = None if data is None else decode(data, site, profile)
             except CacheCorruptError as exc:
                 await self._quarantine(site, profile, data, exc)
+                data, verified = None, True
                 continue
             new = fn(current)
             if inspect.isawaitable(new):
                 new = await new
-            if new is None:
+            if new is None and verified:
                 return current
+            if new is None:  # decided on bytes not read from the server just now: read them, decide again
+                async with self.conn.errors("update"):
+                    data, verified = await client.get(key), True
+                continue
             encoded = encode(new, (site, profile))
             seen = hashlib.sha1(data).hexdigest() if data is not None else ""
             async with self.conn.errors("update", write=True):
-                if await _SWAP(client, [key, self._index], [seen, encoded, self._ttl_ms(new), f"{site}:{profile}"]):
-                    return new
+                answer = await _SWAP(client, [key, self._index], [seen, encoded, self._ttl_ms(new), f"{site}:{profile}"])
+            if answer[0]:
+                self._remember(key, encoded)
+                return new
+            data, verified = (answer[1] if len(answer) > 1 else None), True  # the record as it is now
             if loop.time() + pause > deadline:  # another writer got in between every time
                 raise StoreTimeout(f"an update of {site}/{profile} (other writers kept changing it)", limit, None)
             await asyncio.sleep(random.uniform(0, pause))
@@ -282,6 +296,7 @@ class RedisStore(StoreBase):
                 pipe.delete(key)
                 pipe.srem(self._index, f"{site}:{profile}")
                 deleted, _ = await pipe.execute()
+        self._remember(key, None)
         return bool(deleted)
 
     # -- single-flight refresh ----------------------------------------------------------------------
@@ -327,53 +342,8 @@ class RedisStore(StoreBase):
             key = self.key("record", site, profile)
             if not await lease.write(key, data, self._ttl_ms(new), self._index, f"{site}:{profile}"):
                 raise LeaseLost(site, profile, lease.token or 0)
+            self._remember(key, data)
             return new
-
-    # -- sync twins ---------------------------------------------------------------------------------
-
-    def get_sync(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
-        """`get` for synchronous code."""
-        return self._sync(lambda: self.get(site, profile))
-
-    def list_sync(self) -> builtins.list[SessionRecord]:
-        """`list` for synchronous code."""
-        return self._sync(self.list)
-
-    def put_sync(self, record: SessionRecord, *, timeout: float | None = None) -> None:
-        """`put` for synchronous code."""
-        self._sync(lambda: self.put(record, timeout=timeout))
-
-    def update_sync(
-        self,
-        site: str,
-        fn: UpdateFn,
-        profile: str = DEFAULT_PROFILE,
-        *,
-        timeout: float | None = None,
-        best_effort: bool = False,
-    ) -> SessionRecord | None:
-        """`update` for synchronous code."""
-        return self._sync(lambda: self.update(site, fn, profile, timeout=timeout, best_effort=best_effort))
-
-    def delete_sync(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
-        """`delete` for synchronous code."""
-        return self._sync(lambda: self.delete(site, profile, timeout=timeout))
-
-    def refresh_sync(
-        self,
-        site: str,
-        fn: Callable[[], SessionRecord],
-        margin: float = 0.0,
-        profile: str = DEFAULT_PROFILE,
-        *,
-        force: bool = False,
-        max_age: float | None = None,
-        timeout: float | None = None,
-    ) -> SessionRecord:
-        """`refresh` for synchronous code (`fn` runs in a worker thread)."""
-        return self._sync(
-            lambda: self.refresh(site, fn, margin, profile, force=force, max_age=max_age, timeout=timeout)
-        )
 
 
 async def _in_thread(fn: Callable[[], Any]) -> Any:
