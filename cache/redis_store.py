@@ -14,7 +14,9 @@ Layout under the key prefix (default ``harvestkit:``)::
 (compared by SHA-1), else it answers the record as it is and `fn` runs again on it. So no update
 is lost, even between hosts, but `fn` may run more than once: it must only compute the new
 record from the one it is given. One round trip per update when no other writer got in between
-since this process last saw the record (two when it has not seen it), one per get. `refresh` is single-flight across hosts (`harvestkit.cache.lease`).
+since this process last saw the record (two when it has not seen it), one per get. A process's
+own updates of one record take turns (an asyncio lock per event loop), so a busy gateway's
+cookie merges do not collide with each other; only other processes' can make the swap retry. `refresh` is single-flight across hosts (`harvestkit.cache.lease`).
 A record lives until `record_grace` (7 days) past its expiry (for a record without one, past
 `harvested_at + max_age`): a stale record still serves its cookies to the next refresh.
 The sync methods run their async twin on one long-lived event loop (`harvestkit.cache.redis_bridge`),
@@ -30,6 +32,7 @@ import inspect
 import random
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -109,6 +112,9 @@ class RedisStore(SyncTwins, StoreBase):
         self.lease = lease or parsed.lease or 15.0
         self.record_grace = record_grace
         self._seen: dict[str, bytes] = {}
+        self._local_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         return f"RedisStore(url={self.url!r}, prefix={self.prefix!r})"
@@ -239,8 +245,22 @@ class RedisStore(SyncTwins, StoreBase):
         `best_effort=True` is for data that may be lost (cookies a response refreshed): when the
         server cannot be reached or the retries run out, that is logged as a warning (once per
         cause) and None is returned, as if there were no record to update."""
+        key = self.key("record", site, profile)
+        limit = self.lock_timeout if timeout is None else timeout
         try:
-            return await self._update(site, fn, profile, self.lock_timeout if timeout is None else timeout)
+            # This process's updates of one record queue here, so that under load they do not
+            # collide with each other in the swap and retry; other hosts' are kept out by the swap.
+            lock = self._local_locks.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(limit):
+                    await lock.acquire()
+            except TimeoutError:
+                raise StoreTimeout(f"an update of {site}/{profile} (this process's others kept it busy)", limit, None) from None
+            try:
+                return await self._update(site, fn, profile, max(limit - (time.monotonic() - started), 0.0))
+            finally:
+                lock.release()
         except (StoreUnavailable, StoreTimeout) as exc:
             if not best_effort:
                 raise

@@ -32,6 +32,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -58,25 +59,38 @@ def commands(server: RedisServer) -> int:
     return sum(value["calls"] for name, value in stats.items() if name != "cmdstat_info")
 
 
+def drain(process: Any, into: list[str]) -> None:
+    """Read a gateway's stderr in a thread (a full pipe would stall the gateway), keeping it."""
+    threading.Thread(target=lambda: into.extend(process.stderr), daemon=True).start()
+
+
+async def timed(chat: Any, model: str, index: int) -> tuple[float, str | None]:
+    try:
+        return await one(chat, model, index)
+    except TimeoutError:
+        return 0.0, "TimeoutError: no answer within 60 s"
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, round(fraction * len(ordered)) - 1)]
 
 
 async def measure(urls: list[str], requests: int, sequential: int, server: RedisServer | None) -> dict[str, Any]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    timeout = aiohttp.ClientTimeout(total=60)  # a stuck stream is an error, not a stuck benchmark
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
         chats = [raw_chat(session, url) for url in urls]
         for chat in chats:  # warm: connections, model lists
             for model in MODELS:
-                await one(chat, model, -1)
+                await timed(chat, model, -1)
         before = commands(server) if server else 0
         began = time.perf_counter()
         results = await asyncio.gather(
-            *(one(chats[i % len(chats)], MODELS[i % len(MODELS)], i) for i in range(requests))
+            *(timed(chats[i % len(chats)], MODELS[i % len(MODELS)], i) for i in range(requests))
         )
         seconds = time.perf_counter() - began
         after = commands(server) if server else 0
-        alone = [await one(chats[i % len(chats)], MODELS[i % len(MODELS)], i) for i in range(sequential)]
+        alone = [await timed(chats[i % len(chats)], MODELS[i % len(MODELS)], i) for i in range(sequential)]
     errors = [error for _, error in [*results, *alone] if error]
     firsts = [first for first, error in results if not error]
     return {
@@ -91,7 +105,7 @@ async def measure(urls: list[str], requests: int, sequential: int, server: Redis
 
 
 async def run_config(kind: str, count: int, base_env: dict[str, str], home: Path, redis: RedisServer, args: Any) -> dict[str, Any]:
-    gateways = []
+    gateways, logs = [], []
     try:
         for index in range(count):
             env = {**base_env, "HARVESTKIT_NO_HARVEST": "1"}
@@ -100,10 +114,12 @@ async def run_config(kind: str, count: int, base_env: dict[str, str], home: Path
                 host.mkdir(exist_ok=True)
                 env |= {"HARVESTKIT_STORE": redis.url, "HARVESTKIT_HOME": str(host)}
             gateways.append(start_gateway(env))
-        return await measure([url for _, url in gateways], args.requests, args.sequential, redis if kind == "redis" else None)
+            drain(gateways[-1][0], logs)
+        result = await measure([url for _, url in gateways], args.requests, args.sequential, redis if kind == "redis" else None)
     finally:
         for process, _ in gateways:
             stop(process)
+    return result | {"gateway_log": logs[-20:] if result["errors"] else []}
 
 
 async def bench(args: Any) -> dict[str, Any]:
@@ -133,8 +149,9 @@ async def bench(args: Any) -> dict[str, Any]:
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    figures = {key: statistics.median(run[key] for run in runs) for key in runs[0] if key not in ("errors", "error_samples")}
-    return figures | {"errors": sum(run["errors"] for run in runs), "error_samples": [s for run in runs for s in run["error_samples"]][:3]}
+    figures = {key: statistics.median(run[key] for run in runs) for key in runs[0] if key not in ("errors", "error_samples", "gateway_log")}
+    return figures | {"errors": sum(run["errors"] for run in runs), "error_samples": [s for run in runs for s in run["error_samples"]][:3],
+                      "gateway_log": [line for run in runs for line in run["gateway_log"]][-20:]}
 
 
 def main() -> int:
@@ -161,6 +178,8 @@ def main() -> int:
         )
         for sample in r["error_samples"]:
             print(f"  {sample}")
+        for line in r["gateway_log"]:
+            print(f"  gateway: {line.rstrip()}")
     print(f"the shared store adds {added:+.2f} ms to one request's first chunk at p50 (target <= {TARGET_MS:g} ms): "
           f"{'pass' if met else 'MISSED'}")  # fmt: skip
     return 0 if met else 1

@@ -3,6 +3,7 @@ the sync path's connection reuse. Each command runs in a subprocess, as a user r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -136,4 +137,43 @@ async def test_a_best_effort_cookie_merge_carries_on_unsaved_when_redis_is_down(
     assert PASSWORD not in caplog.text
     with pytest.raises(StoreUnavailable):
         await store.update("cerebras", lambda r: r)
+    await store.aclose()
+
+
+async def test_hundreds_of_concurrent_calls_share_a_bounded_pool(redis_server):
+    """A gateway under load: 300 requests at once each read the session and merge a cookie."""
+    store = open_store(redis_server.url)
+    await store.put(SessionRecord("cerebras", expires_at=time.time() + 600, extra={"n": 0}))
+
+    def bump(record):
+        record.extra["n"] += 1
+        return record
+
+    reads = await asyncio.gather(*(store.get("cerebras") for _ in range(300)))
+    await asyncio.gather(*(store.update("cerebras", bump, timeout=60) for _ in range(300)))
+    assert all(reads) and (await store.get("cerebras")).extra["n"] == 300
+    clients = redis_server.command("CLIENT", "LIST").decode().count("\n")
+    assert clients <= 33  # the pool's 32, and the command's own
+    await store.aclose()
+
+
+async def test_a_cancelled_update_waiting_for_this_processs_turn_does_not_leak_it(redis_server):
+    store = open_store(redis_server.url)
+    await store.put(SessionRecord("cerebras", expires_at=time.time() + 600))
+    release = asyncio.Event()
+
+    async def slow(record):
+        await release.wait()
+        return record
+
+    first = asyncio.create_task(store.update("cerebras", slow))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(store.update("cerebras", lambda r: r))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release.set()
+    assert (await first).site == "cerebras"
+    assert await store.update("cerebras", lambda r: r, timeout=1) is not None
     await store.aclose()

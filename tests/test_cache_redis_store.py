@@ -51,7 +51,7 @@ FILE_SPECIFIC = {
     "test_a_newer_schema_is_an_error_and_the_file_is_kept": "writes the file; Redis version below",
     "test_is_fresh": "builds AuthCache(cache.root); Redis version below",
     "test_a_held_lock_times_out_naming_the_holder_pid": "file locks; the lease's is in test_cache_redis_fleet",
-    "test_a_cancelled_async_wait_does_not_leak_the_lock": "file locks (Redis updates hold no lock)",
+    "test_a_cancelled_async_wait_does_not_leak_the_lock": "file locks; Redis version in test_cache_redis_callers",
     "test_a_cancelled_update_finishes_its_write_before_releasing_the_lock": "patches AuthCache._write",
 }
 
