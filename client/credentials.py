@@ -122,7 +122,9 @@ class SiteAuth:
         if harvest is None:  # imported only now: the harvester needs a browser library
             from harvestkit.harvester import harvest
         try:
-            record = await harvest(self.site, profile=self.profile, proxy=self.proxy_override, cache=self.cache)
+            record = await harvest(
+                self.site, profile=self.profile, proxy=self.proxy_override, cache=self.cache, stale=seen
+            )
         except Exception as exc:
             from harvestkit.harvester.errors import BrowserNotFound, BrowserStartError
 

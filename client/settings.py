@@ -18,7 +18,8 @@ from harvestkit.cache import AuthCache, SessionRecord
 __all__ = ["SETTING_NAMES", "HarvestFn", "Settings"]
 
 HarvestFn = Callable[..., Awaitable[SessionRecord]]
-"""``await harvest(site, profile=..., proxy=...)`` returns the record it saved to the cache."""
+"""``await harvest(site, profile=..., proxy=..., cache=..., stale=...)`` returns the record it saved
+to the cache; ``stale`` is the ``harvested_at`` of the refused record (see ``AuthCache.refresh``)."""
 
 _TRUE = ("1", "true", "yes", "on")
 
