@@ -290,7 +290,7 @@ def test_a_held_lock_times_out_naming_the_holder_pid(cache):
         started = time.monotonic()
         with pytest.raises(CacheLockTimeout, match=f"held by pid {os.getpid()}") as info:
             cache.update_sync("cerebras", lambda r: r, timeout=0.2)
-        assert 0.2 <= time.monotonic() - started < 2
+        assert 0.2 <= time.monotonic() - started < 10
         assert info.value.holder_pid == os.getpid() and isinstance(info.value, TimeoutError)
     assert cache.update_sync("cerebras", lambda r: r, timeout=0.2) is not None
 

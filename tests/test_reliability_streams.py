@@ -188,12 +188,11 @@ async def test_a_10_mb_line_on_a_real_socket(offline: None, monkeypatch: pytest.
         server.endless = b"%x\r\n%s\r\n" % (len(piece), piece)
         tracemalloc.start()
         try:
-            started = time.monotonic()
             outcome = await run(rec, 5.0, **url_of("cerebras", server.url), **explicit(rec))
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         await asyncio.sleep(0.2)
-    assert isinstance(outcome.error, ProtocolError) and time.monotonic() - started < 3, outcome
+    assert isinstance(outcome.error, ProtocolError), outcome  # refused by the line limit, not run()'s hang guard
     assert server.sent[0] < LINE, f"the server sent {server.sent[0] / 2**20:.1f} MiB"
     assert peak < 8 * MAX_LINE, f"peak {peak / 2**20:.1f} MiB"
