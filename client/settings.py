@@ -11,7 +11,7 @@ import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harvestkit.cache import AuthCache, SessionRecord
 
@@ -20,6 +20,9 @@ __all__ = ["SETTING_NAMES", "HarvestFn", "Settings"]
 HarvestFn = Callable[..., Awaitable[SessionRecord]]
 """``await harvest(site, profile=..., proxy=..., cache=..., stale=...)`` returns the record it saved
 to the cache; ``stale`` is the ``harvested_at`` of the refused record (see ``AuthCache.refresh``)."""
+
+if TYPE_CHECKING:
+    from .session_pool import SessionPool
 
 _TRUE = ("1", "true", "yes", "on")
 
@@ -43,6 +46,18 @@ class Settings:
     cache: AuthCache | None = None  # None: AuthCache() at the default location
     proxy: str | None = None  # overrides the proxy recorded at harvest
     ca_bundle: str | None = None
+    pools: tuple[SessionPool, ...] = ()  # several sessions per site, one picked per request
+
+    def __post_init__(self) -> None:
+        from .session_pool import SessionPool
+
+        pools = tuple(self.pools.values() if isinstance(self.pools, dict) else self.pools or ())
+        for pool in pools:
+            if not isinstance(pool, SessionPool):
+                raise TypeError(f"pools must hold SessionPool objects, not {type(pool).__name__}")
+        if len({pool.site for pool in pools}) != len(pools):
+            raise ValueError("pools: one pool per site")
+        object.__setattr__(self, "pools", pools)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
