@@ -37,7 +37,9 @@ from .record_cmd import recorded
 def add_parsers(commands: Any) -> None:
     harvest = commands.add_parser("harvest", help="harvest sessions in a browser (default: every site)")
     harvest.add_argument("sites", nargs="*", metavar="SITE", help=f"one of {', '.join(SITE_NAMES)}")
-    _browser_options(harvest, timeout=60)
+    harvest.add_argument("--profile", action="append", default=None,
+                         help="browser and cache profile; repeat it for several sessions (default: the config's pool members, else default)")  # fmt: skip
+    _browser_options(harvest, timeout=60, profile=False)
     harvest.add_argument("--headful", action="store_true", help="show the browser window")
     harvest.add_argument("--json", action="store_true", help="print the results as JSON")
     harvest.add_argument("--record", metavar="FILE", default=None, help="also write a scrubbed HAR of the traffic")
@@ -60,8 +62,9 @@ def add_parsers(commands: Any) -> None:
     refresh.set_defaults(run=run_refresh)
 
 
-def _browser_options(parser: argparse.ArgumentParser, timeout: float) -> None:
-    parser.add_argument("--profile", default="default", help="browser and cache profile (default)")
+def _browser_options(parser: argparse.ArgumentParser, timeout: float, profile: bool = True) -> None:
+    if profile:
+        parser.add_argument("--profile", default="default", help="browser and cache profile (default)")
     parser.add_argument("--proxy", default=None, help="proxy URL (default: HARVESTKIT_PROXY)")
     parser.add_argument("--timeout", type=duration_arg, default=timeout, help=f"seconds ({timeout:g})")
 
@@ -123,6 +126,39 @@ def _print_outcomes(outcomes: dict[str, SessionRecord | BaseException], seconds:
         print(_line(site, outcome, seconds, style))
 
 
+def _targets(sites: list[str], profiles: list[str] | None, proxy: str | None) -> dict[tuple[str, str | None], list[str]]:
+    """(profile, proxy) -> the sites to harvest with it: the named profiles, else each site's
+    pool members in the config file (each through its proxy), else the default profile.
+    ``--proxy`` wins over a member's proxy."""
+    from harvestkit.common.config import load_config
+
+    pools = load_config().pools
+    targets: dict[tuple[str, str | None], list[str]] = {}
+    for site in sites:
+        members = dict(pools[site].members) if site in pools else {}
+        chosen = profiles or list(members) or ["default"]
+        for profile in dict.fromkeys(chosen):
+            targets.setdefault((profile, proxy or members.get(profile)), []).append(site)
+    return targets
+
+
+async def _harvest_all(targets: dict[tuple[str, str | None], list[str]], args: argparse.Namespace, cache: AuthCache) -> dict[str, SessionRecord | BaseException]:
+    """Each target's harvest in turn (a browser per profile), keyed ``site`` when one profile is
+    harvested, else ``site/profile``."""
+    profiles = {profile for profile, _ in targets}
+    outcomes: dict[str, SessionRecord | BaseException] = {}
+    for (profile, proxy), sites in targets.items():
+        args.profile, args.proxy = profile, proxy
+        try:
+            found = await _harvest(sites, args, cache)
+        except Exception as exc:  # noqa: BLE001 - this profile's browser failed; the others go on
+            if len(targets) == 1:
+                raise
+            found = {site: exc for site in sites}
+        outcomes.update({site if len(profiles) == 1 else f"{site}/{profile}": o for site, o in found.items()})
+    return outcomes
+
+
 async def _harvest(sites: list[str], args: argparse.Namespace, cache: AuthCache) -> dict[str, SessionRecord | BaseException]:
     from harvestkit.harvester import harvest, harvest_many
 
@@ -141,8 +177,9 @@ def run_harvest(args: argparse.Namespace) -> int:
     sites = _check_sites(args.sites) or list(SITE_NAMES)
     started = time.monotonic()
     try:
+        targets = _targets(sites, args.profile, args.proxy)
         with recorded(args.record):
-            outcomes = asyncio.run(_harvest(sites, args, AuthCache()))
+            outcomes = asyncio.run(_harvest_all(targets, args, AuthCache()))
     except Exception as exc:  # noqa: BLE001 - a failure of the whole browser
         return report_error(exc)
     _print_outcomes(outcomes, time.monotonic() - started, args.json)

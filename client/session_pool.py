@@ -25,7 +25,7 @@ from harvestkit.cache.errors import HarvestkitError
 from .errors import RateLimited
 from .pool import Budget, Candidate, Member, bound_to, choose, parse_limits, proxy_host
 
-__all__ = ["MemberStatus", "PoolExhausted", "SessionPool", "pool_for"]
+__all__ = ["MemberStatus", "PoolExhausted", "SessionPool", "pool_for", "pools_from_config"]
 
 logger = logging.getLogger("harvestkit.client.pool")
 EXTRA_KEY = "pool"
@@ -229,3 +229,9 @@ def pool_for(pools: Sequence[SessionPool] | Mapping[str, SessionPool] | None, si
         return None
     found = pools.values() if isinstance(pools, Mapping) else pools
     return next((pool for pool in found if pool.site == site), None)
+
+
+def pools_from_config(specs: Mapping[str, Any]) -> list[SessionPool]:
+    """The pools of a config file's ``[pools.<site>]`` tables (:class:`~harvestkit.common.config.PoolSpec`)."""
+    return [SessionPool(spec.site, [Member(profile, proxy) for profile, proxy in spec.members], sticky=spec.sticky)
+            for spec in specs.values()]  # fmt: skip
