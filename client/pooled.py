@@ -13,11 +13,11 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING
 
-from harvestkit.cache.errors import HarvestkitError
+from harvestkit.cache.errors import CacheError, HarvestkitError
 
 from .call import Call
 from .credentials import Credentials
-from .errors import ClientError, RateLimited
+from .errors import AuthError, ChallengeError, ClientError, RateLimited
 from .pool import Member
 from .session_pool import PoolExhausted, SessionPool, pool_for
 
@@ -66,30 +66,45 @@ class Sessions:
         try:
             return await self.site.recover(self.call, credentials, error)
         except HarvestkitError as exc:
-            if pool is None or member is None:
+            if pool is None or member is None or not _sets_aside(exc):
                 raise
             await pool.failed(self.base.auth.cache, member, exc)
             self.tried.add(member)
             return await self._next(exc)
 
     async def _next(self, failure: HarvestkitError | None = None) -> Credentials:
-        assert self.pool is not None
+        pool = self.pool
+        assert pool is not None
         store = self.base.auth.cache
         while True:
             try:
-                member = await self.pool.pick(store, key=self.key, exclude=self.tried)
+                member = await pool.pick(store, key=self.key, exclude=self.tried)
             except PoolExhausted:
-                if failure is not None and not self.pool.rate_limited():
-                    raise failure from None  # why the last member failed says more than "none left"
-                raise
+                if pool.rate_limited():
+                    raise
+                if failure is not None:  # why the last member failed says more than "none left"
+                    raise failure from None
+                raise self.base.auth.missing(f"every session of the {pool.site} pool failed a moment ago "
+                                             f"({pool.failures()})") from None  # fmt: skip
             self.member = member
-            self.call = dataclasses.replace(self.base, auth=self.base.auth.for_member(self.pool, member))
+            self.call = dataclasses.replace(self.base, auth=self.base.auth.for_member(pool, member))
             try:
                 return await self.site.credentials(self.call)
             except HarvestkitError as exc:
-                await self.pool.failed(store, member, exc)
+                if not _sets_aside(exc):
+                    raise
+                await pool.failed(store, member, exc)
                 self.tried.add(member)
                 failure = exc
+
+
+def _sets_aside(error: HarvestkitError) -> bool:
+    """Whether a member whose session failed this way should be left aside for a while: refused
+    or missing credentials, a challenge, a failed harvest; not a network or store failure,
+    which the retry policy (or the caller) handles."""
+    if isinstance(error, ClientError):
+        return isinstance(error, (AuthError, ChallengeError))
+    return not isinstance(error, CacheError)
 
 
 async def listing_call(call: Call, site: Site) -> Call:

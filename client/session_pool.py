@@ -201,6 +201,11 @@ class SessionPool:
         self.budgets[member] = self.budgets[member].cooled(time.time() + self.failure_cooldown, reason)
         await self._share(store, member, now_or_never=True)
 
+    def failures(self, now: float | None = None) -> str:
+        """``profile: reason`` of each member set aside after a failure."""
+        now = time.time() if now is None else now
+        return ", ".join(f"{m.label}: {b.reason}" for m, b in self.budgets.items() if b.reason.startswith("failed") and b.cooling_until > now)
+
     def rate_limited(self, now: float | None = None) -> bool:
         """Whether some member cools down after a 429 (rather than only failing ones)."""
         now = time.time() if now is None else now

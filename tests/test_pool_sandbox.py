@@ -4,6 +4,7 @@ and through the gateway; a 401 re-harvests only the member it hit."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import time
@@ -13,7 +14,8 @@ import aiohttp
 import pytest
 from client_helpers import CHROME_UA, HINTS, eventually
 from harvestkit.cache import SessionRecord
-from harvestkit.client import Client, RateLimited, Settings
+from harvestkit.client import Client, MissingCredentials, RateLimited, Settings
+from harvestkit.client.pool import Member
 from harvestkit.client.session_pool import PoolExhausted, SessionPool
 from harvestkit.gateway import serve
 
@@ -141,3 +143,58 @@ async def test_the_gateway_never_passes_a_429_to_the_caller_while_a_session_can_
     assert limited not in metrics and "csk-" not in metrics
     assert readiness["status"] == "ready" and readiness["providers"]["cerebras/b"]["ready"]
     assert readiness["providers"]["cerebras/a"]["profile"] == "a"
+
+
+async def test_a_challenge_re_harvests_only_the_cloudflare_session_it_hit(client_env) -> None:
+    for profile in ("a", "b"):
+        await client_env.harvester("cloudflare", profile=profile, proxy=client_env.sandbox.proxy_url, cache=client_env.cache)
+    spoiled = client_env.cache.get_sync("cloudflare", "a")
+    spoiled.cookies = [dataclasses.replace(c, value="0" * 40) if c.name == "cf_clearance" else c for c in spoiled.cookies]
+    client_env.cache.put_sync(spoiled)
+    untouched = client_env.cache.get_sync("cloudflare", "b")
+    client_env.harvester.calls.clear()
+    profiles: list[str] = []
+
+    async def harvest(site: str, *, profile: str = "default", **kwargs):
+        profiles.append(profile)
+        return await client_env.harvester(site, profile=profile, **kwargs)
+
+    pool = SessionPool("cloudflare", ["a", "b"], sticky=False)
+    async with Client(Settings.from_env(harvest=harvest, pools=[pool], max_retries=0)) as client:
+        answers = [await client.chat(f"Hello {n}", provider="cloudflare") for n in range(4)]
+    assert all(a.text.startswith("Sandbox reply to: Hello") for a in answers)
+    assert profiles == ["a"]
+    assert client_env.cache.get_sync("cloudflare", "b").harvested_at == untouched.harvested_at
+
+
+async def test_a_member_is_used_only_through_the_proxy_it_was_harvested_with(client_env) -> None:
+    proxy = client_env.sandbox.proxy_url
+    stale = SessionRecord("cerebras", "a", user_agent=CHROME_UA, client_hints=dict(HINTS), api_key="csk-" + "x" * 40,
+                          proxy="http://127.0.0.1:9")  # harvested through another proxy
+    client_env.sandbox.accounts.add_key(stale.api_key)  # a working key: only the binding can refuse it
+    client_env.cache.put_sync(stale)
+    harvests: list[tuple[str, str | None]] = []
+
+    async def harvest(site: str, *, profile: str = "default", proxy: str | None = None, **kwargs):
+        harvests.append((profile, proxy))
+        return await client_env.harvester(site, profile=profile, proxy=proxy, **kwargs)
+
+    pool = SessionPool("cerebras", [Member("a", proxy)])
+    async with Client(Settings.from_env(harvest=harvest, pools=[pool], proxy=None, max_retries=0)) as client:
+        answer = await client.chat("Through my proxy", model=MODEL)
+    assert answer.text.startswith("Sandbox reply to: Through my proxy")
+    assert harvests == [("a", proxy)]  # re-harvested through the member's proxy, not used through another
+    assert client_env.cache.get_sync("cerebras", "a").proxy == proxy
+
+
+async def test_a_pool_whose_sessions_all_fail_says_so_at_once(client_env) -> None:
+    pool = SessionPool("cerebras", ["a", "b"])
+    async with Client(Settings.from_env(pools=[pool], allow_harvest=False, max_retries=2)) as client:
+        with pytest.raises(MissingCredentials) as first:
+            await client.chat("Anyone?", model=MODEL)
+        with pytest.raises(MissingCredentials) as again:
+            await client.chat("Still nobody?", model=MODEL)
+    assert "harvesting is disabled" in str(first.value)
+    assert "every session of the cerebras pool failed a moment ago (a: failed: MissingCredentials" in str(again.value)
+    assert "harvestkit login cerebras" in str(again.value)
+    assert client_env.chats() == []
