@@ -4,9 +4,10 @@ the proxy binding; and the pool's state shared between two processes' views of o
 from __future__ import annotations
 
 import pytest
-from harvestkit.cache import AuthCache, SessionRecord
+from harvestkit.cache import AuthCache, SessionRecord, open_store
 from harvestkit.client.pool import Budget, Candidate, Limit, Member, bound_to, choose, parse_limits, parse_reset
 from harvestkit.client.session_pool import PoolExhausted, SessionPool
+from redis_helpers import no_leftover_redis, redis_server  # noqa: F401 - fixtures
 
 NOW = 1_800_000_000.0
 A, B, C = Member("a"), Member("b"), Member("c")
@@ -180,3 +181,17 @@ async def test_a_failed_member_comes_back_once_harvested_anew(tmp_path) -> None:
     assert not pool.rate_limited()
     _records(store, "a")  # a new harvest of a
     assert await pool.pick(store) == A
+
+
+async def test_through_redis_two_processes_share_cooldowns_and_budgets(redis_server) -> None:
+    async with open_store(redis_server.url) as here_store, open_store(redis_server.url) as there_store:
+        for profile in ("a", "b"):
+            await here_store.put(SessionRecord("cerebras", profile, api_key=f"csk-{profile}" * 4))
+        here, there = (SessionPool("cerebras", ["a", "b"], share_interval=0) for _ in range(2))
+        await here.observe(here_store, B, {**CEREBRAS_HEADERS, "x-ratelimit-remaining-tokens-minute": "10"})
+        assert await there.pick(there_store) == A  # b has less left, as the other process saw
+        await here.cool_down(here_store, A, 20.0, {})
+        assert await there.pick(there_store) == B
+        record = await there_store.get("cerebras", "a")
+        assert record.api_key == "csk-a" * 4  # the record itself is untouched
+        assert {row.profile: row.reason for row in there.status()} == {"a": "rate limited", "b": ""}
