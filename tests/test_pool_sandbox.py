@@ -198,3 +198,16 @@ async def test_a_pool_whose_sessions_all_fail_says_so_at_once(client_env) -> Non
     assert "every session of the cerebras pool failed a moment ago (a: failed: MissingCredentials" in str(again.value)
     assert "harvestkit login cerebras" in str(again.value)
     assert client_env.chats() == []
+
+
+async def test_the_gateway_answers_429_with_the_first_free_time_when_no_session_can_serve(client_env, pooled_gateway) -> None:
+    url, pool, limited = pooled_gateway
+    serving = next(k for k, _ in client_env.sandbox.accounts.keys.items() if k.startswith("csk-poolb"))
+    client_env.sandbox.set_knobs(rate_limited_keys=[limited, serving], rate_limit_reset=20.0)
+    body = {"model": f"cerebras/{MODEL}", "messages": [{"role": "user", "content": "Nobody free"}]}
+    async with aiohttp.ClientSession(url) as http, http.post("/v1/chat/completions", json=body) as answer:
+        status, error, retry_after = answer.status, (await answer.json())["error"], answer.headers.get("retry-after")
+    assert status == 429 and error["type"] == "rate_limit_error"
+    assert "every session of the cerebras pool is rate-limited" in error["message"]
+    assert 18 <= int(retry_after) <= 20
+    assert "csk-" not in error["message"]
