@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from harvestkit.cache import SessionRecord
 from harvestkit.cache.record import check_name
 
+from .errors import _seconds  # a finite float, or None
+
 __all__ = [
     "Budget",
     "Candidate",
@@ -111,14 +113,6 @@ def parse_reset(value: str, now: float) -> float | None:
     return seconds if seconds > 1e9 else now + seconds
 
 
-def _number(value: str | None) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 @dataclass(frozen=True)
 class Limit:
     """One rate-limit window (``tokens-minute``, ``requests-day``...) as last reported."""
@@ -146,11 +140,11 @@ def parse_limits(headers: Mapping[str, str], now: float) -> dict[str, Limit]:
         if not name.startswith(_PREFIX + "remaining-"):
             continue
         window = name[len(_PREFIX + "remaining-") :]
-        remaining = _number(value)
+        remaining = _seconds(value)
         if remaining is None:
             continue
         reset = lower.get(f"{_PREFIX}reset-{window}")
-        limits[window] = Limit(remaining, _number(lower.get(f"{_PREFIX}limit-{window}")),
+        limits[window] = Limit(remaining, _seconds(lower.get(f"{_PREFIX}limit-{window}")),
                                None if reset is None else parse_reset(reset, now))  # fmt: skip
     return limits
 

@@ -43,6 +43,17 @@ async def _settled(client_env, at_least: int) -> list[tuple[str, int | None]]:
     return _keys_used(client_env)
 
 
+def _recording(client_env) -> tuple[list[tuple[str, str | None]], object]:
+    """The stand-in harvester, noting the (profile, proxy) of each harvest."""
+    harvests: list[tuple[str, str | None]] = []
+
+    async def harvest(site: str, *, profile: str = "default", proxy: str | None = None, **kwargs):
+        harvests.append((profile, proxy))
+        return await client_env.harvester(site, profile=profile, proxy=proxy, **kwargs)
+
+    return harvests, harvest
+
+
 @pytest.fixture
 async def pooled(client_env) -> AsyncIterator[tuple[Client, SessionPool, str, str]]:
     """A client with a pool of sessions a and b; a's key answers 429."""
@@ -94,17 +105,12 @@ async def test_when_every_session_is_rate_limited_the_error_says_when_the_first_
 async def test_a_401_re_harvests_only_the_session_it_hit(client_env) -> None:
     _session(client_env, "a", valid=False)  # its demo key is refused
     serving = _session(client_env, "b")
-    profiles: list[str] = []
-
-    async def harvest(site: str, *, profile: str = "default", **kwargs):
-        profiles.append(profile)
-        return await client_env.harvester(site, profile=profile, **kwargs)
-
+    harvests, harvest = _recording(client_env)
     pool = SessionPool("cerebras", ["a", "b"], sticky=False)
     async with Client(Settings.from_env(harvest=harvest, pools=[pool], max_retries=0)) as client:
         answers = [await client.chat(f"Hi {n}", model=MODEL) for n in range(4)]
     assert all(a.text.startswith("Sandbox reply to: Hi") for a in answers)
-    assert profiles == ["a"]  # one harvest, of a alone
+    assert [profile for profile, _ in harvests] == ["a"]  # one harvest, of a alone
     assert client_env.cache.get_sync("cerebras", "b").api_key == serving
     assert client_env.cache.get_sync("cerebras", "a").api_key not in (None, serving)
 
@@ -153,17 +159,12 @@ async def test_a_challenge_re_harvests_only_the_cloudflare_session_it_hit(client
     client_env.cache.put_sync(spoiled)
     untouched = client_env.cache.get_sync("cloudflare", "b")
     client_env.harvester.calls.clear()
-    profiles: list[str] = []
-
-    async def harvest(site: str, *, profile: str = "default", **kwargs):
-        profiles.append(profile)
-        return await client_env.harvester(site, profile=profile, **kwargs)
-
+    harvests, harvest = _recording(client_env)
     pool = SessionPool("cloudflare", ["a", "b"], sticky=False)
     async with Client(Settings.from_env(harvest=harvest, pools=[pool], max_retries=0)) as client:
         answers = [await client.chat(f"Hello {n}", provider="cloudflare") for n in range(4)]
     assert all(a.text.startswith("Sandbox reply to: Hello") for a in answers)
-    assert profiles == ["a"]
+    assert [profile for profile, _ in harvests] == ["a"]
     assert client_env.cache.get_sync("cloudflare", "b").harvested_at == untouched.harvested_at
 
 
@@ -173,12 +174,7 @@ async def test_a_member_is_used_only_through_the_proxy_it_was_harvested_with(cli
                           proxy="http://127.0.0.1:9")  # harvested through another proxy
     client_env.sandbox.accounts.add_key(stale.api_key)  # a working key: only the binding can refuse it
     client_env.cache.put_sync(stale)
-    harvests: list[tuple[str, str | None]] = []
-
-    async def harvest(site: str, *, profile: str = "default", proxy: str | None = None, **kwargs):
-        harvests.append((profile, proxy))
-        return await client_env.harvester(site, profile=profile, proxy=proxy, **kwargs)
-
+    harvests, harvest = _recording(client_env)
     pool = SessionPool("cerebras", [Member("a", proxy)])
     async with Client(Settings.from_env(harvest=harvest, pools=[pool], proxy=None, max_retries=0)) as client:
         answer = await client.chat("Through my proxy", model=MODEL)
