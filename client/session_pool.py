@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harvestkit.cache import SessionRecord
+from harvestkit.cache import SessionRecord, SessionStore
 from harvestkit.cache.errors import HarvestkitError
 
 from .errors import RateLimited
@@ -100,11 +100,8 @@ class SessionPool:
     def __repr__(self) -> str:
         return f"SessionPool({self.site!r}, {[m.label for m in self.members]!r})"
 
-    def member(self, profile: str) -> Member | None:
-        return next((m for m in self.members if m.profile == profile), None)
-
     # -- the store ---------------------------------------------------------------------------------
-    async def sync(self, store: Any, *, force: bool = False) -> None:
+    async def sync(self, store: SessionStore, *, force: bool = False) -> None:
         """Read every member's record (freshness, the budget others shared), at most every
         ``share_interval`` unless ``force``. A store that fails keeps the last view."""
         now = time.monotonic()
@@ -125,7 +122,7 @@ class SessionPool:
                 budget = Budget(budget.limits, budget.observed_at)  # harvested since it failed
             self.budgets[member] = budget
 
-    async def _share(self, store: Any, member: Member, *, now_or_never: bool = False) -> None:
+    async def _share(self, store: SessionStore, member: Member, *, now_or_never: bool = False) -> None:
         """Write the member's budget into its record (merged with what is there)."""
         at = time.monotonic()
         if not now_or_never and at - self._shared_at.get(member, float("-inf")) < self.share_interval:
@@ -152,8 +149,9 @@ class SessionPool:
         return [Candidate(m, _fresh(self.records.get(m), m, now), self.budgets[m], self.last_used.get(m, 0.0))
                 for m in self.members]  # fmt: skip
 
-    async def pick(self, store: Any, *, key: str | None = None, exclude: Iterable[Member] = ()) -> Member:
-        """The member for the next attempt; :class:`RateLimited` (``retry_after``: when the
+    async def pick(self, store: SessionStore, *, key: str | None = None, exclude: Iterable[Member] = ()) -> Member:
+        """The member for the next attempt (``key``: a conversation's sticky key; ``exclude``:
+        the members this call already tried); :class:`PoolExhausted` (``retry_after``: when the
         first one frees up) when none can serve."""
         await self.sync(store)
         now = time.time()
@@ -173,7 +171,7 @@ class SessionPool:
         return chosen.member
 
     # -- what responses say ------------------------------------------------------------------------
-    async def observe(self, store: Any, member: Member, headers: Mapping[str, str]) -> None:
+    async def observe(self, store: SessionStore, member: Member, headers: Mapping[str, str]) -> None:
         """A response's ``x-ratelimit-*`` windows become the member's budget."""
         now = time.time()
         limits = parse_limits(headers, now)
@@ -181,7 +179,7 @@ class SessionPool:
             self.budgets[member] = self.budgets[member].observed(limits, now)
             await self._share(store, member)
 
-    async def cool_down(self, store: Any, member: Member, retry_after: float | None, headers: Mapping[str, str]) -> float:
+    async def cool_down(self, store: SessionStore, member: Member, retry_after: float | None, headers: Mapping[str, str]) -> float:
         """A 429: the member cools down until its reset (``retry_after``, else a window it used
         up, else ``default_cooldown``); shared at once. Returns the end of the cooldown."""
         now = time.time()
@@ -195,7 +193,7 @@ class SessionPool:
         await self._share(store, member, now_or_never=True)
         return until
 
-    async def failed(self, store: Any, member: Member, error: BaseException) -> None:
+    async def failed(self, store: SessionStore, member: Member, error: BaseException) -> None:
         """A member whose session could not be had or recovered is left aside for ``failure_cooldown``."""
         reason = f"failed: {type(error).__name__}"
         self.budgets[member] = self.budgets[member].cooled(time.time() + self.failure_cooldown, reason)
