@@ -207,3 +207,14 @@ async def test_the_gateway_answers_429_with_the_first_free_time_when_no_session_
     assert "every session of the cerebras pool is rate-limited" in error["message"]
     assert 18 <= int(retry_after) <= 20
     assert "csk-" not in error["message"]
+
+
+async def test_a_conversation_stays_on_its_session(client_env) -> None:
+    first, second = _session(client_env, "a"), _session(client_env, "b")
+    pool = SessionPool("cerebras", ["a", "b"])  # sticky by default
+    async with Client(Settings.from_env(harvest=client_env.harvester, pools=[pool], max_retries=0)) as client:
+        users = ["alice", "alice", "bob", "alice", "bob", "bob"]  # unsticky, a tie alternates a, b, a...
+        for n, user in enumerate(users):
+            await client.chat(f"Turn {n}", model=MODEL, user=user)
+    used = [key for key, _ in await _settled(client_env, 6)]
+    assert used == [first if user == "alice" else second for user in users]  # bob got the one alice did not
