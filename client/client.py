@@ -29,7 +29,6 @@ from .errors import ClientError, ModelNotFound, StreamBroken
 from .events import Event
 from .options import OPTION_NAMES, ChatOptions, split_keywords
 from .pooled import Sessions, listing_call
-from .session_pool import PoolExhausted
 from .settings import SETTING_NAMES, Settings
 from .site import Site, as_messages
 from .stream import ChatResult, ChatStream
@@ -228,10 +227,7 @@ class Client:
             except ClientError as error:
                 if yielded:
                     raise _broken(error) from error
-                try:  # another pool member at once, or recovered credentials
-                    moved = await sessions.after(error, credentials)
-                except PoolExhausted as exhausted:
-                    moved, error = None, exhausted
+                moved, error = await sessions.after(error, credentials)  # another pool member, or recovered
                 if moved is not None:
                     credentials = moved
                     continue

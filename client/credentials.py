@@ -18,10 +18,10 @@ from harvestkit.cache import AuthCache, Cookie, SessionRecord, parse_set_cookies
 
 from .errors import MissingCredentials
 from .impersonate import BrowserIdentity, default_identity, harvested_identity
-from .pool import Member, bound_to
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .pool import Member
     from .session_pool import SessionPool
 
 __all__ = ["Credentials", "SiteAuth"]
@@ -125,8 +125,11 @@ class SiteAuth:
         record = await self.cache.get(self.site, self.profile)
         if record is None or (record.expires_at is not None and record.expires_at <= time.time()):
             return None
-        if self.member is not None and not bound_to(record, self.member):
-            return None  # harvested through another proxy: its clearance is not this member's
+        if self.member is not None:
+            from .pool import bound_to
+
+            if not bound_to(record, self.member):
+                return None  # harvested through another proxy: its clearance is not this member's
         return self._from_record(record)
 
     async def harvest(self, stale: Credentials | None = None) -> Credentials:

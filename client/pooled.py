@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from harvestkit.cache.errors import CacheError, HarvestkitError
@@ -18,13 +19,18 @@ from harvestkit.cache.errors import CacheError, HarvestkitError
 from .call import Call
 from .credentials import Credentials
 from .errors import AuthError, ChallengeError, ClientError, RateLimited
-from .pool import Member
-from .session_pool import PoolExhausted, SessionPool, pool_for
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the pool modules are imported only when a pool is used
+    from .pool import Member
+    from .session_pool import SessionPool
     from .site import Site
 
-__all__ = ["PoolExhausted", "Sessions", "listing_call"]
+__all__ = ["Sessions", "listing_call", "pool_for"]
+
+
+def pool_for(pools: Iterable[SessionPool] | None, site: str) -> SessionPool | None:
+    """The pool of ``site`` among ``pools``, if any."""
+    return next((pool for pool in pools or () if pool.site == site), None)
 
 
 class Sessions:
@@ -52,27 +58,38 @@ class Sessions:
         self.tried.clear()
         return await self._next()
 
-    async def after(self, error: ClientError, credentials: Credentials) -> Credentials | None:
-        """Credentials to try at once after ``error`` (another member, or recovered ones), or
-        None to leave it to the retry policy. Raises :class:`PoolExhausted` when no member can."""
+    async def after(self, error: ClientError, credentials: Credentials) -> tuple[Credentials | None, ClientError]:
+        """What to try at once after ``error`` (another member, or recovered credentials), or
+        None, and the error the retry policy judges then: ``error``, or the pool's
+        :class:`~harvestkit.client.session_pool.PoolExhausted` when no member can serve."""
         pool, member = self.pool, self.member
         if pool is not None and member is not None and isinstance(error, RateLimited):
             await pool.cool_down(self.base.auth.cache, member, error.retry_after, error.headers)
             self.tried.add(member)
-            return await self._next()
+            return await self._moved(error)
         if member in self.recovered or not self.site.recoverable(error, credentials):
-            return None
+            return None, error
         self.recovered.add(member)
         try:
-            return await self.site.recover(self.call, credentials, error)
+            return await self.site.recover(self.call, credentials, error), error
         except HarvestkitError as exc:
             if pool is None or member is None or not _sets_aside(exc):
                 raise
             await pool.failed(self.base.auth.cache, member, exc)
             self.tried.add(member)
-            return await self._next(exc)
+            return await self._moved(error, exc)
+
+    async def _moved(self, error: ClientError, failure: HarvestkitError | None = None) -> tuple[Credentials | None, ClientError]:
+        from .session_pool import PoolExhausted
+
+        try:
+            return await self._next(failure), error
+        except PoolExhausted as exhausted:
+            return None, exhausted
 
     async def _next(self, failure: HarvestkitError | None = None) -> Credentials:
+        from .session_pool import PoolExhausted
+
         pool = self.pool
         assert pool is not None
         store = self.base.auth.cache

@@ -25,7 +25,7 @@ from harvestkit.cache.errors import HarvestkitError
 from .errors import RateLimited
 from .pool import Budget, Candidate, Member, bound_to, choose, parse_limits, proxy_host
 
-__all__ = ["MemberStatus", "PoolExhausted", "SessionPool", "pool_for", "pools_from_config"]
+__all__ = ["MemberStatus", "PoolExhausted", "SessionPool", "pools_from_config"]
 
 logger = logging.getLogger("harvestkit.client.pool")
 EXTRA_KEY = "pool"
@@ -224,14 +224,6 @@ class SessionPool:
                 budget.left(now), {name: limit.remaining for name, limit in budget.limits.items()},
             ))  # fmt: skip
         return rows
-
-
-def pool_for(pools: Sequence[SessionPool] | Mapping[str, SessionPool] | None, site: str) -> SessionPool | None:
-    """The pool of ``site`` among ``pools``, if any."""
-    if not pools:
-        return None
-    found = pools.values() if isinstance(pools, Mapping) else pools
-    return next((pool for pool in found if pool.site == site), None)
 
 
 def pools_from_config(specs: Mapping[str, Any]) -> list[SessionPool]:

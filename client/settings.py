@@ -49,9 +49,12 @@ class Settings:
     pools: tuple[SessionPool, ...] = ()  # several sessions per site, one picked per request
 
     def __post_init__(self) -> None:
+        if not self.pools:
+            object.__setattr__(self, "pools", ())
+            return
         from .session_pool import SessionPool
 
-        pools = tuple(self.pools.values() if isinstance(self.pools, dict) else self.pools or ())
+        pools = tuple(self.pools.values() if isinstance(self.pools, dict) else self.pools)
         for pool in pools:
             if not isinstance(pool, SessionPool):
                 raise TypeError(f"pools must hold SessionPool objects, not {type(pool).__name__}")

@@ -14,7 +14,8 @@ from aiohttp import web
 from harvestkit.client import PROVIDERS, ClientError, HarvestkitError, Settings
 from harvestkit.client import aclose as close_client_sessions
 from harvestkit.client.provider import Provider
-from harvestkit.client.session_pool import SessionPool, pool_for
+from harvestkit.client.pooled import pool_for
+from harvestkit.client.session_pool import SessionPool
 
 from .chat import chat_completions
 from .cors import check_origins, enable_cors

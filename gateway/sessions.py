@@ -14,7 +14,7 @@ from typing import Any
 from harvestkit.client import Settings
 from harvestkit.client.pool import Member, bound_to
 from harvestkit.client.provider import Provider
-from harvestkit.client.session_pool import pool_for
+from harvestkit.client.pooled import pool_for
 
 __all__ = ["SessionState", "session_states"]
 

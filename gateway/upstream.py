@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from harvestkit.client import ChatStream, Settings
-from harvestkit.client.session_pool import pool_for
+from harvestkit.client.pooled import pool_for
 
 from .chat_request import invalid
 from .observe import INFO, observed
