@@ -53,7 +53,7 @@ def add_parsers(commands: Any) -> None:
 
     refresh = commands.add_parser("refresh", help="renew what is missing or about to expire (for cron)")
     refresh.add_argument("sites", nargs="*", metavar="SITE", help="default: the sites with a session")
-    refresh.add_argument("--profile", default="default")
+    refresh.add_argument("--profile", default=None, help="default: each site's pool members in the config, else default")
     refresh.add_argument("--margin", type=duration_arg, default=600.0, help="renew what expires within this (10m)")
     refresh.add_argument("--max-age", type=duration_arg, default=6 * 3600.0, help="renew what is older (6h)")
     refresh.add_argument("--timeout", type=duration_arg, default=120.0, help="per browser run (120s)")
@@ -142,10 +142,13 @@ def _targets(sites: list[str], profiles: list[str] | None, proxy: str | None) ->
     return targets
 
 
-async def _harvest_all(targets: dict[tuple[str, str | None], list[str]], args: argparse.Namespace, cache: AuthCache) -> dict[str, SessionRecord | BaseException]:
-    """Each target's harvest in turn (a browser per profile), keyed ``site`` when one profile is
-    harvested, else ``site/profile``."""
-    profiles = {profile for profile, _ in targets}
+async def _harvest_all(
+    targets: dict[tuple[str, str | None], list[str]], args: argparse.Namespace, cache: AuthCache, *, named: bool | None = None
+) -> dict[str, SessionRecord | BaseException]:
+    """Each target's harvest in turn (a browser per profile), keyed ``site/profile`` when
+    ``named`` (default: when several profiles are harvested), else ``site``."""
+    if named is None:
+        named = len({profile for profile, _ in targets}) > 1
     outcomes: dict[str, SessionRecord | BaseException] = {}
     for (profile, proxy), sites in targets.items():
         args.profile, args.proxy = profile, proxy
@@ -155,7 +158,7 @@ async def _harvest_all(targets: dict[tuple[str, str | None], list[str]], args: a
             if len(targets) == 1:
                 raise
             found = {site: exc for site in sites}
-        outcomes.update({site if len(profiles) == 1 else f"{site}/{profile}": o for site, o in found.items()})
+        outcomes.update({f"{site}/{profile}" if named else site: o for site, o in found.items()})
     return outcomes
 
 
@@ -219,8 +222,13 @@ def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_ag
 
 @command
 def run_refresh(args: argparse.Namespace) -> int:
+    from harvestkit.common.config import load_config
+
     cache = AuthCache()
-    sites = _check_sites(args.sites) or sorted({r.site for r in cache.list_sync() if r.profile == args.profile} & set(SITE_NAMES)) or list(SITE_NAMES)
+    pooled = set() if args.profile else set(load_config().pools)
+    held = {r.site for r in cache.list_sync() if r.profile == (args.profile or "default")}
+    sites = _check_sites(args.sites) or sorted((held | pooled) & set(SITE_NAMES)) or list(SITE_NAMES)
+    targets = _targets(sites, [args.profile] if args.profile else None, None)
     as_json = args.json or not sys.stdout.isatty()
     lock_path = default_root().parent / "refresh.lock"
     if not lock_path.parent.exists():
@@ -233,15 +241,22 @@ def run_refresh(args: argparse.Namespace) -> int:
         print_json({"status": "busy", "message": message}) if as_json else print(message)
         return OK
     try:
-        due, fresh = _due(cache, sites, args.profile, args.margin, args.max_age)
+        several = len({profile for profile, _ in targets}) > 1
+        due: dict[tuple[str, str | None], list[str]] = {}
+        fresh: dict[str, str] = {}
+        for (profile, proxy), group in targets.items():
+            found, left = _due(cache, group, profile, args.margin, args.max_age)
+            if found:
+                due[(profile, proxy)] = found
+            fresh.update({f"{site}/{profile}" if several else site: why for site, why in left.items()})
         outcomes: dict[str, SessionRecord | BaseException] = {}
         started = time.monotonic()
         if due:
-            args.proxy, args.headful = None, False
+            args.headful = False
             try:
-                outcomes = asyncio.run(_harvest(due, args, cache))
+                outcomes = asyncio.run(_harvest_all(due, args, cache, named=several))
             except Exception as exc:  # noqa: BLE001
-                outcomes = {site: exc for site in due}
+                outcomes = {site: exc for group in due.values() for site in group}
         code = _outcome_code(outcomes) if outcomes else OK
         if as_json:
             print_json({

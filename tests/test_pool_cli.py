@@ -3,6 +3,7 @@ member by member, and `status` showing each member without secrets."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import pytest
 from harvestkit.cache import AuthCache, SessionRecord
 from harvestkit.client.pool import Budget, Limit
 
+from client_helpers import StandInHarvester
 from test_cli import needs_browser
 
 HARVESTKIT = [sys.executable, "-m", "harvestkit.cli"]
@@ -89,3 +91,19 @@ def test_a_bad_pool_in_the_config_is_one_line_with_the_fix(world) -> None:
         result = run("status")
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and PROXY_PASSWORD not in result.stderr
+
+
+def test_refresh_renews_each_pool_member_that_is_due(sandbox, world) -> None:
+    needs_browser()
+    run, home, config = world
+    config.write_text('[pools.cloudflare]\nmembers = ["a", "b"]\n')
+    os.environ["HARVESTKIT_HOME"] = str(home)
+    try:
+        asyncio.run(StandInHarvester(sandbox)("cloudflare", profile="a", proxy=sandbox.proxy_url, cache=AuthCache()))
+    finally:
+        del os.environ["HARVESTKIT_HOME"]
+    result = run("refresh", "--margin", "1m", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["refreshed"] == ["cloudflare/b"] and list(summary["fresh"]) == ["cloudflare/a"]
+    assert AuthCache(home / "sessions").get_sync("cloudflare", "b").proxy == sandbox.proxy_url
