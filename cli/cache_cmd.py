@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harvestkit.cache import FORMATS, AuthCache, SessionRecord
+from harvestkit.cache import FORMATS, AuthCache, SessionRecord, SessionStore
 from harvestkit.cache.redact import redact_url
 
 from . import record_cmd
@@ -72,7 +72,7 @@ def add_parsers(commands: Any) -> None:
     load.set_defaults(run=run_import)
 
 
-def _pool_rows(cache: AuthCache) -> list[dict[str, Any]]:
+def _pool_rows(cache: SessionStore) -> list[dict[str, Any]]:
     """Each member of the config file's pools: its session, cooldown and budget as shared in the store."""
     import asyncio
 
