@@ -116,16 +116,16 @@ async def test_a_401_re_harvests_only_the_session_it_hit(client_env) -> None:
 
 
 @pytest.fixture
-async def pooled_gateway(client_env) -> AsyncIterator[tuple[str, SessionPool, str]]:
+async def pooled_gateway(client_env) -> AsyncIterator[tuple[str, SessionPool, str, str]]:
     limited, serving = _session(client_env, "a"), _session(client_env, "b")
     client_env.sandbox.set_knobs(rate_limited_keys=[limited], rate_limit_reset=30.0)
     pool = SessionPool("cerebras", ["a", "b"])
     async with serve(port=0, pools=[pool]) as url:
-        yield url, pool, limited
+        yield url, pool, limited, serving
 
 
 async def test_the_gateway_never_passes_a_429_to_the_caller_while_a_session_can_serve(client_env, pooled_gateway) -> None:
-    url, pool, limited = pooled_gateway
+    url, pool, limited, _ = pooled_gateway
     body = {"model": f"cerebras/{MODEL}", "messages": [{"role": "user", "content": "Through the gateway"}]}
     async with aiohttp.ClientSession(url) as http:
 
@@ -197,8 +197,7 @@ async def test_a_pool_whose_sessions_all_fail_says_so_at_once(client_env) -> Non
 
 
 async def test_the_gateway_answers_429_with_the_first_free_time_when_no_session_can_serve(client_env, pooled_gateway) -> None:
-    url, pool, limited = pooled_gateway
-    serving = next(k for k, _ in client_env.sandbox.accounts.keys.items() if k.startswith("csk-poolb"))
+    url, _, limited, serving = pooled_gateway
     client_env.sandbox.set_knobs(rate_limited_keys=[limited, serving], rate_limit_reset=20.0)
     body = {"model": f"cerebras/{MODEL}", "messages": [{"role": "user", "content": "Nobody free"}]}
     async with aiohttp.ClientSession(url) as http, http.post("/v1/chat/completions", json=body) as answer:
