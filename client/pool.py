@@ -3,8 +3,8 @@
 A pool is several sessions of one site: each member is a profile (an account, its own browser
 profile and cached record) used through the proxy it was harvested with. For each request the
 pool picks a member that is fresh and not cooling down; among those, the one with the most
-rate-limit budget left (the ``x-ratelimit-*`` headers of its last response), then the one used
-longest ago, then the first in the pool's order. A sticky key (a conversation) keeps the member
+rate-limit budget left (the ``x-ratelimit-*`` headers of its last response, in steps of
+:data:`BAND`), then the one used longest ago, then the first in the pool's order. A sticky key (a conversation) keeps the member
 it got while that member can serve. Nothing here does I/O; the time is always passed in
 (:mod:`.session_pool` adds the state, the store and the locks).
 """
@@ -24,6 +24,7 @@ from harvestkit.cache.record import check_name
 from .errors import _seconds  # a finite float, or None
 
 __all__ = [
+    "BAND",
     "Budget",
     "Candidate",
     "Limit",
@@ -211,15 +212,24 @@ class Candidate:
     last_used: float = 0.0
 
 
+BAND = 0.1  # budgets this close count as equal, so concurrent requests spread instead of piling onto one
+
+
 def choose(
-    candidates: Sequence[Candidate], now: float, *, exclude: Iterable[Member] = (), sticky: Member | None = None
+    candidates: Sequence[Candidate],
+    now: float,
+    *,
+    exclude: Iterable[Member] = (),
+    sticky: Member | None = None,
+    band: float = BAND,
 ) -> tuple[Candidate | None, float | None]:
     """The member to use, and ``None``; or ``None`` and when the first member frees up (``None``
     when every member is excluded without a cooldown ending).
 
     Free members only (not excluded, not cooling down, no window used up). ``sticky``, if free
-    and fresh, wins. Otherwise a fresh member: most budget left, then used longest ago, then
-    pool order. Otherwise a free member without a fresh session (the caller harvests it)."""
+    and fresh, wins. Otherwise a fresh member: most budget left (in steps of ``band``: 0.93 and
+    0.97 are a tie, 0.85 is less), then used longest ago, then pool order. Otherwise a free member
+    without a fresh session (the caller harvests it)."""
     excluded = set(exclude)
     free = [c for c in candidates if c.member not in excluded and c.budget.free_at(now) <= now]
     fresh = [c for c in free if c.fresh]
@@ -228,7 +238,12 @@ def choose(
             return candidate, None
     if fresh:
         order = {c.member: i for i, c in enumerate(candidates)}
-        return max(fresh, key=lambda c: (c.budget.left(now), -c.last_used, -order[c.member])), None
+
+        def rank(c: Candidate) -> tuple[float, float, int]:
+            left = c.budget.left(now)
+            return (math.floor(left / band + 1e-9) if band > 0 else left), -c.last_used, -order[c.member]
+
+        return max(fresh, key=rank), None
     if free:
         return free[0], None
     waits = [c.budget.free_at(now) for c in candidates if c.budget.free_at(now) > now]

@@ -67,6 +67,14 @@ def test_a_used_up_window_counts_as_cooling_until_its_reset() -> None:
     assert choose(candidates, NOW + 4)[0].member == B
 
 
+def test_budgets_within_a_band_are_a_tie_so_concurrent_requests_spread() -> None:
+    close = [Candidate(A, True, budget(57000), last_used=NOW - 1), Candidate(B, True, budget(55000), last_used=NOW - 5)]
+    assert choose(close, NOW)[0].member == B  # 95% and 92% left: the one used longest ago
+    assert choose(close, NOW, band=0)[0].member == A  # without a band, strictly the most left
+    apart = [Candidate(A, True, budget(57000), last_used=NOW - 1), Candidate(B, True, budget(45000), last_used=NOW - 5)]
+    assert choose(apart, NOW)[0].member == A  # 95% against 75%
+
+
 def test_ties_go_to_the_member_used_longest_ago_then_to_pool_order() -> None:
     same = budget(30000)
     assert choose([Candidate(A, True, same, last_used=NOW - 1), Candidate(B, True, same, last_used=NOW - 9)], NOW)[0].member == B
