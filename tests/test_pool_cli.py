@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 from harvestkit.cache import AuthCache, SessionRecord
 from harvestkit.client.pool import Budget, Limit
 
-from client_helpers import StandInHarvester
+from client_helpers import CHROME_UA, HINTS, StandInHarvester
 from test_cli import needs_browser
 
 HARVESTKIT = [sys.executable, "-m", "harvestkit.cli"]
@@ -107,3 +108,18 @@ def test_refresh_renews_each_pool_member_that_is_due(sandbox, world) -> None:
     summary = json.loads(result.stdout)
     assert summary["refreshed"] == ["cloudflare/b"] and list(summary["fresh"]) == ["cloudflare/a"]
     assert AuthCache(home / "sessions").get_sync("cloudflare", "b").proxy == sandbox.proxy_url
+
+
+def test_chat_uses_the_configs_pool_and_moves_past_a_rate_limited_member(sandbox, world) -> None:
+    run, home, config = world
+    config.write_text('[pools.cerebras]\nmembers = ["a", "b"]\n')
+    cache, keys = AuthCache(home / "sessions"), {}
+    for profile in "ab":
+        keys[profile] = key = f"csk-cli{profile}{secrets.token_hex(12)}"
+        sandbox.accounts.add_key(key)
+        cache.put_sync(SessionRecord("cerebras", profile, user_agent=CHROME_UA, client_hints=dict(HINTS), api_key=key))
+    sandbox.set_knobs(rate_limited_keys=[keys["a"]], rate_limit_reset=30.0)
+    result = run("chat", "-m", "gpt-oss-120b", "Hello pool")
+    assert result.returncode == 0 and result.stdout.startswith("Sandbox reply to: Hello pool"), result.stderr
+    used = [(r.headers["authorization"].partition(" ")[2], r.status) for r in sandbox.requests("api.cerebras.ai", "/v1/chat/completions")]
+    assert used == [(keys["a"], 429), (keys["b"], 200)]
