@@ -99,6 +99,48 @@ def test_sigterm_tears_down_and_exits_143(sandbox: Sandbox, tmp_path: Path) -> N
     assert _ours(tmp_path) == [] and leftovers(tmp_path) == []
 
 
+# harvestkit with an import of nodriver that never finishes (what the chaos runs saw: SIGTERM of
+# a refresh hung while the browser's start waited for that import in a worker thread)
+STUCK_IMPORT = """
+import importlib.abc, sys, threading
+
+class Stuck(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "nodriver":
+            threading.Event().wait()
+
+sys.meta_path.insert(0, Stuck())
+from harvestkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", [["harvest", "cloudflare"], ["refresh", "cloudflare", "--max-age", "0"]])
+def test_sigterm_during_a_stuck_nodriver_import_tears_down_and_exits_143(
+    sandbox: Sandbox, tmp_path: Path, command: list[str]
+) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_IMPORT, *command, "--timeout", "60"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for_browser(proc.pid)
+        deadline = time.monotonic() + 20  # until the browser has written its port: start() then
+        while not (profile_dir("cloudflare", "default") / "DevToolsActivePort").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # waits for nothing but the import
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)  # before the fix: hung here, for ever
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert _ours(tmp_path) == [] and leftovers(tmp_path) == []
+
+
 @pytest.mark.timeout(90)
 def test_after_sigkill_the_browser_dies_too(sandbox: Sandbox, tmp_path: Path) -> None:
     proc = _harvest_process(sandbox, tmp_path)
