@@ -63,6 +63,7 @@ SINGLETON_LINKS = ("SingletonLock", "SingletonSocket", "SingletonCookie")
 START_TIMEOUT = 20.0
 CLOSE_GRACE = 2.0
 POLL = 0.01  # seconds between checks of the browser process
+_IMPORTED: set[str] = set()  # modules import_in_background has finished importing
 
 
 def find_browser() -> str:
@@ -130,7 +131,7 @@ def import_in_background(name: str) -> asyncio.Future[None]:
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    if name in sys.modules:
+    if name in _IMPORTED:  # not `sys.modules`: a module is there while another thread imports it
         done.set_result(None)
         return done
 
@@ -143,6 +144,7 @@ def import_in_background(name: str) -> asyncio.Future[None]:
         error: BaseException | None = None
         try:
             importlib.import_module(name)
+            _IMPORTED.add(name)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
             error = exc
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more

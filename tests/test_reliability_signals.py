@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import importlib.util
+import logging
 import os
 import shutil
 import signal
@@ -20,7 +23,7 @@ from types import ModuleType
 import pytest
 from harvester_helpers import leftovers, need_browser, sandbox, shared_sandbox  # noqa: F401 - fixtures
 from harvestkit.harvester import harvest
-from harvestkit.harvester.browser import _short_temp_root, find_browser
+from harvestkit.harvester.browser import _short_temp_root, find_browser, import_in_background
 from harvestkit.harvester.profiles import profile_dir
 from harvestkit.harvester.reaper import proc_stat
 from harvestkit.sandbox import Sandbox
@@ -139,6 +142,22 @@ def test_sigterm_during_a_stuck_nodriver_import_tears_down_and_exits_143(
     assert proc.returncode == 143, stderr
     assert "Traceback" not in stderr
     assert _ours(tmp_path) == [] and leftovers(tmp_path) == []
+
+
+async def test_a_background_import_hands_its_error_to_the_waiter_and_nothing_to_a_stopped_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("broken_waited", "broken_abandoned"):
+        (tmp_path / f"{name}.py").write_text("import time\ntime.sleep(0.2)\nraise ImportError('broken on purpose')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError, match="broken on purpose"):
+        await import_in_background("broken_waited")
+    abandoned = import_in_background("broken_abandoned")
+    abandoned.cancel()  # what a stop does: nobody waits for the import any more
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        await asyncio.sleep(0.6)  # the import fails meanwhile
+        gc.collect()
+    assert caplog.records == []  # no "exception was never retrieved", no callback error
 
 
 @pytest.mark.timeout(90)
