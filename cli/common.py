@@ -6,6 +6,7 @@ NO_COLOR is set. Errors are printed as one line, secrets redacted (the error cla
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -106,7 +107,7 @@ def command(run: Callable[[Any], int]) -> Callable[[Any], int]:
         with Termination() as termination:
             try:
                 code = run(args)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (cancels asyncio.run)
                 if termination.received:
                     return TERMINATED
                 raise

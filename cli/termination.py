@@ -1,18 +1,17 @@
 """SIGTERM (what cron and systemd stop jobs with) handled as Ctrl-C is, at any moment of a command,
 and never with a traceback.
 
-Ctrl-C in `asyncio.run` cancels its main task, so browsers and connections are torn down; in
-synchronous code it raises KeyboardInterrupt. SIGTERM does the same, once, except while an event
-loop is cleaning up after its main task (asyncio.run cancelling the tasks left over, closing
-connections): a KeyboardInterrupt raised there would land inside one of those tasks and be printed
-as "Task exception was never retrieved", so the command is left to finish its clean-up. Either
-way the command then exits 143.
+Inside `asyncio.run` its main task is cancelled, so browsers and connections are torn down (as
+Ctrl-C does, also when SIGINT is ignored, as in a script's background job); in synchronous code
+KeyboardInterrupt stops the command. While an event loop is cleaning up after its main task
+(asyncio.run cancelling the tasks left over, closing connections), an exception raised there would
+land inside one of those tasks and be printed as "Task exception was never retrieved", so the
+clean-up is left to finish. Either way the command then exits 143.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import signal
 import sys
 from types import FrameType, TracebackType
@@ -21,13 +20,20 @@ from typing import Any, Self
 TERMINATED = 128 + signal.SIGTERM  # 143, what a shell reports for a job ended by SIGTERM
 
 
-def _runner_main_task(handler: Any) -> asyncio.Future[Any] | None:
-    """The task asyncio.run cancels on Ctrl-C, when `handler` is its SIGINT handler (on Python
-    3.11 to 3.13 a partial of `asyncio.Runner._on_sigint`); None when it cannot tell."""
-    if isinstance(handler, functools.partial) and isinstance(getattr(handler.func, "__self__", None), asyncio.Runner):
-        task = handler.keywords.get("main_task")
-        return task if isinstance(task, asyncio.Future) else None
+def _asyncio_run_task(frame: FrameType | None) -> asyncio.Task[Any] | None:
+    """The main task of the `asyncio.run` the interrupted `frame` runs inside, if any: what
+    asyncio.run's own Ctrl-C handler cancels (found on the stack, as asyncio.run installs no
+    handler when SIGINT is ignored, as in a background job of a script)."""
+    while frame is not None:
+        if frame.f_code is asyncio.Runner.run.__code__:
+            task = frame.f_locals.get("task")
+            return task if isinstance(task, asyncio.Task) else None
+        frame = frame.f_back
     return None
+
+
+def _nothing() -> None:
+    pass
 
 
 def _loop_running() -> bool:
@@ -62,13 +68,12 @@ class Termination:
         if self.received:
             return  # the teardown is under way; a second signal must not cut it short
         self.received = True
-        interrupt = signal.getsignal(signal.SIGINT)
-        main_task = _runner_main_task(interrupt)
-        if main_task is not None and main_task.done():
-            return  # asyncio.run is finishing: its handler would raise inside the clean-up
-        if callable(interrupt) and interrupt is not signal.default_int_handler:
-            interrupt(signal.SIGINT, frame)  # asyncio.run's: cancels its main task
-        elif not _loop_running():  # synchronous code (or SIGINT ignored, a background job)
+        task = _asyncio_run_task(frame)
+        if task is not None:
+            if not task.done():  # done: asyncio.run is about to return
+                task.cancel()  # what asyncio.run's Ctrl-C does: the main task tears down
+                task.get_loop().call_soon_threadsafe(_nothing)  # wakes the loop if it waits
+        elif not _loop_running():  # synchronous code: what Ctrl-C does
             raise KeyboardInterrupt
 
     def _unraisable(self, unraisable: Any) -> None:

@@ -81,18 +81,25 @@ def _ours(tmp_path: Path) -> list[str]:
     return found
 
 
-def _harvest_process(sandbox: Sandbox, tmp_path: Path) -> subprocess.Popen[str]:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _harvest_process(sandbox: Sandbox, tmp_path: Path, background_job: bool = False) -> subprocess.Popen[str]:
+    """`harvestkit harvest cloudflare`; as a script's background job (`... &`) with SIGINT ignored."""
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
     sandbox.set_knobs(challenge_delay=30)
     return subprocess.Popen(
         [*HARVESTKIT, "harvest", "cloudflare", "--timeout", "40"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_ignore_sigint if background_job else None,
     )  # fmt: skip
 
 
 @pytest.mark.timeout(90)
-def test_sigterm_tears_down_and_exits_143(sandbox: Sandbox, tmp_path: Path) -> None:
-    proc = _harvest_process(sandbox, tmp_path)
+@pytest.mark.parametrize("background_job", [False, True])
+def test_sigterm_tears_down_and_exits_143(sandbox: Sandbox, tmp_path: Path, background_job: bool) -> None:
+    proc = _harvest_process(sandbox, tmp_path, background_job)
     _wait_for_browser(proc.pid)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)

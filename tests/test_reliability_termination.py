@@ -34,8 +34,13 @@ def run_command(body: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_sigterm_during_the_main_task_cancels_it_and_its_teardown_runs_to_the_end() -> None:
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_sigterm_during_the_main_task_cancels_it_and_its_teardown_runs_to_the_end(sigint: str) -> None:
+    """SIGINT ignored: a background job (`harvestkit harvest cloudflare &` in a script), where
+    asyncio.run installs no Ctrl-C handler of its own."""
+    setup = "signal.signal(signal.SIGINT, signal.SIG_IGN)" if sigint == "ignored" else "pass"
     done = run_command("""
+        SETUP
         async def main():
             try:
                 terminate()
@@ -46,7 +51,7 @@ def test_sigterm_during_the_main_task_cancels_it_and_its_teardown_runs_to_the_en
                 print("teardown ran")
         asyncio.run(main())
         print("not reached")
-    """)
+    """.replace("SETUP", setup))
     assert (done.returncode, done.stdout, done.stderr) == (143, "teardown ran\n", "")
 
 
