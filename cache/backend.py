@@ -112,6 +112,7 @@ class SessionStore(Protocol):
         force: bool = False,
         max_age: float | None = None,
         timeout: float | None = None,
+        stale: float | None = None,
     ) -> SessionRecord: ...
     def import_cookies(
         self, site: str, text: str, fmt: str | None = None, profile: str = DEFAULT_PROFILE, *, replace: bool = False

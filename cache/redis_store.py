@@ -331,16 +331,21 @@ class RedisStore(SyncTwins, StoreBase):
         force: bool = False,
         max_age: float | None = None,
         timeout: float | None = None,
+        stale: float | None = None,
     ) -> SessionRecord:
         """The fresh record of (site, profile), harvesting it with `fn()` when stale (see
-        `AuthCache.refresh`). Single-flight across hosts: one caller holds the lease and harvests,
+        `AuthCache.refresh`, also for `stale`). Single-flight across hosts: one caller holds the lease and harvests,
         the others poll until its record is stored and return it. `fn` may be async (a plain one
         runs in a thread). Raises `StoreTimeout` after `timeout` (default `refresh_timeout`) of
         waiting, `LeaseLost` if the lease ran out and another caller took over before the store."""
         current = await self.get(site, profile)
-        if not force and self.is_fresh(current, margin, max_age=max_age):
+        if stale is not None:
+            force = True
+            if current is not None and current.harvested_at != stale:
+                return current
+        elif not force and self.is_fresh(current, margin, max_age=max_age):
             return current
-        seen = current.harvested_at if current else None
+        seen = stale if stale is not None else current.harvested_at if current else None
         lease = Lease(self.conn, self.key("lease", site, profile), self.key("fence", site, profile), self.lease)
         loop = asyncio.get_running_loop()
         limit = self.refresh_timeout if timeout is None else timeout

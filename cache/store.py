@@ -347,12 +347,20 @@ class AuthCache(StoreBase):
         force: bool = False,
         max_age: float | None = None,
         timeout: float | None = None,
+        stale: float | None = None,
     ) -> SessionRecord:
-        """`refresh_sync` without blocking the event loop; `fn` may be async (a plain one runs in a thread)."""
+        """`refresh_sync` without blocking the event loop; `fn` may be async (a plain one runs in a thread).
+
+        `stale` is the `harvested_at` of a record the caller saw refused: it implies `force`, and a
+        record harvested since then is returned without `fn`, however early it was stored."""
         current = await self.get(site, profile)
-        if not force and self.is_fresh(current, margin, max_age=max_age):
+        if stale is not None:
+            force = True
+            if current is not None and current.harvested_at != stale:
+                return current
+        elif not force and self.is_fresh(current, margin, max_age=max_age):
             return current
-        seen = current.harvested_at if current else None
+        seen = stale if stale is not None else current.harvested_at if current else None
         await asyncio.to_thread(self._dirs, site, True)
         async with self._lock(site, profile, timeout, kind=".refresh"):
             current = await self.get(site, profile)

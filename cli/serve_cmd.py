@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(chosen: Effective) -> int:
+    from harvestkit.client.session_pool import pools_from_config
     from harvestkit.gateway import serve
 
     stop = asyncio.Event()
@@ -91,6 +92,7 @@ async def _serve(chosen: Effective) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     summary = {name: value for name, value in chosen.describe().items() if name in ("config file", "listen", "proxy", "session store")}
+    pools = pools_from_config(chosen.pools)
     try:
         async with serve(
             chosen.host,
@@ -102,6 +104,7 @@ async def _serve(chosen: Effective) -> int:
             cors_origins=chosen.cors_origins,
             aliases=chosen.aliases,
             summary=summary,
+            pools=pools,
         ) as url:
             guard = "clients must send the API key" if chosen.keys else "no API key"
             print(f"harvestkit serve: OpenAI-compatible API at {url}/v1 ({guard}); Ctrl-C stops it",

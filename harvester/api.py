@@ -43,12 +43,14 @@ async def harvest(
     cache: SessionStore | None = None,
     progress: ProgressFn | None = None,
     force: bool = True,
+    stale: float | None = None,
 ) -> SessionRecord:
     """Harvest `site` with a browser on the (site, profile) browser profile; return the saved record.
 
     Single-flight through `cache.refresh`: concurrent callers (threads or processes) wait for one
     harvest and share its record. `force=False` returns a still-fresh cached record without a
-    browser. Raises `HarvestError` subclasses (`SignedOut`, `ChallengeNeedsHuman`, `HarvestTimeout`,
+    browser. `stale` (the `harvested_at` of a record the caller saw refused) returns a record
+    harvested since then, by any caller, without a browser. Raises `HarvestError` subclasses (`SignedOut`, `ChallengeNeedsHuman`, `HarvestTimeout`,
     `SiteUnreachable`, `ProfileInUse`...) and `BrowserError` subclasses.
     """
     _check(site, profile)
@@ -72,7 +74,7 @@ async def harvest(
 
     try:
         record = await cache.refresh(
-            site, harvest_now, profile=profile, force=force, timeout=max(deadline - time.monotonic(), 0.0)
+            site, harvest_now, profile=profile, force=force, timeout=max(deadline - time.monotonic(), 0.0), stale=stale
         )
     except CacheLockTimeout as exc:
         raise ProfileInUse(site, profile, exc.holder_pid, report.elapsed()) from None

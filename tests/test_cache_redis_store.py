@@ -37,6 +37,7 @@ SHARED = [
     "test_update_semantics",
     "test_refresh_harvests_only_when_stale_or_forced",
     "test_the_harvest_may_write_the_record_itself_without_deadlock",
+    "test_a_refresh_for_a_refused_record_takes_the_one_harvested_since",
     "test_async_twins",
 ]
 FILE_SPECIFIC = {
