@@ -177,3 +177,20 @@ async def test_a_cancelled_update_waiting_for_this_processs_turn_does_not_leak_i
     assert (await first).site == "cerebras"
     assert await store.update("cerebras", lambda r: r, timeout=1) is not None
     await store.aclose()
+
+
+async def test_the_gateway_answers_a_store_outage_with_a_503_naming_the_store(env, redis_server, sandbox, monkeypatch):
+    import aiohttp
+    from harvestkit.gateway import serve
+
+    for name, value in sandbox.env.items():  # nothing may leave loopback, should a request get through
+        monkeypatch.setenv(name, value)
+    redis_server.stop()
+    request = {"model": "cerebras/gpt-oss-120b", "messages": [{"role": "user", "content": "Hi"}]}
+    async with serve(port=0) as url, aiohttp.ClientSession() as http:
+        for stream in (False, True):
+            async with http.post(f"{url}/v1/chat/completions", json={**request, "stream": stream}) as answer:
+                body = await answer.json()
+            assert answer.status == 503 and answer.headers["retry-after"] == "1", body
+            assert body["error"]["code"] == "session_store_unavailable"
+            assert f"127.0.0.1:{redis_server.port}" in body["error"]["message"] and PASSWORD not in json.dumps(body)
