@@ -66,7 +66,7 @@ $(VENV)/.installed-bench-peers: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet $(PIN) 'g4f>=8.8' httpx2 orjson
 	touch $@
 
-bench: $(VENV)/.installed-bench-peers browser
+bench: $(VENV)/.installed-bench-peers browser redis
 	@$(MAKE) --no-print-directory detectors
 	$(BIN)/python scripts/bench_suite.py
 

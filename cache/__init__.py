@@ -3,8 +3,8 @@
 `AuthCache` stores one `SessionRecord` per (site, profile) in owner-only files (see
 `harvestkit.cache.paths` for the location and permissions policy, `harvestkit.cache.store`
 for locking, freshness and corruption handling). `open_store()` returns it, or the Redis-backed
-`RedisStore` shared by several hosts when `HARVESTKIT_STORE` names a Redis server
-(`harvestkit.cache.backend`); both offer the one `SessionStore` interface.
+`RedisStore` shared by several hosts when `HARVESTKIT_STORE` (or the config file) names a Redis
+server (`harvestkit.cache.backend`); both offer the one `SessionStore` interface.
 """
 
 from .cookie import Cookie, domain_match, path_match
@@ -38,7 +38,7 @@ from .redact import redact
 from .schema import SCHEMA_VERSION
 from .setcookie import parse_cookie_date, parse_set_cookie, parse_set_cookies
 from .store import AuthCache
-from .backend import ENV_STORE, SessionStore, open_store
+from .backend import ENV_STORE, SessionStore, open_store, store_url, use_config
 from .store_errors import LeaseLost, StoreAuthError, StoreConfigError, StoreError, StoreTimeout, StoreUnavailable
 
 __all__ = [
@@ -86,6 +86,8 @@ __all__ = [
     "path_match",
     "redact",
     "session_expires_at",
+    "store_url",
+    "use_config",
 ]
 
 

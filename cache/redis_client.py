@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import BlockingConnectionPool
 from redis import exceptions as rx
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -47,6 +48,8 @@ _REDIS_OPTIONS = frozenset(
 )
 _OWN_OPTIONS = frozenset({"prefix", "lease"})
 _DEFAULTS = {"socket_timeout": "5", "socket_connect_timeout": "5", "protocol": "2"}  # RESP2: Redis 5 and up
+MAX_CONNECTIONS = 32  # per event loop
+POOL_WAIT = 5.0  # seconds a call waits for a free connection before StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -120,14 +123,20 @@ class Connection:
         client = self._clients.get(loop)
         if client is None:
             try:
-                client = aioredis.Redis.from_url(
+                # A bounded pool that waits for a free connection: hundreds of concurrent requests
+                # share a few connections, where the default pool refuses the 101st.
+                pool = BlockingConnectionPool.from_url(
                     self.url.redis_url,
+                    max_connections=MAX_CONNECTIONS,  # the URL's max_connections= wins
+                    timeout=POOL_WAIT,
                     retry=Retry(NoBackoff(), 0),
                     driver_info=None,  # no CLIENT SETINFO, no maintenance-notification handshake:
                     maint_notifications_config=MaintNotificationsConfig(enabled=False),  # 1 round trip to connect
                 )
             except (ValueError, TypeError) as exc:
                 raise StoreConfigError(f"the store URL {self.url.display} is invalid: {self._clean(exc)}") from None
+            client = aioredis.Redis(connection_pool=pool)
+            client.auto_close_connection_pool = True  # aclose() closes the pool too
             self._clients[loop] = client
         return client
 

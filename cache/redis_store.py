@@ -9,13 +9,18 @@ Layout under the key prefix (default ``harvestkit:``)::
     fence:<site>:<profile>             fencing-token counter of the refresh lease
     corrupt:<site>:<profile>:<time>    a quarantined unreadable record (kept 30 days)
 
-`update` is optimistic: read the record, compute `fn(record)`, then a Lua script stores the result
-only if the record is still the one read (compared by SHA-1), else it starts over. So no update
+`update` is optimistic: compute `fn(record)` from the record as this process last read or wrote it
+(else as read now), then a Lua script stores the result only if the record is still that one
+(compared by SHA-1), else it answers the record as it is and `fn` runs again on it. So no update
 is lost, even between hosts, but `fn` may run more than once: it must only compute the new
-record from the one it is given. Two round trips per update, one per get. `refresh` is single-flight across hosts (`harvestkit.cache.lease`).
+record from the one it is given. One round trip per update when no other writer got in between
+since this process last saw the record (two when it has not seen it), one per get. A process's
+own updates of one record take turns (an asyncio lock per event loop), so a busy gateway's
+cookie merges do not collide with each other; only other processes' can make the swap retry. `refresh` is single-flight across hosts (`harvestkit.cache.lease`).
 A record lives until `record_grace` (7 days) past its expiry (for a record without one, past
 `harvested_at + max_age`): a stale record still serves its cookies to the next refresh.
-The sync methods run their async twin through `harvestkit.common.syncrun` (one connection a call).
+The sync methods run their async twin on one long-lived event loop (`harvestkit.cache.redis_bridge`),
+whose connections stay open between calls.
 """
 
 from __future__ import annotations
@@ -24,24 +29,23 @@ import asyncio
 import builtins
 import hashlib
 import inspect
-import json
 import random
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
-from harvestkit.common.syncrun import run_sync
-
+from .base import DEFAULT_MAX_AGE, HarvestFn, StoreBase, UpdateFn, decode, encode, log
 from .errors import CacheCorruptError, CacheCorruptWarning
 from .lease import Lease
 from .record import DEFAULT_PROFILE, SessionRecord, check_name, valid_name
+from .redis_bridge import SyncTwins
 from .redis_client import Connection, Script, StoreURL
-from .store import DEFAULT_MAX_AGE, AuthCache, HarvestFn, UpdateFn
-from .store_errors import LeaseLost, StoreTimeout
+from .store_errors import LeaseLost, StoreTimeout, StoreUnavailable
 
-T = TypeVar("T")
+_unsaved_reported: set[tuple[str, type[Exception]]] = set()  # (store, cause) logged once
 QUARANTINE_SECONDS = 30 * 86400
 _QUARANTINE = Script(
     """
@@ -56,12 +60,16 @@ return 1
 _SWAP = Script(
     """
 local current = redis.call('GET', KEYS[1])
-if (current and redis.sha1hex(current) or '') ~= ARGV[1] then return 0 end
+if (current and redis.sha1hex(current) or '') ~= ARGV[1] then
+  if current then return {0, current} end
+  return {0}
+end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
-return 1
+return {1}
 """
 )
+SEEN_LIMIT = 4096  # records whose last known bytes are kept, for one-round-trip updates
 
 # Drop index members whose record is gone (KEYS[i + 1] is the record of member ARGV[i]).
 _PRUNE = Script(
@@ -74,23 +82,7 @@ return 0
 )
 
 
-def decode(data: bytes, site: str, profile: str) -> SessionRecord:
-    """The record stored as `data` for (site, profile); `CacheCorruptError` if it is not one,
-    `CacheSchemaError` if a newer harvestkit wrote it."""
-    try:
-        record = SessionRecord.from_dict(json.loads(data.decode("utf-8")))
-    except json.JSONDecodeError as exc:
-        raise CacheCorruptError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except UnicodeDecodeError:
-        raise CacheCorruptError("not UTF-8 text") from None
-    except RecursionError:
-        raise CacheCorruptError("JSON nested too deeply") from None
-    if (record.site, record.profile) != (site, profile):
-        raise CacheCorruptError(f"it holds the record of {record.site}/{record.profile}")
-    return record
-
-
-class RedisStore:
+class RedisStore(SyncTwins, StoreBase):
     """The session store at the Redis server `url` (``redis://`` or ``rediss://``).
 
     `lock_timeout` bounds a contended `update`, `refresh_timeout` the wait for another host's
@@ -98,13 +90,6 @@ class RedisStore:
     of records without a known expiry; `lease` is how long a refresh lease lasts unrenewed (a
     killed harvester is replaced after at most this long).
     """
-
-    # The same freshness rules and cookie-file handling as the file store: its very code.
-    is_fresh = AuthCache.is_fresh
-    _settled = AuthCache._settled
-    import_cookies = AuthCache.import_cookies
-    export_cookies = AuthCache.export_cookies
-    _encode = staticmethod(AuthCache._encode)
 
     def __init__(
         self,
@@ -126,9 +111,18 @@ class RedisStore:
         self.max_age = max_age
         self.lease = lease or parsed.lease or 15.0
         self.record_grace = record_grace
+        self._seen: dict[str, bytes] = {}
+        self._local_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         return f"RedisStore(url={self.url!r}, prefix={self.prefix!r})"
+
+    @property
+    def location(self) -> str:
+        """Where the records are, for messages: the server (password redacted) and key prefix."""
+        return f"{self.url} (keys {self.prefix}*)"
 
     # -- layout -------------------------------------------------------------------------------------
 
@@ -140,13 +134,21 @@ class RedisStore:
     def _index(self) -> str:
         return f"{self.prefix}records"
 
+    def _remember(self, key: str, data: bytes | None) -> None:
+        if data is None:
+            self._seen.pop(key, None)
+            return
+        if len(self._seen) >= SEEN_LIMIT:
+            self._seen.clear()
+        self._seen[key] = data
+
     def _ttl_ms(self, record: SessionRecord) -> int:
         deadline = record.expires_at if record.expires_at is not None else record.harvested_at + self.max_age
         return max(int((max(deadline - time.time(), 0.0) + self.record_grace) * 1000), 1000)
 
     async def aclose(self) -> None:
         """Close this event loop's connections (they reopen on the next call). Async users call it
-        (or use `async with store:`) before their loop ends; the sync methods close their own."""
+        (or use `async with store:`) before their loop ends; the sync methods' loop keeps its own."""
         await self.conn.aclose()
 
     async def __aenter__(self) -> Self:
@@ -154,15 +156,6 @@ class RedisStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    def _sync(self, make: Callable[[], Awaitable[T]]) -> T:
-        async def once() -> T:
-            try:
-                return await make()
-            finally:
-                await self.conn.aclose()
-
-        return run_sync(once)
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -184,13 +177,15 @@ class RedisStore:
             )
 
     async def _decoded(self, site: str, profile: str, data: bytes | None) -> SessionRecord | None:
-        if data is None:
-            return None
+        key = self.key("record", site, profile)
         try:
-            return decode(data, site, profile)
+            record = None if data is None else decode(data, site, profile)
         except CacheCorruptError as exc:
+            self._remember(key, None)
             await self._quarantine(site, profile, data, exc)
             return None
+        self._remember(key, data)
+        return record
 
     async def get(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
         """The record of (site, profile), or None (also after quarantining an unreadable one)."""
@@ -199,15 +194,23 @@ class RedisStore:
             data = await self.conn.client().get(key)
         return await self._decoded(site, profile, data)
 
+    async def _pairs(self) -> builtins.list[tuple[str, str]]:
+        async with self.conn.errors("list"):
+            members = sorted(m.decode("utf-8", "replace") for m in await self.conn.client().smembers(self._index))
+        pairs = [m.split(":", 1) for m in members if m.count(":") == 1]
+        return [(site, profile) for site, profile in pairs if valid_name(site) and valid_name(profile)]
+
+    def keys(self) -> builtins.list[tuple[str, str]]:
+        """The (site, profile) of every record, readable or not (and maybe just expired), sorted."""
+        return self._sync(self._pairs)
+
     async def list(self) -> builtins.list[SessionRecord]:
         """Every readable record, sorted by (site, profile)."""
         client = self.conn.client()
+        pairs = await self._pairs()
         async with self.conn.errors("list"):
-            members = sorted(m.decode("utf-8", "replace") for m in await client.smembers(self._index))
-            members = [m for m in members if all(map(valid_name, m.split(":", 1))) and m.count(":") == 1]
-            pairs = [tuple(m.split(":", 1)) for m in members]
             values = await client.mget([self.key("record", *pair) for pair in pairs]) if pairs else []
-            expired = [m for m, v in zip(members, values, strict=True) if v is None]
+            expired = [f"{s}:{p}" for (s, p), v in zip(pairs, values, strict=True) if v is None]
             if expired:  # their TTL ran out (unless a writer brought one back meanwhile)
                 keys = [self.key("record", *m.split(":", 1)) for m in expired]
                 await _PRUNE(client, [self._index, *keys], expired)
@@ -218,42 +221,88 @@ class RedisStore:
 
     async def put(self, record: SessionRecord, *, timeout: float | None = None) -> None:
         """Store `record` as the record of (record.site, record.profile). (`timeout`: unused, no lock.)"""
-        data = self._encode(record)
+        data = encode(record)
         async with self.conn.errors("put", write=True):
             async with self.conn.client().pipeline(transaction=True) as pipe:
                 pipe.set(self.key("record", record.site, record.profile), data, px=self._ttl_ms(record))
                 pipe.sadd(self._index, f"{record.site}:{record.profile}")
                 await pipe.execute()
+        self._remember(self.key("record", record.site, record.profile), data)
 
     async def update(
-        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
+        self,
+        site: str,
+        fn: UpdateFn,
+        profile: str = DEFAULT_PROFILE,
+        *,
+        timeout: float | None = None,
+        best_effort: bool = False,
     ) -> SessionRecord | None:
         """Atomically replace the record with `fn(current)` (see `AuthCache.update`); `fn` may be
         async and may run more than once when other writers get in between. `timeout` bounds the
-        retries (default `lock_timeout`)."""
+        retries (default `lock_timeout`).
+
+        `best_effort=True` is for data that may be lost (cookies a response refreshed): when the
+        server cannot be reached or the retries run out, that is logged as a warning (once per
+        cause) and None is returned, as if there were no record to update."""
+        key = self.key("record", site, profile)
+        limit = self.lock_timeout if timeout is None else timeout
+        try:
+            # This process's updates of one record queue here, so that under load they do not
+            # collide with each other in the swap and retry; other hosts' are kept out by the swap.
+            lock = self._local_locks.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(limit):
+                    await lock.acquire()
+            except TimeoutError:
+                raise StoreTimeout(f"an update of {site}/{profile} (this process's others kept it busy)", limit, None) from None
+            try:
+                return await self._update(site, fn, profile, max(limit - (time.monotonic() - started), 0.0))
+            finally:
+                lock.release()
+        except (StoreUnavailable, StoreTimeout) as exc:
+            if not best_effort:
+                raise
+            if (self.url, type(exc)) not in _unsaved_reported:
+                _unsaved_reported.add((self.url, type(exc)))
+                log.warning("%s/%s: %s; carrying on with the update unsaved", site, profile, exc)
+            return None
+
+    async def _update(self, site: str, fn: UpdateFn, profile: str, limit: float) -> SessionRecord | None:
         key = self.key("record", site, profile)
         client = self.conn.client()
         loop = asyncio.get_running_loop()
-        limit = self.lock_timeout if timeout is None else timeout
-        deadline, pause = loop.time() + limit, 0.001
-        while True:
+        deadline, pause = loop.time() + limit, 0.0005
+        data = self._seen.get(key)  # what this process last read or wrote: checked by the swap
+        verified = data is None
+        if verified:
             async with self.conn.errors("update"):
                 data = await client.get(key)
+        while True:
             try:
                 current = None if data is None else decode(data, site, profile)
             except CacheCorruptError as exc:
                 await self._quarantine(site, profile, data, exc)
+                data, verified = None, True
                 continue
             new = fn(current)
             if inspect.isawaitable(new):
                 new = await new
-            if new is None:
+            if new is None and verified:
                 return current
-            encoded = self._encode(new, (site, profile))
+            if new is None:  # decided on bytes not read from the server just now: read them, decide again
+                async with self.conn.errors("update"):
+                    data, verified = await client.get(key), True
+                continue
+            encoded = encode(new, (site, profile))
             seen = hashlib.sha1(data).hexdigest() if data is not None else ""
             async with self.conn.errors("update", write=True):
-                if await _SWAP(client, [key, self._index], [seen, encoded, self._ttl_ms(new), f"{site}:{profile}"]):
-                    return new
+                answer = await _SWAP(client, [key, self._index], [seen, encoded, self._ttl_ms(new), f"{site}:{profile}"])
+            if answer[0]:
+                self._remember(key, encoded)
+                return new
+            data, verified = (answer[1] if len(answer) > 1 else None), True  # the record as it is now
             if loop.time() + pause > deadline:  # another writer got in between every time
                 raise StoreTimeout(f"an update of {site}/{profile} (other writers kept changing it)", limit, None)
             await asyncio.sleep(random.uniform(0, pause))
@@ -267,6 +316,7 @@ class RedisStore:
                 pipe.delete(key)
                 pipe.srem(self._index, f"{site}:{profile}")
                 deleted, _ = await pipe.execute()
+        self._remember(key, None)
         return bool(deleted)
 
     # -- single-flight refresh ----------------------------------------------------------------------
@@ -281,16 +331,21 @@ class RedisStore:
         force: bool = False,
         max_age: float | None = None,
         timeout: float | None = None,
+        stale: float | None = None,
     ) -> SessionRecord:
         """The fresh record of (site, profile), harvesting it with `fn()` when stale (see
-        `AuthCache.refresh`). Single-flight across hosts: one caller holds the lease and harvests,
+        `AuthCache.refresh`, also for `stale`). Single-flight across hosts: one caller holds the lease and harvests,
         the others poll until its record is stored and return it. `fn` may be async (a plain one
         runs in a thread). Raises `StoreTimeout` after `timeout` (default `refresh_timeout`) of
         waiting, `LeaseLost` if the lease ran out and another caller took over before the store."""
         current = await self.get(site, profile)
-        if not force and self.is_fresh(current, margin, max_age=max_age):
+        if stale is not None:
+            force = True
+            if current is not None and current.harvested_at != stale:
+                return current
+        elif not force and self.is_fresh(current, margin, max_age=max_age):
             return current
-        seen = current.harvested_at if current else None
+        seen = stale if stale is not None else current.harvested_at if current else None
         lease = Lease(self.conn, self.key("lease", site, profile), self.key("fence", site, profile), self.lease)
         loop = asyncio.get_running_loop()
         limit = self.refresh_timeout if timeout is None else timeout
@@ -308,51 +363,12 @@ class RedisStore:
             if self._settled(current, seen, force, margin, max_age):
                 return current
             new = await (fn() if inspect.iscoroutinefunction(fn) else _in_thread(fn))
-            data = self._encode(new, (site, profile))
+            data = encode(new, (site, profile))
             key = self.key("record", site, profile)
             if not await lease.write(key, data, self._ttl_ms(new), self._index, f"{site}:{profile}"):
                 raise LeaseLost(site, profile, lease.token or 0)
+            self._remember(key, data)
             return new
-
-    # -- sync twins ---------------------------------------------------------------------------------
-
-    def get_sync(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None:
-        """`get` for synchronous code."""
-        return self._sync(lambda: self.get(site, profile))
-
-    def list_sync(self) -> builtins.list[SessionRecord]:
-        """`list` for synchronous code."""
-        return self._sync(self.list)
-
-    def put_sync(self, record: SessionRecord, *, timeout: float | None = None) -> None:
-        """`put` for synchronous code."""
-        self._sync(lambda: self.put(record, timeout=timeout))
-
-    def update_sync(
-        self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None
-    ) -> SessionRecord | None:
-        """`update` for synchronous code."""
-        return self._sync(lambda: self.update(site, fn, profile, timeout=timeout))
-
-    def delete_sync(self, site: str, profile: str = DEFAULT_PROFILE, *, timeout: float | None = None) -> bool:
-        """`delete` for synchronous code."""
-        return self._sync(lambda: self.delete(site, profile, timeout=timeout))
-
-    def refresh_sync(
-        self,
-        site: str,
-        fn: Callable[[], SessionRecord],
-        margin: float = 0.0,
-        profile: str = DEFAULT_PROFILE,
-        *,
-        force: bool = False,
-        max_age: float | None = None,
-        timeout: float | None = None,
-    ) -> SessionRecord:
-        """`refresh` for synchronous code (`fn` runs in a worker thread)."""
-        return self._sync(
-            lambda: self.refresh(site, fn, margin, profile, force=force, max_age=max_age, timeout=timeout)
-        )
 
 
 async def _in_thread(fn: Callable[[], Any]) -> Any:

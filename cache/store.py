@@ -12,7 +12,7 @@ Locks are not reentrant: an `update` function must not call `put`/`update` on it
 Freshness: a record with `expires_at` is fresh while `now + margin < expires_at`. A record
 with no known expiry (None) is fresh only while `now + margin - harvested_at < max_age`
 (12 hours unless the cache or the call says otherwise): an unknown expiry must not mean
-"valid forever".
+"valid forever" (the rule is `harvestkit.cache.base.StoreBase.is_fresh`, shared with Redis).
 
 Unreadable records (bad JSON, wrong types, missing fields) are moved aside as
 `<profile>.json.corrupt-<UTC time>`, reported once with a `CacheCorruptWarning`, and read
@@ -23,27 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import dataclasses
 import inspect
-import json
-import logging
 import os
-import time
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cookiefiles import dump_cookies, parse_cookies
-from .errors import (
-    CacheCorruptError,
-    CacheCorruptWarning,
-    CacheError,
-    CacheSchemaError,
-    CacheWriteError,
-    CookieImportError,
-)
-from .limits import check_count, screen_cookies
+from .base import DEFAULT_MAX_AGE, HarvestFn, StoreBase, UpdateFn, decode, encode, log
+from .errors import CacheCorruptError, CacheCorruptWarning, CacheError, CacheSchemaError, CacheWriteError
 from .locks import CacheLock
 from .paths import (
     check_existing_private,
@@ -56,10 +44,7 @@ from .paths import (
 )
 from .record import DEFAULT_PROFILE, SessionRecord, check_name, valid_name
 
-UpdateFn = Callable[[SessionRecord | None], SessionRecord | None | Awaitable[SessionRecord | None]]
-HarvestFn = Callable[[], SessionRecord | Awaitable[SessionRecord]]
-DEFAULT_MAX_AGE = 12 * 3600.0
-log = logging.getLogger("harvestkit.cache")
+__all__ = ["DEFAULT_MAX_AGE", "AuthCache", "HarvestFn", "UpdateFn"]
 
 
 async def _to_completion(fn: Callable[..., Any], *args: Any) -> Any:
@@ -82,7 +67,7 @@ async def _run(fn: Callable[..., Any], *args: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
-class AuthCache:
+class AuthCache(StoreBase):
     """The auth cache rooted at `root` (see `harvestkit.cache.paths` for the default).
 
     `lock_timeout` bounds waits for a record lock, `refresh_timeout` waits for another
@@ -105,6 +90,11 @@ class AuthCache:
 
     def __repr__(self) -> str:
         return f"AuthCache(root={str(self.root)!r})"
+
+    @property
+    def location(self) -> str:
+        """Where the records are, for messages: the cache directory."""
+        return str(self.root)
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -132,18 +122,9 @@ class AuthCache:
         if data is None:
             return None
         try:
-            record = SessionRecord.from_dict(json.loads(data.decode("utf-8")))
+            return decode(data, site, profile)
         except CacheSchemaError as exc:
             raise CacheSchemaError(exc.found, exc.supported, path) from None
-        except json.JSONDecodeError as exc:
-            raise CacheCorruptError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-        except UnicodeDecodeError:
-            raise CacheCorruptError("not UTF-8 text") from None
-        except RecursionError:
-            raise CacheCorruptError("JSON nested too deeply") from None
-        if (record.site, record.profile) != (site, profile):
-            raise CacheCorruptError(f"it holds the record of {record.site}/{record.profile}")
-        return record
 
     def _load_or_quarantine(self, site: str, profile: str, *, move: bool = True) -> SessionRecord | None:
         # The caller holds the record lock (unless `move` is False), so no writer can replace the
@@ -210,21 +191,6 @@ class AuthCache:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _encode(record: SessionRecord, key: tuple[str, str] | None = None) -> bytes:
-        """The file content for `record`, which must be valid (and for `key`, if given)."""
-        if not isinstance(record, SessionRecord):
-            raise TypeError(f"expected a SessionRecord, not {type(record).__name__}")
-        site, profile = key or (record.site, record.profile)
-        if (record.site, record.profile) != (site, profile):
-            raise ValueError(f"expected a record for {site}/{profile}, not {record.site}/{record.profile}")
-        try:
-            text = json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False)
-            SessionRecord.from_dict(json.loads(text))  # never write what would read back as corrupt
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"refusing to store an invalid record for {site}/{profile}: {exc}") from None
-        return text.encode("utf-8")
-
     def _write(self, record: SessionRecord, data: bytes) -> None:
         # The caller holds the record lock.
         path = self.record_path(record.site, record.profile)
@@ -236,7 +202,7 @@ class AuthCache:
         self._put(record, None, timeout)
 
     def _put(self, record: SessionRecord, key: tuple[str, str] | None, timeout: float | None) -> None:
-        data = self._encode(record, key)
+        data = encode(record, key)
         self._dirs(record.site, create=True)
         with self._lock(record.site, record.profile, timeout):
             self._write(record, data)
@@ -268,7 +234,7 @@ class AuthCache:
                 new = fn(current)
                 if new is None:
                     return current
-                self._write(new, self._encode(new, (site, profile)))
+                self._write(new, encode(new, (site, profile)))
                 return new
         except CacheWriteError as exc:
             if not best_effort:
@@ -293,35 +259,7 @@ class AuthCache:
             fsync_dir(path.parent)
             return True
 
-    # -- freshness and single-flight refresh --------------------------------------------------------
-
-    def is_fresh(
-        self,
-        record: SessionRecord | None,
-        margin: float = 0.0,
-        *,
-        max_age: float | None = None,
-        now: float | None = None,
-    ) -> bool:
-        """Whether `record` stays usable for `margin` more seconds (False for None).
-
-        With `expires_at`: `now + margin < expires_at`. Without a known expiry: only within
-        `max_age` (default: the cache's) of `harvested_at`.
-        """
-        if record is None:
-            return False
-        now = time.time() if now is None else now
-        if record.expires_at is not None:
-            return now + margin < record.expires_at
-        return now + margin - record.harvested_at < (self.max_age if max_age is None else max_age)
-
-    def _settled(
-        self, record: SessionRecord | None, seen: float | None, force: bool, margin: float, max_age: float | None
-    ) -> bool:
-        """After waiting for the refresh lock: can `record` be returned without a harvest?"""
-        if force:  # only if someone else harvested while we waited
-            return record is not None and record.harvested_at != seen
-        return self.is_fresh(record, margin, max_age=max_age)
+    # -- single-flight refresh --------------------------------------------------------
 
     def refresh_sync(
         self,
@@ -389,7 +327,7 @@ class AuthCache:
                 new = await _run(fn, current)
                 if new is None:
                     return current
-                await _to_completion(self._write, new, self._encode(new, (site, profile)))
+                await _to_completion(self._write, new, encode(new, (site, profile)))
                 return new
         except CacheWriteError as exc:
             if not best_effort:
@@ -409,12 +347,20 @@ class AuthCache:
         force: bool = False,
         max_age: float | None = None,
         timeout: float | None = None,
+        stale: float | None = None,
     ) -> SessionRecord:
-        """`refresh_sync` without blocking the event loop; `fn` may be async (a plain one runs in a thread)."""
+        """`refresh_sync` without blocking the event loop; `fn` may be async (a plain one runs in a thread).
+
+        `stale` is the `harvested_at` of a record the caller saw refused: it implies `force`, and a
+        record harvested since then is returned without `fn`, however early it was stored."""
         current = await self.get(site, profile)
-        if not force and self.is_fresh(current, margin, max_age=max_age):
+        if stale is not None:
+            force = True
+            if current is not None and current.harvested_at != stale:
+                return current
+        elif not force and self.is_fresh(current, margin, max_age=max_age):
             return current
-        seen = current.harvested_at if current else None
+        seen = stale if stale is not None else current.harvested_at if current else None
         await asyncio.to_thread(self._dirs, site, True)
         async with self._lock(site, profile, timeout, kind=".refresh"):
             current = await self.get(site, profile)
@@ -423,55 +369,6 @@ class AuthCache:
             new = await _run(fn)
             await _to_completion(self._put, new, (site, profile), None)
             return new
-
-    # -- cookie files -------------------------------------------------------------------------------
-
-    def import_cookies(
-        self,
-        site: str,
-        text: str,
-        fmt: str | None = None,
-        profile: str = DEFAULT_PROFILE,
-        *,
-        replace: bool = False,
-        domains: Sequence[str] | None = None,
-    ) -> SessionRecord:
-        """Merge the cookies of a cookie file's `text` (format detected unless `fmt`) into the
-        record, creating one with source "import" if there is none; `replace` drops the
-        cookies held before. Returns the stored record.
-
-        With `domains` (the site's), the limits of `harvestkit.cache.limits` apply: cookies of
-        other domains, on a public suffix or too large are refused (logged as one warning that
-        says which); `CookieImportError` when none is left or the session would grow too large.
-        """
-        cookies = parse_cookies(text, fmt)
-        if domains is not None:
-            screened = screen_cookies(cookies, domains)
-            if screened.refused:
-                message = f"{site}: refused {len(screened.refused)} of {len(cookies)} cookies: {screened.summary()}"
-                if not screened.kept:
-                    raise CookieImportError(f"no cookie to import; {message}")
-                log.warning("%s", message)
-            cookies = screened.kept
-        if not cookies:
-            raise CookieImportError(f"no cookies found for {site} (format {fmt or 'detected'})")
-
-        def merge(record: SessionRecord | None) -> SessionRecord:
-            record = record or SessionRecord(site, profile, source="import")
-            if replace:
-                record = dataclasses.replace(record, cookies=[])
-            merged = record.merge_cookies(cookies)
-            check_count(site, profile, len(merged.cookies))
-            return merged
-
-        return self.update_sync(site, merge, profile)
-
-    def export_cookies(self, site: str, fmt: str = "netscape", profile: str = DEFAULT_PROFILE) -> str:
-        """The record's cookies as the text of a cookie file in `fmt`."""
-        record = self.get_sync(site, profile)
-        if record is None:
-            raise CacheError(f"no cached session for {site}/{profile}")
-        return dump_cookies(record.cookies, fmt)
 
 
 _unsaved_reported: set[tuple[str, str]] = set()

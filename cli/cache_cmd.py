@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harvestkit.cache import FORMATS, AuthCache, SessionRecord
+from harvestkit.cache import FORMATS, SessionRecord, SessionStore, open_store
+from harvestkit.cache.redact import redact_url
 
 from . import record_cmd
 from .common import (
@@ -71,7 +72,34 @@ def add_parsers(commands: Any) -> None:
     load.set_defaults(run=run_import)
 
 
-def _row(record: SessionRecord, cache: AuthCache) -> dict[str, Any]:
+def _pool_rows(cache: SessionStore) -> list[dict[str, Any]]:
+    """Each member of the config file's pools: its session, cooldown and budget as shared in the store."""
+    import asyncio
+
+    from harvestkit.client.session_pool import pools_from_config
+    from harvestkit.common.config import load_config
+
+    pools = pools_from_config(load_config().pools)
+
+    async def synced() -> list[dict[str, Any]]:
+        for pool in pools:
+            await pool.sync(cache, force=True)
+        return [row.as_dict() for pool in pools for row in pool.status()]
+
+    return asyncio.run(synced()) if pools else []
+
+
+def _pool_table(rows: list[dict[str, Any]]) -> str:
+    body = []
+    for r in rows:
+        cooling = f"until {time.strftime('%H:%M:%S', time.localtime(time.time() + r['cooling_for']))} ({r['reason']})" if r["cooling_for"] else "-"
+        limits = ", ".join(f"{name} {left:g}" for name, left in sorted(r["limits"].items())) or "-"
+        state = "fresh" if r["fresh"] else "expired" if r["expires_in"] is not None and r["expires_in"] <= 0 else "missing or stale"
+        body.append([r["site"], r["profile"], r["proxy"] or "-", state, cooling, f"{r['budget_left']:.0%}", limits])
+    return table(body, ["POOL", "PROFILE", "PROXY", "SESSION", "COOLING DOWN", "BUDGET LEFT", "REMAINING"])
+
+
+def _row(record: SessionRecord, cache: SessionStore) -> dict[str, Any]:
     now = time.time()
     return {
         "site": record.site,
@@ -81,23 +109,26 @@ def _row(record: SessionRecord, cache: AuthCache) -> dict[str, Any]:
         "fresh": cache.is_fresh(record),
         "api_key": bool(record.api_key),
         "cookies": len(record.cookies),
-        "proxy": record.proxy,
+        "proxy": redact_url(record.proxy),
         "source": record.source,
     }
 
 
 @command
 def run_status(args: argparse.Namespace) -> int:
-    cache = AuthCache()
     try:
+        cache = open_store()
         rows = [_row(r, cache) for r in cache.list_sync()]
+        pooled = _pool_rows(cache)
     except Exception as exc:  # noqa: BLE001
         return report_error(exc)
     if args.json:
-        print_json(rows)
+        print_json({"sessions": rows, "pools": pooled} if pooled else rows)
         return OK
+    if pooled:
+        print(_pool_table(pooled) + "\n")
     if not rows:
-        print(f"no sessions in {cache.root}; run `harvestkit harvest` (or `harvestkit login cerebras`)")
+        print(f"no sessions in {cache.location}; run `harvestkit harvest` (or `harvestkit login cerebras`)")
         return OK
     body = [
         [r["site"], r["profile"], human_duration(r["age"]), human_duration(r["expires_in"]), "yes" if r["fresh"] else "no",
@@ -110,13 +141,13 @@ def run_status(args: argparse.Namespace) -> int:
 
 @command
 def run_path(args: argparse.Namespace) -> int:
-    print(AuthCache().root)
+    print(open_store().location)
     return OK
 
 
 @command
 def run_show(args: argparse.Namespace) -> int:
-    record = AuthCache().get_sync(args.site, args.profile)
+    record = open_store().get_sync(args.site, args.profile)
     if record is None:
         print(f"harvestkit: no {args.site} session for profile {args.profile!r}", file=sys.stderr)
         return FAILURE
@@ -131,14 +162,14 @@ def run_clear(args: argparse.Namespace) -> int:
     if args.all == bool(args.site):
         print("harvestkit: name a SITE, or pass --all", file=sys.stderr)
         return USAGE
-    for line in clear(AuthCache(), None if args.all else args.site, args.profile, args.browser_profile):
+    for line in clear(open_store(), None if args.all else args.site, args.profile, args.browser_profile):
         print(line)
     return OK
 
 
 @command
 def run_export(args: argparse.Namespace) -> int:
-    cache = AuthCache()
+    cache = open_store()
     if cache.get_sync(args.site, args.profile) is None:
         print(f"harvestkit: no {args.site} session for profile {args.profile!r}", file=sys.stderr)
         return FAILURE
@@ -163,6 +194,6 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"harvestkit: cannot read {name}: {exc.strerror}", file=sys.stderr)
         return FAILURE
     domains = recipe_for(args.site).cookie_domains
-    record = AuthCache().import_cookies(args.site, text, args.format, args.profile, replace=args.replace, domains=domains)
+    record = open_store().import_cookies(args.site, text, args.format, args.profile, replace=args.replace, domains=domains)
     print(f"imported: {args.site}/{args.profile} now holds {len(record.cookies)} cookies")
     return OK

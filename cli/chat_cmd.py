@@ -33,7 +33,7 @@ def add_parsers(commands: Any) -> None:
     chat.add_argument("-m", "--model", default=None, help="model id or alias (default: the provider's)")
     chat.add_argument("--system", default=None, help="system message")
     chat.add_argument("--max-tokens", type=int, default=None)
-    chat.add_argument("--profile", default="default")
+    chat.add_argument("--profile", default=None, help="the session's profile (default: the config's pool, else default)")
     chat.add_argument("--json", action="store_true", help="one JSON event per line")
     chat.add_argument("--record", metavar="FILE", default=None, help="also write a scrubbed HAR of the traffic")
     chat.set_defaults(run=run_chat)
@@ -59,11 +59,25 @@ def _event(event: Any) -> dict[str, Any]:
     return {"type": "unknown", "value": repr(event)}
 
 
+def _sessions(args: argparse.Namespace) -> dict[str, Any]:
+    """`--profile`, else the config file's pool of the provider's site, else the default profile."""
+    if args.profile is not None:
+        return {"profile": args.profile}
+    from harvestkit.common.config import load_config
+
+    specs = {site: spec for site, spec in load_config().pools.items() if site == args.provider}
+    if not specs:
+        return {"profile": "default"}
+    from harvestkit.client.session_pool import pools_from_config
+
+    return {"pools": tuple(pools_from_config(specs))}
+
+
 async def _chat(args: argparse.Namespace, prompt: str) -> None:
     provider = get_provider(args.provider)
     try:
         async with provider.stream(
-            prompt, args.model, system=args.system, max_tokens=args.max_tokens, profile=args.profile
+            prompt, args.model, system=args.system, max_tokens=args.max_tokens, **_sessions(args)
         ) as stream:
             async for event in stream:
                 if args.json:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harvestkit.cache import AuthCache
+from harvestkit.cache import AuthCache, SessionStore
 from harvestkit.cache.errors import CacheWriteError
 from harvestkit.cache.locks import CacheLock
 
@@ -42,15 +42,17 @@ def _wipe_profile(site: str, profile: str, directory: Path) -> str:
     )
 
 
-def clear(cache: AuthCache, site: str | None, profile: str, browser_profile: bool) -> list[str]:
-    """Remove the session(s) (every one when `site` is None) and say what was removed."""
+def clear(cache: SessionStore, site: str | None, profile: str, browser_profile: bool) -> list[str]:
+    """Remove the session(s) (every one when `site` is None) and say what was removed. In a Redis
+    store, unreadable records set aside expire by themselves (after 30 days)."""
     keys = cache.keys() if site is None else [(site, profile)]
     lines = []
     for key_site, key_profile in keys:
-        path = cache.record_path(key_site, key_profile)
+        files = isinstance(cache, AuthCache)
+        path = cache.record_path(key_site, key_profile) if files else None
         if cache.delete_sync(key_site, key_profile):
-            lines.append(f"removed the {key_site}/{key_profile} session ({path})")
-        for copy in sorted(path.parent.glob(f"{path.name}.corrupt-*")):
+            lines.append(f"removed the {key_site}/{key_profile} session ({path or cache.location})")
+        for copy in sorted(path.parent.glob(f"{path.name}.corrupt-*")) if path else ():
             try:
                 copy.unlink()
             except OSError as exc:
@@ -60,7 +62,7 @@ def clear(cache: AuthCache, site: str | None, profile: str, browser_profile: boo
     if browser_profile:
         lines += [_wipe_profile(*found) for found in profiles]
     if not lines:
-        lines.append(f"nothing to remove: no {'session' if site is None else f'{site}/{profile} session'} in {cache.root}")
+        lines.append(f"nothing to remove: no {'session' if site is None else f'{site}/{profile} session'} in {cache.location}")
     if not browser_profile:
         lines += [
             f"kept the browser profile {d} (the {s} sign-in lives there; --browser-profile removes it)"

@@ -6,12 +6,12 @@ NO_COLOR is set. Errors are printed as one line, secrets redacted (the error cla
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import os
 import re
-import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -20,8 +20,9 @@ from typing import Any, TextIO
 from harvestkit.cache.errors import HarvestkitError
 from harvestkit.harvester.sites import SITES
 
+from .termination import TERMINATED, Termination
+
 OK, FAILURE, USAGE, NEEDS_HUMAN, PARTIAL = 0, 1, 2, 3, 4
-TERMINATED = 128 + signal.SIGTERM  # 143, what a shell reports for a job ended by SIGTERM
 SITE_NAMES = tuple(SITES)  # the harvester's recipes: a new site needs no change here
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -90,24 +91,6 @@ def report_error(error: BaseException, prefix: str = "harvestkit") -> int:
     return exit_code_for(error)
 
 
-class _Termination:
-    """SIGTERM handled as Ctrl-C is (cron and systemd stop jobs with it): whatever SIGINT does now
-    (asyncio.run cancels its main task, so browsers are torn down) happens, once."""
-
-    def __init__(self) -> None:
-        self.received = False
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if self.received:
-            return  # the teardown is under way; a second signal must not cut it short
-        self.received = True
-        interrupt = signal.getsignal(signal.SIGINT)
-        if callable(interrupt):
-            interrupt(signal.SIGINT, frame)
-        else:  # SIGINT ignored (a background job): interrupt the main thread ourselves
-            raise KeyboardInterrupt
-
-
 def _log_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
     """Warnings (the cache's corrupt-record notice...) as log lines, without a source line."""
     name = "harvestkit.cache" if category.__module__.startswith("harvestkit.cache") else "py.warnings"
@@ -121,21 +104,19 @@ def command(run: Callable[[Any], int]) -> Callable[[Any], int]:
 
     @functools.wraps(run)
     def wrapper(args: Any) -> int:
-        termination = _Termination()
-        previous = signal.signal(signal.SIGTERM, termination)
         shown = warnings.showwarning
         warnings.showwarning = _log_warning
-        try:
-            code = run(args)
-        except KeyboardInterrupt:
-            if termination.received:
-                return TERMINATED
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
-            code = report_error(exc)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            warnings.showwarning = shown
+        with Termination() as termination:
+            try:
+                code = run(args)
+            except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (cancels asyncio.run)
+                if termination.received:
+                    return TERMINATED
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+                code = report_error(exc)
+            finally:
+                warnings.showwarning = shown
         return TERMINATED if termination.received else code
 
     return wrapper

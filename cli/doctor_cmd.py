@@ -50,14 +50,15 @@ def _impersonation(major: int | None) -> tuple[bool, str]:
 
 
 def _cache() -> tuple[bool, str]:
-    from harvestkit.cache import AuthCache
+    from harvestkit.cache import AuthCache, open_store
 
-    cache = AuthCache()
     try:
+        cache = open_store()
         records = cache.list_sync()
-    except Exception as exc:  # noqa: BLE001 - e.g. CachePermissionError with the chmod to run
+    except Exception as exc:  # noqa: BLE001 - e.g. CachePermissionError with the chmod to run, StoreUnavailable
         return False, str(exc)
-    return True, f"{cache.root}: {len(records)} session(s), owner-only"
+    kind = "owner-only" if isinstance(cache, AuthCache) else "shared through Redis"
+    return True, f"{cache.location}: {len(records)} session(s), {kind}"
 
 
 def _proxy() -> tuple[bool, str] | None:

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from harvestkit.cache import AuthCache, CacheLockTimeout, SessionRecord
+from harvestkit.cache import CacheLockTimeout, SessionRecord, SessionStore, open_store
 from harvestkit.cache.locks import CacheLock
 from harvestkit.cache.paths import default_root, ensure_private_dir
 
@@ -37,7 +37,9 @@ from .record_cmd import recorded
 def add_parsers(commands: Any) -> None:
     harvest = commands.add_parser("harvest", help="harvest sessions in a browser (default: every site)")
     harvest.add_argument("sites", nargs="*", metavar="SITE", help=f"one of {', '.join(SITE_NAMES)}")
-    _browser_options(harvest, timeout=60)
+    harvest.add_argument("--profile", action="append", default=None,
+                         help="browser and cache profile; repeat it for several sessions (default: the config's pool members, else default)")  # fmt: skip
+    _browser_options(harvest, timeout=60, profile=False)
     harvest.add_argument("--headful", action="store_true", help="show the browser window")
     harvest.add_argument("--json", action="store_true", help="print the results as JSON")
     harvest.add_argument("--record", metavar="FILE", default=None, help="also write a scrubbed HAR of the traffic")
@@ -51,7 +53,7 @@ def add_parsers(commands: Any) -> None:
 
     refresh = commands.add_parser("refresh", help="renew what is missing or about to expire (for cron)")
     refresh.add_argument("sites", nargs="*", metavar="SITE", help="default: the sites with a session")
-    refresh.add_argument("--profile", default="default")
+    refresh.add_argument("--profile", default=None, help="default: each site's pool members in the config, else default")
     refresh.add_argument("--margin", type=duration_arg, default=600.0, help="renew what expires within this (10m)")
     refresh.add_argument("--max-age", type=duration_arg, default=6 * 3600.0, help="renew what is older (6h)")
     refresh.add_argument("--timeout", type=duration_arg, default=120.0, help="per browser run (120s)")
@@ -60,8 +62,9 @@ def add_parsers(commands: Any) -> None:
     refresh.set_defaults(run=run_refresh)
 
 
-def _browser_options(parser: argparse.ArgumentParser, timeout: float) -> None:
-    parser.add_argument("--profile", default="default", help="browser and cache profile (default)")
+def _browser_options(parser: argparse.ArgumentParser, timeout: float, profile: bool = True) -> None:
+    if profile:
+        parser.add_argument("--profile", default="default", help="browser and cache profile (default)")
     parser.add_argument("--proxy", default=None, help="proxy URL (default: HARVESTKIT_PROXY)")
     parser.add_argument("--timeout", type=duration_arg, default=timeout, help=f"seconds ({timeout:g})")
 
@@ -123,7 +126,43 @@ def _print_outcomes(outcomes: dict[str, SessionRecord | BaseException], seconds:
         print(_line(site, outcome, seconds, style))
 
 
-async def _harvest(sites: list[str], args: argparse.Namespace, cache: AuthCache) -> dict[str, SessionRecord | BaseException]:
+def _targets(sites: list[str], profiles: list[str] | None, proxy: str | None) -> dict[tuple[str, str | None], list[str]]:
+    """(profile, proxy) -> the sites to harvest with it: the named profiles, else each site's
+    pool members in the config file (each through its proxy), else the default profile.
+    ``--proxy`` wins over a member's proxy."""
+    from harvestkit.common.config import load_config
+
+    pools = load_config().pools
+    targets: dict[tuple[str, str | None], list[str]] = {}
+    for site in sites:
+        members = dict(pools[site].members) if site in pools else {}
+        chosen = profiles or list(members) or ["default"]
+        for profile in dict.fromkeys(chosen):
+            targets.setdefault((profile, proxy or members.get(profile)), []).append(site)
+    return targets
+
+
+async def _harvest_all(
+    targets: dict[tuple[str, str | None], list[str]], args: argparse.Namespace, cache: SessionStore, *, named: bool | None = None
+) -> dict[str, SessionRecord | BaseException]:
+    """Each target's harvest in turn (a browser per profile), keyed ``site/profile`` when
+    ``named`` (default: when several profiles are harvested), else ``site``."""
+    if named is None:
+        named = len({profile for profile, _ in targets}) > 1
+    outcomes: dict[str, SessionRecord | BaseException] = {}
+    for (profile, proxy), sites in targets.items():
+        args.profile, args.proxy = profile, proxy
+        try:
+            found = await _harvest(sites, args, cache)
+        except Exception as exc:  # noqa: BLE001 - this profile's browser failed; the others go on
+            if len(targets) == 1:
+                raise
+            found = {site: exc for site in sites}
+        outcomes.update({f"{site}/{profile}" if named else site: o for site, o in found.items()})
+    return outcomes
+
+
+async def _harvest(sites: list[str], args: argparse.Namespace, cache: SessionStore) -> dict[str, SessionRecord | BaseException]:
     from harvestkit.harvester import harvest, harvest_many
 
     common = {"profile": args.profile, "proxy": args.proxy, "timeout": args.timeout, "cache": cache, "progress": ProgressPrinter()}
@@ -141,8 +180,9 @@ def run_harvest(args: argparse.Namespace) -> int:
     sites = _check_sites(args.sites) or list(SITE_NAMES)
     started = time.monotonic()
     try:
+        targets = _targets(sites, args.profile, args.proxy)
         with recorded(args.record):
-            outcomes = asyncio.run(_harvest(sites, args, AuthCache()))
+            outcomes = asyncio.run(_harvest_all(targets, args, open_store()))
     except Exception as exc:  # noqa: BLE001 - a failure of the whole browser
         return report_error(exc)
     _print_outcomes(outcomes, time.monotonic() - started, args.json)
@@ -166,7 +206,7 @@ def run_login(args: argparse.Namespace) -> int:
 
 # -- refresh ----------------------------------------------------------------------------------------
 
-def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_age: float) -> tuple[list[str], dict[str, str]]:
+def _due(cache: SessionStore, sites: list[str], profile: str, margin: float, max_age: float) -> tuple[list[str], dict[str, str]]:
     """The sites to harvest, and why each of the others is left alone."""
     due, fresh = [], {}
     for site in sites:
@@ -182,8 +222,13 @@ def _due(cache: AuthCache, sites: list[str], profile: str, margin: float, max_ag
 
 @command
 def run_refresh(args: argparse.Namespace) -> int:
-    cache = AuthCache()
-    sites = _check_sites(args.sites) or sorted({r.site for r in cache.list_sync() if r.profile == args.profile} & set(SITE_NAMES)) or list(SITE_NAMES)
+    from harvestkit.common.config import load_config
+
+    cache = open_store()
+    pooled = set() if args.profile else set(load_config().pools)
+    held = {r.site for r in cache.list_sync() if r.profile == (args.profile or "default")}
+    sites = _check_sites(args.sites) or sorted((held | pooled) & set(SITE_NAMES)) or list(SITE_NAMES)
+    targets = _targets(sites, [args.profile] if args.profile else None, None)
     as_json = args.json or not sys.stdout.isatty()
     lock_path = default_root().parent / "refresh.lock"
     if not lock_path.parent.exists():
@@ -196,15 +241,22 @@ def run_refresh(args: argparse.Namespace) -> int:
         print_json({"status": "busy", "message": message}) if as_json else print(message)
         return OK
     try:
-        due, fresh = _due(cache, sites, args.profile, args.margin, args.max_age)
+        several = len({profile for profile, _ in targets}) > 1
+        due: dict[tuple[str, str | None], list[str]] = {}
+        fresh: dict[str, str] = {}
+        for (profile, proxy), group in targets.items():
+            found, left = _due(cache, group, profile, args.margin, args.max_age)
+            if found:
+                due[(profile, proxy)] = found
+            fresh.update({f"{site}/{profile}" if several else site: why for site, why in left.items()})
         outcomes: dict[str, SessionRecord | BaseException] = {}
         started = time.monotonic()
         if due:
-            args.proxy, args.headful = None, False
+            args.headful = False
             try:
-                outcomes = asyncio.run(_harvest(due, args, cache))
+                outcomes = asyncio.run(_harvest_all(due, args, cache, named=several))
             except Exception as exc:  # noqa: BLE001
-                outcomes = {site: exc for site in due}
+                outcomes = {site: exc for group in due.values() for site in group}
         code = _outcome_code(outcomes) if outcomes else OK
         if as_json:
             print_json({

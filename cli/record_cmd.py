@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harvestkit.cache import AuthCache, SessionRecord
+from harvestkit.cache import SessionRecord, open_store
 from harvestkit.cache.limits import check_count
 from harvestkit.common.har import HarFormatError, entries_of, load_document, load_har
 from harvestkit.common.recording import recording, write_private
@@ -93,7 +93,7 @@ def run_import_har(args: argparse.Namespace) -> int:
         )
 
     try:
-        record = AuthCache().update_sync(args.site, merge, args.profile)
+        record = open_store().update_sync(args.site, merge, args.profile)
     except Exception as exc:  # noqa: BLE001
         return report_error(exc)
     assert record is not None

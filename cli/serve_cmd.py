@@ -76,17 +76,23 @@ def run(args: argparse.Namespace) -> int:
         return USAGE
     if not args.quiet:
         ACCESS_LOG.setLevel(logging.INFO)
+    if args.config:  # the session store it names is this process's default one
+        from harvestkit.cache import use_config
+
+        use_config(args.config)
     return asyncio.run(_serve(chosen))
 
 
 async def _serve(chosen: Effective) -> int:
+    from harvestkit.client.session_pool import pools_from_config
     from harvestkit.gateway import serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    summary = {name: value for name, value in chosen.describe().items() if name in ("config file", "listen", "proxy")}
+    summary = {name: value for name, value in chosen.describe().items() if name in ("config file", "listen", "proxy", "session store")}
+    pools = pools_from_config(chosen.pools)
     try:
         async with serve(
             chosen.host,
@@ -98,6 +104,7 @@ async def _serve(chosen: Effective) -> int:
             cors_origins=chosen.cors_origins,
             aliases=chosen.aliases,
             summary=summary,
+            pools=pools,
         ) as url:
             guard = "clients must send the API key" if chosen.keys else "no API key"
             print(f"harvestkit serve: OpenAI-compatible API at {url}/v1 ({guard}); Ctrl-C stops it",

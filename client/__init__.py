@@ -56,16 +56,19 @@ __all__ = [
     "FinishReason",
     "HTTPResponse",
     "HarvestkitError",
+    "Member",
     "MissingCredentials",
     "MockResponse",
     "MockTransport",
     "MockWebSocket",
     "ModelNotFound",
+    "PoolExhausted",
     "ProtocolError",
     "RateLimited",
     "Reasoning",
     "Request",
     "ServerError",
+    "SessionPool",
     "Settings",
     "Site",
     "StreamBroken",
@@ -82,3 +85,16 @@ __all__ = [
     "get_provider",
     "stream",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The pool classes, imported on first use (most programs use none)."""
+    if name == "Member":
+        from .pool import Member
+
+        return Member
+    if name in ("PoolExhausted", "SessionPool"):
+        from . import session_pool
+
+        return getattr(session_pool, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

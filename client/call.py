@@ -87,6 +87,7 @@ class Call:
         response = await self.transport.send(request)
         try:
             await self.auth.merge_set_cookies(credentials, request.url, response.set_cookies)
+            await self.auth.observe(response.headers)  # a pool member's rate-limit budget
             if response.status < 400:
                 return response
             body = await response.read(timeout=self.idle())

@@ -28,6 +28,7 @@ from .credentials import Credentials, SiteAuth
 from .errors import ClientError, ModelNotFound, StreamBroken
 from .events import Event
 from .options import OPTION_NAMES, ChatOptions, split_keywords
+from .pooled import Sessions, listing_call
 from .settings import SETTING_NAMES, Settings
 from .site import Site, as_messages
 from .stream import ChatResult, ChatStream
@@ -147,7 +148,7 @@ class Client:
         Uses only credentials that exist (explicit or cached): listing models never harvests."""
         site = self.site(provider)
         call = self._call(site, self.settings.replace(allow_harvest=False), api_key, cookies, ChatOptions())
-        live = await self._live(call, site)
+        live = await self._live(await listing_call(call, site), site)
         return live if live is not None else list(site.models)
 
     def sync(self) -> SyncClient:
@@ -206,18 +207,19 @@ class Client:
         return Call(site.name, settings, dict(site.urls), auth, self.transport, options, generation, deadline)
 
     async def _events(self, call: Call, site: Site, model: str, messages: list[dict[str, Any]]) -> AsyncGenerator[list[Event], None]:
-        credentials = await site.credentials(call)
-        live = await self._live(call, site, credentials)
+        sessions = Sessions(call, site)  # the one session, or a member of the site's pool
+        credentials = await sessions.first()
+        live = await self._live(sessions.call, site, credentials)
         if live is not None and model not in live:
             raise ModelNotFound(
                 f"model {model!r} is not in the live list; live models: {', '.join(sorted(live)[:20])}",
                 provider=site.name,
             )
-        retry, attempt, recovered = call.retry, 0, False
+        retry, attempt = call.retry, 0
         while True:
             yielded = False
             try:
-                async with contextlib.aclosing(site.events(call, credentials, model, messages)) as events:
+                async with contextlib.aclosing(site.events(sessions.call, credentials, model, messages)) as events:
                     async for batch in events:
                         yielded = True
                         yield batch
@@ -225,17 +227,16 @@ class Client:
             except ClientError as error:
                 if yielded:
                     raise _broken(error) from error
-                if not recovered and site.recoverable(error, credentials):
-                    recovered = True
-                    credentials = await site.recover(call, credentials, error)
+                moved, error = await sessions.after(error, credentials)  # another pool member, or recovered
+                if moved is not None:
+                    credentials = moved
                     continue
                 attempt += 1
                 delay = retry.delay(attempt, error)
-                if delay is None:
-                    raise
-                if call.deadline is not None and time.monotonic() + delay > call.deadline:
-                    raise
+                if delay is None or (call.deadline is not None and time.monotonic() + delay > call.deadline):
+                    raise error
                 await asyncio.sleep(delay)
+                credentials = await sessions.again() or credentials
 
     async def _live(self, call: Call, site: Site, credentials: Credentials | None = None) -> list[str] | None:
         """The live model list, cached for ``models_ttl``; None when it cannot be had."""

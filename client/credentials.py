@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harvestkit.cache import AuthCache, Cookie, SessionRecord, parse_set_cookies
 
 from .errors import MissingCredentials
 from .impersonate import BrowserIdentity, default_identity, harvested_identity
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .pool import Member
+    from .session_pool import SessionPool
 
 __all__ = ["Credentials", "SiteAuth"]
 
@@ -58,6 +62,8 @@ class SiteAuth:
         proxy: str | None = None,
         login_hint: str = "",
         cache: AuthCache | None = None,
+        pool: SessionPool | None = None,
+        member: Member | None = None,
     ) -> None:
         self.site = site
         self.settings = settings
@@ -67,6 +73,18 @@ class SiteAuth:
         self.proxy_override = proxy or settings.proxy
         self.login_hint = login_hint
         self._cache: AuthCache | None = cache
+        self.pool = pool
+        self.member = member  # the pool member these credentials are, if any
+
+    def for_member(self, pool: SessionPool, member: Member) -> SiteAuth:
+        """The credentials of one pool member: its profile, harvested and used through its proxy."""
+        return SiteAuth(self.site, self.settings.replace(profile=member.profile), proxy=member.proxy or self.proxy_override,
+                        login_hint=self.login_hint, cache=self.cache, pool=pool, member=member)  # fmt: skip
+
+    async def observe(self, headers: Mapping[str, str]) -> None:
+        """A response's rate-limit headers, for the pool member they came from."""
+        if self.pool is not None and self.member is not None:
+            await self.pool.observe(self.cache, self.member, headers)
 
     @property
     def explicit(self) -> bool:
@@ -107,6 +125,11 @@ class SiteAuth:
         record = await self.cache.get(self.site, self.profile)
         if record is None or (record.expires_at is not None and record.expires_at <= time.time()):
             return None
+        if self.member is not None:
+            from .pool import bound_to
+
+            if not bound_to(record, self.member):
+                return None  # harvested through another proxy: its clearance is not this member's
         return self._from_record(record)
 
     async def harvest(self, stale: Credentials | None = None) -> Credentials:
@@ -122,7 +145,9 @@ class SiteAuth:
         if harvest is None:  # imported only now: the harvester needs a browser library
             from harvestkit.harvester import harvest
         try:
-            record = await harvest(self.site, profile=self.profile, proxy=self.proxy_override, cache=self.cache)
+            record = await harvest(
+                self.site, profile=self.profile, proxy=self.proxy_override, cache=self.cache, stale=seen
+            )
         except Exception as exc:
             from harvestkit.harvester.errors import BrowserNotFound, BrowserStartError
 

@@ -11,14 +11,18 @@ import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harvestkit.cache import AuthCache, SessionRecord
+from harvestkit.cache import SessionRecord, SessionStore, open_store
 
 __all__ = ["SETTING_NAMES", "HarvestFn", "Settings"]
 
 HarvestFn = Callable[..., Awaitable[SessionRecord]]
-"""``await harvest(site, profile=..., proxy=...)`` returns the record it saved to the cache."""
+"""``await harvest(site, profile=..., proxy=..., cache=..., stale=...)`` returns the record it saved
+to the cache; ``stale`` is the ``harvested_at`` of the refused record (see ``AuthCache.refresh``)."""
+
+if TYPE_CHECKING:
+    from .session_pool import SessionPool
 
 _TRUE = ("1", "true", "yes", "on")
 
@@ -39,9 +43,24 @@ class Settings:
     profile: str = "default"
     allow_harvest: bool = True
     harvest: HarvestFn | None = None  # None: harvestkit.harvester.harvest, imported when needed
-    cache: AuthCache | None = None  # None: AuthCache() at the default location
+    cache: SessionStore | None = None  # None: open_store(), the store HARVESTKIT_STORE or the config names
     proxy: str | None = None  # overrides the proxy recorded at harvest
     ca_bundle: str | None = None
+    pools: tuple[SessionPool, ...] = ()  # several sessions per site, one picked per request
+
+    def __post_init__(self) -> None:
+        if not self.pools:
+            object.__setattr__(self, "pools", ())
+            return
+        from .session_pool import SessionPool
+
+        pools = tuple(self.pools.values() if isinstance(self.pools, dict) else self.pools)
+        for pool in pools:
+            if not isinstance(pool, SessionPool):
+                raise TypeError(f"pools must hold SessionPool objects, not {type(pool).__name__}")
+        if len({pool.site for pool in pools}) != len(pools):
+            raise ValueError("pools: one pool per site")
+        object.__setattr__(self, "pools", pools)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -69,9 +88,9 @@ class Settings:
         changes = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
         return dataclasses.replace(self, **changes) if changes else self
 
-    def auth_cache(self) -> AuthCache:
-        """The cache to read and update credentials in."""
-        return self.cache if self.cache is not None else AuthCache()
+    def auth_cache(self) -> SessionStore:
+        """The session store to read and update credentials in (a Redis one is shared by the process)."""
+        return self.cache if self.cache is not None else open_store()
 
 
 SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))

@@ -4,7 +4,7 @@ Found at ``--config PATH``, else ``$HARVESTKIT_CONFIG``, else ``config.toml`` in
 config dir (``~/.config/harvestkit/config.toml`` on Linux); a missing default file is no error.
 Environment variables and flags override what it says (see :func:`effective`). Unknown or
 mistyped settings are refused with their name, so a typo never passes silently. A file holding
-keys must be owner-only, like the session cache.
+keys (or a store URL with a password) must be owner-only, like the session cache.
 
 ```toml
 [gateway]
@@ -21,8 +21,13 @@ fast = "cerebras/llama3.1-8b"
 [sessions]
 proxy = "http://user:password@proxy.example:3128"
 profile = "default"
+store = "rediss://harvestkit:password@redis.internal:6379/0"   # shared by several hosts
 [sessions.profiles]
 cerebras = "work"
+
+[pools.cerebras]          # several sessions of one site; one is picked per request
+members = [{ profile = "work", proxy = "socks5://user:password@10.0.0.2:1080" }, "spare"]
+sticky = true             # a request's `user` stays on its session while that one can serve
 ```
 """
 
@@ -39,19 +44,31 @@ from urllib.parse import urlsplit, urlunsplit
 
 from platformdirs import user_config_dir
 
-__all__ = ["CONFIG_VARIABLE", "Config", "ConfigError", "default_path", "load_config"]
+__all__ = ["CONFIG_VARIABLE", "Config", "ConfigError", "PoolSpec", "default_path", "load_config"]
 
 CONFIG_VARIABLE = "HARVESTKIT_CONFIG"
 
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "gateway": {"host": str, "port": int, "cors_origins": list, "keys_file": str, "keys": dict},
     "models": {"aliases": dict},
-    "sessions": {"proxy": str, "profile": str, "profiles": dict},
+    "sessions": {"proxy": str, "profile": str, "profiles": dict, "store": str},
+    "pools": {},  # one table per site, checked by _pools
 }
+POOL_SETTINGS = {"members": list, "sticky": bool}
+MEMBER_SETTINGS = ("profile", "proxy")
 
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message names the file and the setting."""
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """``[pools.<site>]``: the members (profile, proxy or None) and whether conversations stick."""
+
+    site: str
+    members: tuple[tuple[str, str | None], ...]
+    sticky: bool = True
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,8 @@ class Config:
     proxy: str | None = None
     profile: str | None = None
     profiles: dict[str, str] = field(default_factory=dict)
+    store: str | None = None  # the session store's URL (see harvestkit.cache.backend)
+    pools: dict[str, PoolSpec] = field(default_factory=dict)
 
 
 def masked_url(url: str) -> str:
@@ -96,6 +115,8 @@ def _check(data: dict[str, Any], path: Path) -> None:
             raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SCHEMA)})")
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {section} must be a table")
+        if section == "pools":
+            continue
         for name, value in table.items():
             expected = SCHEMA[section].get(name)
             if expected is None:
@@ -105,10 +126,56 @@ def _check(data: dict[str, Any], path: Path) -> None:
                 raise ConfigError(f"{path}: {section}.{name} must be a {'table' if kind == 'dict' else kind}")
 
 
-def _private(path: Path, mode: int) -> None:
+def _private(path: Path, mode: int, what: str = "gateway keys") -> None:
     if os.name == "posix" and stat.S_IMODE(mode) & 0o077:
-        raise ConfigError(f"{path} holds gateway keys and is readable by others (mode {stat.S_IMODE(mode):o}); "
+        raise ConfigError(f"{path} holds {what} and is readable by others (mode {stat.S_IMODE(mode):o}); "
                           f"run: chmod 600 {path}")  # fmt: skip
+
+
+def _member(value: Any, where: str) -> tuple[str, str | None]:
+    from harvestkit.client.pool import Member  # its checks: a valid profile name, a proxy URL
+
+    entry = {"profile": value} if isinstance(value, str) else value
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a profile name or a table {{ profile = \"...\", proxy = \"...\" }}")
+    unknown = [name for name in entry if name not in MEMBER_SETTINGS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {unknown[0]} (known: {', '.join(MEMBER_SETTINGS)})")
+    profile, proxy = entry.get("profile"), entry.get("proxy")
+    if not isinstance(profile, str) or not (proxy is None or isinstance(proxy, str)):
+        raise ConfigError(f"{where}: profile and proxy must be strings")
+    try:
+        Member(profile, proxy)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return profile, proxy
+
+
+def _pools(table: dict[str, Any], path: Path) -> dict[str, PoolSpec]:
+    """``[pools.<site>]`` tables: a known site, members (profiles, each once), sticky."""
+    from harvestkit.harvester.sites import SITES
+
+    pools = {}
+    for site, pool in table.items():
+        where = f"{path}: pools.{site}"
+        if site not in SITES:
+            raise ConfigError(f"{path}: unknown site [pools.{site}] (known: {', '.join(SITES)})")
+        if not isinstance(pool, dict):
+            raise ConfigError(f"{where} must be a table with members = [...]")
+        for name, value in pool.items():
+            if name not in POOL_SETTINGS:
+                raise ConfigError(f"{where}: unknown setting {name} (known: {', '.join(POOL_SETTINGS)})")
+            if not isinstance(value, POOL_SETTINGS[name]):
+                raise ConfigError(f"{where}.{name} must be a {'list' if name == 'members' else 'boolean'}")
+        members = tuple(_member(value, f"{where}.members[{i}]") for i, value in enumerate(pool.get("members", [])))
+        if not members:
+            raise ConfigError(f"{where}.members lists no session: name at least one profile")
+        profiles = [profile for profile, _ in members]
+        twice = next((p for p in profiles if profiles.count(p) > 1), None)
+        if twice:
+            raise ConfigError(f"{where}.members names the profile {twice!r} twice: each member needs its own profile")
+        pools[site] = PoolSpec(site, members, pool.get("sticky", True))
+    return pools
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -133,9 +200,15 @@ def load_config(path: str | Path | None = None) -> Config:
     keys = _strings(gateway.get("keys", {}), f"{chosen}: gateway.keys")
     if keys:
         _private(chosen, mode)
+    store = sessions.get("store")
+    if store and urlsplit(store).password:
+        _private(chosen, mode, "the session store's password")
     origins = gateway.get("cors_origins", [])
     if not all(isinstance(origin, str) for origin in origins):
         raise ConfigError(f"{chosen}: gateway.cors_origins must be a list of strings")
+    pools = _pools(data.get("pools", {}), chosen)
+    if any(urlsplit(proxy).password for pool in pools.values() for _, proxy in pool.members if proxy):
+        _private(chosen, mode, "proxy passwords")
     port = gateway.get("port")
     if port is not None and not 0 <= port <= 65535:
         raise ConfigError(f"{chosen}: gateway.port must be between 0 and 65535")
@@ -150,6 +223,8 @@ def load_config(path: str | Path | None = None) -> Config:
         proxy=sessions.get("proxy"),
         profile=sessions.get("profile"),
         profiles=_strings(sessions.get("profiles", {}), f"{chosen}: sessions.profiles"),
+        store=store,
+        pools=pools,
     )
 
 
@@ -167,6 +242,8 @@ class Effective:
     profiles: dict[str, str]
     sources: dict[str, str]
     config_path: Path | None
+    pools: dict[str, PoolSpec] = field(default_factory=dict)
+    store: str | None = None  # the session store's URL; None: the file store
 
     def describe(self) -> dict[str, str]:
         """Every setting as text, secrets masked (key names only, no proxy password)."""
@@ -182,6 +259,10 @@ class Effective:
             "proxy": shown("proxy", masked_url(self.proxy) if self.proxy else "none"),
             "profile": shown("profile", self.profile or "default")
             + "".join(f"; {site}: {p}" for site, p in self.profiles.items()),
+            "pools": "; ".join(f"{site}: " + ", ".join(profile + (f" via {masked_url(proxy)}" if proxy else "")
+                                                      for profile, proxy in pool.members)
+                               for site, pool in self.pools.items()) or "none",
+            "session store": shown("store", masked_url(self.store) if self.store else "files on this host"),
         }
 
 
@@ -238,6 +319,8 @@ def effective(
         proxy=pick("proxy", (env.get("HARVESTKIT_PROXY"), "env HARVESTKIT_PROXY"), (config.proxy, "config")),
         profile=pick("profile", (profile, "flag"), (config.profile, "config")),
         profiles=dict(config.profiles),
+        store=pick("store", (env.get("HARVESTKIT_STORE", "").strip() or None, "env HARVESTKIT_STORE"), (config.store, "config")),
         sources=sources,
         config_path=config.path,
+        pools=dict(config.pools),
     )

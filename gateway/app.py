@@ -11,13 +11,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
+from harvestkit.cache import StoreTimeout, StoreUnavailable
 from harvestkit.client import PROVIDERS, ClientError, HarvestkitError, Settings
 from harvestkit.client import aclose as close_client_sessions
 from harvestkit.client.provider import Provider
+from harvestkit.client.pooled import pool_for
+from harvestkit.client.session_pool import SessionPool
 
 from .chat import chat_completions
 from .cors import check_origins, enable_cors
-from .errors import GatewayError, from_client_error
+from .errors import GatewayError, from_client_error, store_error
 from .keys import Keys
 from .metrics import Metrics
 from .observe import INFO, REQUEST_ID_HEADER, RequestInfo, request_id_for, status_of
@@ -52,6 +55,7 @@ def create_app(
     cors_origins: Sequence[str] = (),
     aliases: Mapping[str, str] | None = None,
     summary: Mapping[str, Any] | None = None,
+    pools: Sequence[SessionPool] = (),
 ) -> web.Application:
     """The OpenAI-compatible application.
 
@@ -63,6 +67,7 @@ def create_app(
     setting: it is also the client's ``models_ttl``). ``cors_origins``: page origins allowed to
     call ``/v1/*`` (``*`` only with a key). ``aliases``: user model names -> model ids.
     ``summary``: the configuration in effect, for the status page (no secrets).
+    ``pools``: several sessions for a site (:class:`SessionPool`), one picked per request.
     """
     all_keys = {**({"default": api_key} if api_key else {}), **(keys or {})}
     origins = check_origins(list(cors_origins), bool(all_keys))
@@ -71,9 +76,11 @@ def create_app(
         options["profile"] = profile
     if proxy:
         options["proxy"] = proxy
+    if pools:
+        options["pools"] = tuple(pools)
     chosen = dict(providers if providers is not None else PROVIDERS)
     per_provider = {name: {"profile": p} for name, p in (profiles or {}).items() if name in chosen and p}
-    metrics = Metrics()
+    metrics = Metrics(pools=pools)
     gateway = Gateway(
         catalog=Catalog(chosen, options, models_ttl, per_provider),
         keys=Keys(all_keys),
@@ -91,6 +98,7 @@ def create_app(
         "model aliases": ", ".join(f"{a} -> {t}" for a, t in gateway.aliases.items()) or "none",
         "profile": profile or "default",
         **{f"profile ({name})": p for name, p in (profiles or {}).items()},
+        **{f"pool ({pool.site})": ", ".join(m.label for m in pool.members) for pool in pools},
         **(summary or {}),
     }
     app = web.Application(middlewares=[observe_requests, openai_errors, require_key], client_max_size=max_body)
@@ -194,6 +202,10 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
             message = f"the request body is larger than {request.app[GATEWAY].max_body} bytes"
         info.error_message = message
         return error_response(GatewayError(exc.status, message, "invalid_request_error", HTTP_CODES.get(exc.status)))
+    except (StoreUnavailable, StoreTimeout) as error:  # before ConnectionError: StoreUnavailable is one
+        logger.error("%s %s: %s", request.method, request.path, error)
+        info.error_message = str(error)
+        return error_response(store_error(error))
     except ConnectionError:
         raise  # the client left: nothing to answer
     except HarvestkitError as error:  # e.g. the session cache refused a wrong permission
@@ -276,9 +288,16 @@ async def ready(request: web.Request) -> web.Response:
     providers = gateway.catalog.providers
     states = await session_states(providers, {name: gateway.options_for(name) for name in providers})
     usable = any(state.ready for state in states)
-    body = {"status": "ready" if usable else "not ready", "providers": {s.provider: s.as_dict() for s in states}}
+    shared = {s.provider for s in states if sum(t.provider == s.provider for t in states) > 1}  # pools
+    named = {f"{s.provider}/{s.profile}" if s.provider in shared else s.provider: s.as_dict() for s in states}
+    body = {"status": "ready" if usable else "not ready", "providers": named}
     return web.json_response(body, status=200 if usable else 503)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    return request.app[GATEWAY].metrics.response()
+    gateway = request.app[GATEWAY]
+    for name, cls in gateway.catalog.providers.items():
+        pool = pool_for(gateway.options_for(name).get("pools"), cls.site)
+        if pool is not None:  # the members' records, as fresh as a request would see them
+            await pool.sync((cls.settings or Settings.from_env()).with_overrides(gateway.options_for(name)).auth_cache())
+    return gateway.metrics.response()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from harvestkit.cache import StoreTimeout, StoreUnavailable
 from harvestkit.client import (
     AuthError,
     BadRequest,
@@ -34,7 +35,7 @@ from harvestkit.client import (
 
 from .openai_format import error_body
 
-__all__ = ["GatewayError", "from_client_error"]
+__all__ = ["GatewayError", "from_client_error", "store_error"]
 
 
 class GatewayError(HarvestkitError):
@@ -93,3 +94,9 @@ def from_client_error(error: ClientError) -> GatewayError:
         return GatewayError(503, message, "upstream_unavailable", "upstream_unavailable",
                             headers=_retry_headers(error))  # fmt: skip
     return GatewayError(502, message, "upstream_error", error.code or "bad_gateway")
+
+
+def store_error(error: StoreUnavailable | StoreTimeout) -> GatewayError:
+    """The response when the shared session store failed the request: a 503 worth retrying soon
+    (the store reconnects by itself), its message naming the store without its password."""
+    return GatewayError(503, str(error), "server_error", "session_store_unavailable", headers={"retry-after": "1"})

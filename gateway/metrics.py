@@ -8,15 +8,17 @@ never the key. Session freshness is read from the auth cache at every scrape.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from aiohttp import web
-from harvestkit.cache import AuthCache, SessionRecord
+from harvestkit.cache import SessionRecord, SessionStore, open_store
+from harvestkit.client.session_pool import SessionPool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .observe import RequestInfo
+from .pool_metrics import PoolCollector
 
 __all__ = ["Metrics"]
 
@@ -53,7 +55,7 @@ class SessionCollector(Collector):
 class Metrics:
     """The counters and histograms one gateway updates."""
 
-    def __init__(self, cache: Callable[[], AuthCache] = AuthCache) -> None:
+    def __init__(self, cache: Callable[[], SessionStore] = open_store, pools: Sequence[SessionPool] = ()) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -76,6 +78,8 @@ class Metrics:
                 yield record, store.is_fresh(record)
 
         r.register(SessionCollector(records))
+        if pools:
+            r.register(PoolCollector(pools))
 
     def observe(self, info: RequestInfo, status: int) -> None:
         """Count one finished request."""

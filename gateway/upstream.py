@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from harvestkit.client import ChatStream, Settings
+from harvestkit.client.pooled import pool_for
 
 from .chat_request import invalid
 from .observe import INFO
@@ -58,7 +59,9 @@ def check_generation(generation: str | None, params: dict[str, Any]) -> None:
 async def _generation(route: Route, options: dict[str, Any]) -> str | None:
     """The Cloudflare generation the cached session last used, if known."""
     settings = (route.cls.settings or Settings.from_env()).with_overrides(dict(options))
-    record = await settings.auth_cache().get(route.cls.site, settings.profile)
+    pool = pool_for(settings.pools, route.cls.site)
+    profile = settings.profile if pool is None else pool.members[0].profile  # members share one site
+    record = await settings.auth_cache().get(route.cls.site, profile)
     return record.generation if record is not None else None
 
 

@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from harvestkit.cache import AuthCache, CacheLockTimeout, SessionRecord
+from harvestkit.cache import CacheLockTimeout, SessionRecord, SessionStore, open_store
 from harvestkit.cache.record import check_name
 from harvestkit.common.syncrun import sync_twin
 
@@ -40,19 +40,21 @@ async def harvest(
     headless: bool = True,
     proxy: str | None = None,
     timeout: float = 60,
-    cache: AuthCache | None = None,
+    cache: SessionStore | None = None,
     progress: ProgressFn | None = None,
     force: bool = True,
+    stale: float | None = None,
 ) -> SessionRecord:
     """Harvest `site` with a browser on the (site, profile) browser profile; return the saved record.
 
     Single-flight through `cache.refresh`: concurrent callers (threads or processes) wait for one
     harvest and share its record. `force=False` returns a still-fresh cached record without a
-    browser. Raises `HarvestError` subclasses (`SignedOut`, `ChallengeNeedsHuman`, `HarvestTimeout`,
+    browser. `stale` (the `harvested_at` of a record the caller saw refused) returns a record
+    harvested since then, by any caller, without a browser. Raises `HarvestError` subclasses (`SignedOut`, `ChallengeNeedsHuman`, `HarvestTimeout`,
     `SiteUnreachable`, `ProfileInUse`...) and `BrowserError` subclasses.
     """
     _check(site, profile)
-    cache = cache or AuthCache()
+    cache = cache or open_store()
     proxy = _proxy(proxy)
     report = Reporter(progress)
     deadline = report.started + timeout
@@ -72,7 +74,7 @@ async def harvest(
 
     try:
         record = await cache.refresh(
-            site, harvest_now, profile=profile, force=force, timeout=max(deadline - time.monotonic(), 0.0)
+            site, harvest_now, profile=profile, force=force, timeout=max(deadline - time.monotonic(), 0.0), stale=stale
         )
     except CacheLockTimeout as exc:
         raise ProfileInUse(site, profile, exc.holder_pid, report.elapsed()) from None
@@ -86,7 +88,7 @@ async def login(
     profile: str = "default",
     proxy: str | None = None,
     timeout: float = 600,
-    cache: AuthCache | None = None,
+    cache: SessionStore | None = None,
     progress: ProgressFn | None = None,
     headless: bool = False,
     on_page: PageHook | None = None,
@@ -99,7 +101,7 @@ async def login(
     may sign in through it, acting as the user.
     """
     _check(site, profile)
-    cache = cache or AuthCache()
+    cache = cache or open_store()
     proxy = _proxy(proxy)
     report = Reporter(progress)
     outcome = (
@@ -130,7 +132,7 @@ async def harvest_many(
     headless: bool = True,
     proxy: str | None = None,
     timeout: float = 60,
-    cache: AuthCache | None = None,
+    cache: SessionStore | None = None,
     progress: ProgressFn | None = None,
     force: bool = True,
 ) -> dict[str, SessionRecord | HarvestError]:
@@ -144,7 +146,7 @@ async def harvest_many(
     sites = list(dict.fromkeys(sites))
     for site in sites:
         _check(site, profile)
-    cache = cache or AuthCache()
+    cache = cache or open_store()
     report = Reporter(progress)
     results: dict[str, SessionRecord | HarvestError] = {}
     for site in sites:

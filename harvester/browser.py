@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,7 @@ SINGLETON_LINKS = ("SingletonLock", "SingletonSocket", "SingletonCookie")
 START_TIMEOUT = 20.0
 CLOSE_GRACE = 2.0
 POLL = 0.01  # seconds between checks of the browser process
+_IMPORTED: set[str] = set()  # modules import_in_background has finished importing
 
 
 def find_browser() -> str:
@@ -117,6 +119,39 @@ def desktop_user_agent(major: int) -> str:
         f"Mozilla/5.0 ({system}) AppleWebKit/537.36 (KHTML, like Gecko) "
         f"Chrome/{major}.0.0.0 Safari/537.36"
     )
+
+
+def import_in_background(name: str) -> asyncio.Future[None]:
+    """Import module `name` in a daemon thread (nodriver takes a second or more: it is imported
+    while the browser starts); done when it is imported.
+
+    Not in the loop's executor, and never waited for on a failure or cancellation: a stop
+    (SIGTERM, Ctrl-C) tears the browser down at once, and neither asyncio.run's clean-up nor the
+    interpreter's exit waits for an import that is slow or stuck.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    if name in _IMPORTED:  # not `sys.modules`: a module is there while another thread imports it
+        done.set_result(None)
+        return done
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():  # cancelled: nobody waits any more
+            return
+        done.set_exception(error) if error is not None else done.set_result(None)
+
+    def work() -> None:
+        error: BaseException | None = None
+        try:
+            importlib.import_module(name)
+            _IMPORTED.add(name)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=work, name=f"harvestkit-import-{name}", daemon=True).start()
+    return done
 
 
 def _short_temp_root() -> str:
@@ -228,12 +263,12 @@ class Chromium:
             )
             self._started_ticks = start_ticks(self._process.pid)
             self._watchdog = watch(self._process, self._tmpdir, self._profile, self._temporary_profile)
-            # nodriver takes a good part of a second to import: do it while the browser starts.
-            importing = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "nodriver"))
+            importing = import_in_background("nodriver")
             try:
                 port, path = await self._wait_for_port(port_file)
-            finally:
                 await importing
+            finally:
+                importing.cancel()  # when not done: nobody waits for it (see import_in_background)
             self.browser = await self._connect(executable, port, path)
         except BaseException:
             await self.stop()

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from harvestkit.cache import AuthCache, Cookie, SessionRecord
+from harvestkit.cache import Cookie, SessionRecord, SessionStore
 
 from .browser import Chromium, LaunchOptions
 from .engine import (
@@ -54,7 +54,7 @@ def directory_site(sites: Sequence[str]) -> str:
     return next((s for s in ordered if recipe_for(s).needs_sign_in), ordered[0])
 
 
-async def _seeds(cache: AuthCache, sites: Sequence[str], profile: str) -> list[Cookie]:
+async def _seeds(cache: SessionStore, sites: Sequence[str], profile: str) -> list[Cookie]:
     now = time.time()
     cookies: list[Cookie] = []
     for site in sites:
@@ -81,7 +81,7 @@ async def run_browser(
     proxy: str | None,
     deadline: float,
     report: Reporter,
-    cache: AuthCache,
+    cache: SessionStore,
     interactive: bool = False,
     source: str = "harvest",
     on_page: PageHook | None = None,

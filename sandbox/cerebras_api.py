@@ -121,8 +121,9 @@ class CerebrasAPI:
                 "x-ratelimit-limit-requests-day": str(DAILY_REQUESTS),
                 "x-ratelimit-limit-tokens-minute": str(TOKENS_PER_MINUTE),
                 "x-ratelimit-remaining-requests-day": str(max(DAILY_REQUESTS - self.requests_today, 0)),
-                "x-ratelimit-remaining-tokens-minute": str(
-                    max(TOKENS_PER_MINUTE - (used if minute == int(now // 60) else 0), 0)
+                "x-ratelimit-remaining-tokens-minute": response.headers.get(
+                    "x-ratelimit-remaining-tokens-minute",
+                    str(max(TOKENS_PER_MINUTE - (used if minute == int(now // 60) else 0), 0)),
                 ),
                 "x-ratelimit-reset-requests-day": f"{86400 - now % 86400:.3f}",
                 "x-ratelimit-reset-tokens-minute": response.headers.get(
@@ -191,6 +192,11 @@ class CerebrasAPI:
             return forced_error(fault)
         if (refusal := self.unauthorized(request)) is not None:
             return refusal
+        if request.headers["Authorization"].partition(" ")[2].strip() in self.state.knobs.rate_limited_keys:
+            return web.json_response(TOO_MANY, status=429, headers={
+                "x-ratelimit-remaining-tokens-minute": "0",
+                "x-ratelimit-reset-tokens-minute": f"{self.state.knobs.rate_limit_reset:g}",
+            })  # fmt: skip
         try:
             body = json.loads(await request.read())
         except ValueError:

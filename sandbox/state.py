@@ -75,6 +75,8 @@ class Knobs:
     agents_resume: str = "none"  # "replay": a 2026 agent opens with the replay of an earlier stream
     session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
     challenge_detectors: bool = True  # the challenge runs BotD and fpscanner (off: UA/webdriver only)
+    rate_limited_keys: list[str] = field(default_factory=list)  # these API keys' chats answer 429, 0 tokens left
+    rate_limit_reset: float = 30.0  # x-ratelimit-reset-tokens-minute on those 429s (seconds)
 
     def apply(self, changes: dict[str, Any]) -> None:
         """Set the named knobs; unknown names or a bad generation raise ValueError."""

@@ -5,8 +5,8 @@ Usage: python scripts/bench_store.py [--calls N] [--json]
 
 For `get`, `update` (a cookie merge) and `refresh` of a fresh record, async and sync: the median
 and p99 latency in milliseconds, and for Redis the round trips to the server per operation
-(counted in redis-py: a burst of commands sent before the first reply is read is one round trip;
-the sync twins open a connection per call, so theirs include the connection's handshake).
+(counted in redis-py: a burst of commands sent before the first reply is read is one round trip).
+The sync twins run on the store's long-lived event loop thread, over connections kept open.
 The Redis server is a local redis-server on a loopback port (needs `make redis`), with a password
 and an fsync'd append-only file, in a temporary directory removed afterwards.
 """
@@ -69,7 +69,6 @@ def sample_record() -> SessionRecord:
         expires_at=now + 3600,
         user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0 Safari/537.36",
         client_hints={"sec-ch-ua": '"Chromium";v="131"', "sec-ch-ua-platform": '"Linux"'},
-        impersonate="chrome131",
         cookies=cookies,
         api_key="csk-" + "k" * 48,
     )
@@ -121,8 +120,8 @@ async def bench_async(store: Any, calls: int, trips: RoundTrips) -> dict[str, di
 def bench(store: Any, calls: int, trips: RoundTrips) -> dict[str, dict[str, float]]:
     store.put_sync(sample_record())
     results = asyncio.run(bench_async(store, calls, trips))
-    results["get"] = measure_sync(lambda: store.get_sync(SITE), calls, trips)
-    results["update"] = measure_sync(lambda: store.update_sync(SITE, merge), calls, trips)
+    results["get_sync"] = measure_sync(lambda: store.get_sync(SITE), calls, trips)
+    results["update_sync"] = measure_sync(lambda: store.update_sync(SITE, merge), calls, trips)
     return results
 
 
@@ -147,12 +146,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'operation':<10} {'file p50':>9} {'file p99':>9} {'redis p50':>10} {'redis p99':>10} {'ratio':>6} {'RTs':>5}")
+    print(f"{'operation':<12} {'file p50':>9} {'file p99':>9} {'redis p50':>10} {'redis p99':>10} {'ratio':>6} {'RTs':>5}")
     for name, file_op in results["file"].items():
         redis_op = results["redis"][name]
         ratio = redis_op["median_ms"] / file_op["median_ms"]
         print(
-            f"{name:<10} {file_op['median_ms']:>8.3f}ms {file_op['p99_ms']:>7.3f}ms {redis_op['median_ms']:>8.3f}ms "
+            f"{name:<12} {file_op['median_ms']:>8.3f}ms {file_op['p99_ms']:>7.3f}ms {redis_op['median_ms']:>8.3f}ms "
             f"{redis_op['p99_ms']:>8.3f}ms {ratio:>5.2f}x {redis_op['round_trips']:>5.1f}"
         )
 

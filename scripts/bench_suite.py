@@ -4,8 +4,8 @@ Each benchmark runs in a subprocess of its own (``--json``), so none shares an i
 peak RSS or a CPU-bound event loop with another: bench_peers.py (harvestkit, the naive curl_cffi
 loop, the openai SDK and gpt4free on the same sandbox streams, in one run), bench_parsers.py,
 bench_agents.py, bench_gateway.py --relay, bench_harvest.py,
-bench_cache.py, bench_concurrency.py (N times) and, when present, bench_gateway.py (N times; its
-text output is parsed). The table goes to stdout and between the markers of BENCHMARKS.md; what
+bench_cache.py, bench_concurrency.py (N times), when present, bench_gateway.py (N times; its
+text output is parsed), and bench_fleet.py (gateways on one Redis against one on files). The table goes to stdout and between the markers of BENCHMARKS.md; what
 is outside the markers (the before-and-after notes) is kept. Exits 1 if a target is missed.
 
 Usage: ``python scripts/bench_suite.py [--runs 5] [--output BENCHMARKS.md] [--skip NAME ...]``.
@@ -220,9 +220,28 @@ def gateway(runs: int) -> list[Row]:
     return concurrency_rows(f"{samples[0]['requests']} concurrent streams, gateway", samples)
 
 
+def fleet(runs: int) -> list[Row]:
+    data = run_json("bench_fleet.py", "--runs", str(runs))
+    area = f"fleet, {data['requests']} concurrent streams"
+    rows = [
+        Row(area, f"{name}: req/s; first chunk p50 / p99; Redis commands per request",
+            f"{r['requests_per_s']:.0f}; {r['first_p50_ms']:.0f} ms / {r['first_p99_ms']:.0f} ms; "
+            f"{r['redis_commands_per_request']:.1f}", "errors 0", r["errors"] == 0)
+        for name, r in data["configs"].items()
+    ]  # fmt: skip
+    alone = data["one_at_a_time"]
+    for model, added in data["store_adds_ms"].items():
+        rows.append(
+            Row("fleet, one request at a time", f"{model}: first chunk p50, Redis gateway - file gateway (file)",
+                f"{added:+.2f} ms ({alone[f'{model} file first_p50_ms']:.1f} ms)",
+                f"<= {data['target_ms']:g} ms", added <= data["target_ms"])
+        )  # fmt: skip
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[[int], list[Row]]] = {
     "peers": peers, "parsers": parsers, "agents": agents, "relay": relay, "harvest": harvest, "cache": cache,
-    "concurrency": concurrency, "gateway": gateway,
+    "concurrency": concurrency, "gateway": gateway, "fleet": fleet,
 }  # fmt: skip
 
 
@@ -282,8 +301,8 @@ runs in its own process; everything on 127.0.0.1.
 How each row is measured: the docstrings of `scripts/bench_peers.py` (streams, sequential
 requests, imports), `bench_parsers.py` (parsing in memory), `bench_agents.py`,
 `bench_gateway.py --relay` (one stream through the gateway), `bench_harvest.py`,
-`bench_cache.py`, `bench_concurrency.py` and `bench_gateway.py` (run with `--client aiohttp`,
-so the load generator costs the shared CPU less).
+`bench_cache.py`, `bench_concurrency.py`, `bench_gateway.py` (run with `--client aiohttp`,
+so the load generator costs the shared CPU less) and `bench_fleet.py`.
 {END}"""
 
 

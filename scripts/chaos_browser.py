@@ -10,7 +10,9 @@ and a `chat` that has to harvest first, each signalled at a random moment (durin
 browser's run, the save or the chat's stream). SIGTERM must end it with 143 (or 0 if it had
 finished); after either signal nothing may be left once the browser's watchdog is done, no record
 may be lost or damaged, and the next harvest must succeed (it also recovers what a SIGKILL leaves
-in the cache: lock holder files naming the dead process).
+in the cache: lock holder files naming the dead process). A command still running 60 s after its
+signal, or leftovers still there 60 s after its exit, count as hung (a hung command's stacks are
+printed); each run reports how long its exit and its clean-up took, the summary the slowest.
 
 The harvests run one after another against a local sandbox, on one browser profile, at random
 moments of each failure. Afterwards it counts what no harvest may leave behind: Chromium
@@ -45,6 +47,10 @@ from typing import Any
 from harvestkit.harvester.reaper import proc_stat
 
 KINDS = ("success", "timeout", "dead site", "browser killed", "cancelled", "ctrl-c")
+# How long a signalled command may take to exit, and its leftovers to be cleaned up, before it
+# counts as hung: generous, for a loaded machine (each run reports the time it took, and the
+# summary the slowest, so a slow teardown is seen without being called a hang).
+HANG_DEADLINE = 60.0
 
 
 @dataclasses.dataclass
@@ -55,6 +61,8 @@ class Run:
     outcome: str
     seconds: float
     ok: bool
+    exit_seconds: float | None = None  # from the signal to the command's exit
+    settle_seconds: float | None = None  # from its exit until nothing of it was left
 
 
 @dataclasses.dataclass
@@ -219,11 +227,11 @@ def ctrl_c(sandbox: Any, env: dict[str, str], rng: random.Random) -> tuple[str, 
     time.sleep(0.0 if rng.random() < 0.3 else rng.uniform(0.0, 0.6))
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does: the whole job gets it
     try:
-        stdout, stderr = proc.communicate(timeout=20)
+        stdout, stderr = proc.communicate(timeout=HANG_DEADLINE)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        return "still running 20 s after SIGINT", False
+        return f"still running {HANG_DEADLINE:g} s after SIGINT", False
     clean = proc.returncode == 130 and "Traceback" not in stderr
     said = f", stdout: {stdout.strip()[-200:]!r}, stderr: {stderr.strip()[-300:]!r}" if not clean else ""
     return f"exit {proc.returncode}{said}", clean
@@ -262,9 +270,11 @@ def records_intact(root: Path, sites: list[str]) -> list[str]:
     return wrong
 
 
-def settle(root: Path, timeout: float = 8.0) -> None:
-    """Wait (reaping what is re-parented here) until the watchdog of a SIGKILLed run is done."""
-    deadline, clean_since = time.monotonic() + timeout, None
+def settle(root: Path, timeout: float = HANG_DEADLINE) -> float:
+    """Wait (reaping what is re-parented here) until the watchdog of a SIGKILLed run is done; the
+    seconds until nothing was left (`timeout` if something still was: `leftovers` shows what)."""
+    started = time.monotonic()
+    deadline, clean_since = started + timeout, None
     while time.monotonic() < deadline:
         reap_orphans()
         browsers, zombies = processes(root)
@@ -273,8 +283,9 @@ def settle(root: Path, timeout: float = 8.0) -> None:
         elif clean_since is None:
             clean_since = time.monotonic()
         elif time.monotonic() - clean_since > 0.5:  # and stays so (a helper may exit a moment later)
-            return
+            return clean_since - started
         time.sleep(0.05)
+    return timeout
 
 
 def seed_records(root: Path) -> None:
@@ -285,9 +296,9 @@ def seed_records(root: Path) -> None:
     AuthCache(root / "home" / "sessions").put_sync(SessionRecord("cerebras", "default", cookies=[cookie], source="import"))
 
 
-def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: Path, rng: random.Random) -> tuple[str, bool]:
+def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: Path, rng: random.Random) -> Run:
     """One `harvestkit COMMAND` in a subprocess, `sig` sent to it at a random moment; then the
-    checks of the docstring, the next harvest included. (how it ended, whether all was as expected)"""
+    checks of the docstring, the next harvest included."""
     from harvestkit.cache import AuthCache
 
     fresh(sandbox)
@@ -306,10 +317,11 @@ def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: P
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 2.0 if command == "chat" else 1.0))
     finished_first = proc.poll() is not None
+    kind, started = f"{signal.Signals(sig).name} {command}", time.monotonic()
     with contextlib.suppress(ProcessLookupError):
         os.kill(proc.pid, sig)
     try:
-        stdout, stderr = proc.communicate(timeout=20)
+        stdout, stderr = proc.communicate(timeout=HANG_DEADLINE)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGABRT)  # faulthandler prints where every thread is
         try:
@@ -318,7 +330,9 @@ def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: P
             proc.kill()
             _, stderr = proc.communicate()
         settle(root)
-        return f"still running 20 s after {signal.Signals(sig).name}; stacks: {stderr[-20000:]}", False
+        hung = f"still running {HANG_DEADLINE:g} s after {signal.Signals(sig).name}; stacks: {stderr[-20000:]}"
+        return Run(kind, hung, 0.0, False, HANG_DEADLINE)
+    exit_seconds = time.monotonic() - started
     code = proc.returncode
     if finished_first or code == 0:
         expected = code == 0
@@ -326,8 +340,11 @@ def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: P
         expected = code in (143, -signal.SIGTERM) and "Traceback" not in stderr
     else:
         expected = code == -signal.SIGKILL
-    outcome = f"exit {code}" + ("" if expected else f", stdout: {stdout.strip()[-200:]!r}, stderr: {stderr.strip()[-300:]!r}")
-    settle(root)
+    outcome = f"exit {code} after {exit_seconds:.2f} s"
+    if not expected:
+        outcome += f", stdout: {stdout.strip()[-200:]!r}, stderr: {stderr.strip()[-300:]!r}"
+    settle_seconds = settle(root)
+    outcome += f", clean {settle_seconds:.2f} s later"
     stale = stale_holders(root)
     damaged = records_intact(root, ["cerebras"])
     next_outcome, next_ok = asyncio.run(in_process("success", sandbox, rng))
@@ -337,7 +354,7 @@ def signalled(sig: int, command: str, sandbox: Any, env: dict[str, str], root: P
         outcome, expected = f"{outcome}; records: {damaged}", False
     if not next_ok:
         outcome, expected = f"{outcome}; next harvest: {next_outcome}", False
-    return outcome, expected
+    return Run(kind, outcome, 0.0, expected, exit_seconds, settle_seconds)
 
 
 def plan_signals(runs: int, seed: int) -> list[tuple[int, str]]:
@@ -369,13 +386,13 @@ def run_signal_chaos(
             seed_records(root)
             for index, (sig, command) in enumerate(plan_signals(runs, seed), 1):
                 started = time.monotonic()
-                kind = f"{signal.Signals(sig).name} {command}"
-                outcome, ok = signalled(sig, command, sandbox, dict(os.environ), root, rng)
+                run = signalled(sig, command, sandbox, dict(os.environ), root, rng)
                 left = leftovers(root)
                 if not left.clean:
-                    ok, outcome = False, f"{outcome}; left {left}"
-                results.append(Run(kind, outcome, time.monotonic() - started, ok))
-                report(f"{index:3d} {kind:<15} {results[-1].seconds:5.2f} s  {'ok  ' if ok else 'FAIL'} {outcome}")
+                    run.ok, run.outcome = False, f"{run.outcome}; left {left}"
+                run.seconds = time.monotonic() - started
+                results.append(run)
+                report(f"{index:3d} {run.kind:<15} {run.seconds:5.2f} s  {'ok  ' if run.ok else 'FAIL'} {run.outcome}")
         return results, leftovers(root)
     finally:
         tempfile.tempdir = saved_tempdir
@@ -440,11 +457,15 @@ def main() -> int:
     else:
         runs, left = run_chaos(args.runs, args.seed, report)
     failed = [run for run in runs if not run.ok]
+    exits = [run.exit_seconds for run in runs if run.exit_seconds is not None]
+    settles = [run.settle_seconds for run in runs if run.settle_seconds is not None]
     summary = {
         "runs": len(runs),
         "by_kind": dict(Counter(run.kind for run in runs)),
         "unexpected": len(failed),
         "seconds": round(time.monotonic() - started, 1),
+        "slowest_exit_seconds": round(max(exits), 2) if exits else None,
+        "slowest_clean_up_seconds": round(max(settles), 2) if settles else None,
         **left.counts(),
     }
     if args.json:
@@ -452,6 +473,8 @@ def main() -> int:
     else:
         print(f"\n{len(runs)} harvests in {summary['seconds']} s: " + ", ".join(f"{n} {k}" for k, n in summary["by_kind"].items()))
         print(f"ended as expected: {len(runs) - len(failed)}/{len(runs)}")
+        if exits:
+            print(f"slowest exit after the signal: {max(exits):.2f} s; slowest clean-up after the exit: {max(settles, default=0):.2f} s")
         for name, count in left.counts().items():
             print(f"{name.replace('_', ' ')}: {count}")
     return 0 if left.clean and not failed else 1

@@ -182,6 +182,16 @@ class WriteFile:
 
 @dataclass(frozen=True)
 class MakeDir:
+    """A private directory (0700, also when it exists)."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class PrivateFile:
+    """A file only its owner can read (0600, also when it exists), created empty if missing: the
+    cron log, whose errors can name profiles, paths and the proxy."""
+
     path: Path
 
 
@@ -204,7 +214,7 @@ class EditCrontab:
     old: tuple[str, ...] = ()
 
 
-Action = WriteFile | MakeDir | RemoveFile | Run | EditCrontab
+Action = WriteFile | MakeDir | PrivateFile | RemoveFile | Run | EditCrontab
 
 
 def command(argv: tuple[str, ...], stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -255,6 +265,8 @@ def describe(action: Action) -> str:
         return f"# write {action.path} (mode {action.mode:04o}):\n{action.text}"
     if isinstance(action, MakeDir):
         return f"# create directory {action.path} (mode 0700)\n"
+    if isinstance(action, PrivateFile):
+        return f"# create {action.path} if missing (mode 0600)\n"
     if isinstance(action, RemoveFile):
         return f"# remove {action.path}\n"
     if isinstance(action, Run):
@@ -280,7 +292,15 @@ def execute(action: Action) -> str:
         return f"wrote {action.path} (mode {action.mode:04o})"
     if isinstance(action, MakeDir):
         action.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return f"directory {action.path} ready"
+        action.path.chmod(0o700)
+        return f"directory {action.path} ready (mode 0700)"
+    if isinstance(action, PrivateFile):
+        fd = os.open(action.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask, and a log made 0644 before
+        finally:
+            os.close(fd)
+        return f"{action.path} ready (mode 0600)"
     if isinstance(action, RemoveFile):
         action.path.unlink(missing_ok=True)
         return f"removed {action.path}"
@@ -307,7 +327,7 @@ def install_plan(mode: str, args: argparse.Namespace) -> tuple[list[Action], lis
               " longer interval a session can lapse between runs", file=sys.stderr)
     if mode == "cron":
         line = crontab_line(harvestkit, args.interval, env, log_path())
-        return [MakeDir(log_path().parent), EditCrontab(line)], [f"log: {log_path()}"]
+        return [MakeDir(log_path().parent), PrivateFile(log_path()), EditCrontab(line)], [f"log: {log_path()}"]
     service, timer = systemd_units(harvestkit, args.interval, env)
     service_mode = 0o600 if has_credentials(env) else 0o644  # the proxy password stays private
     notes = [f"check: systemctl --user list-timers {UNIT}.timer",
@@ -387,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     except InstallError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a directory or file it cannot create or make private
+        print(f"error: cannot use {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
     for note in notes:
         print(note, file=sys.stderr)

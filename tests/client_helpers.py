@@ -80,14 +80,20 @@ class StandInHarvester:
         return record.merge_cookies([], essential=ESSENTIAL[site])
 
     async def __call__(
-        self, site: str, *, profile: str = "default", proxy: str | None = None, cache: AuthCache | None = None
+        self,
+        site: str,
+        *,
+        profile: str = "default",
+        proxy: str | None = None,
+        cache: AuthCache | None = None,
+        stale: float | None = None,
     ) -> SessionRecord:
         cache = cache or AuthCache()
 
         async def harvest() -> SessionRecord:
             return await self.record(site, profile, proxy)
 
-        return await cache.refresh(site, harvest, profile=profile, force=True)
+        return await cache.refresh(site, harvest, profile=profile, force=True, stale=stale)
 
 
 @dataclass

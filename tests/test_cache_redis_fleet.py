@@ -1,17 +1,25 @@
 """Several processes (standing in for hosts) sharing one real Redis: no lost updates, single-flight
-refresh with a fenced lease, a killed or stalled holder, and a Redis server restarted mid-run."""
+refresh with a fenced lease, a killed or stalled holder, a Redis server restarted mid-run, and
+three `harvestkit serve` gateways with a real browser harvesting once among them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
+import aiohttp
 import pytest
+from harvester_helpers import need_browser
 from harvestkit.cache import LeaseLost, RedisStore, SessionRecord, StoreTimeout, StoreUnavailable, open_store
-from redis_helpers import expect_line, no_leftover_redis, redis_server, workers  # noqa: F401 - fixtures
+from redis_helpers import PASSWORD, expect_line, no_leftover_redis, redis_server, workers  # noqa: F401 - fixtures
 
 WRITERS, UPDATES = 8, 200
 LEASE = 1.0  # long enough that a loaded machine's scheduling delays do not look like a dead holder
@@ -169,3 +177,71 @@ def test_redis_restarted_mid_run_gives_typed_errors_then_recovers_with_no_record
     assert acked == sorted(acked) and final >= acked[-1]  # nothing acknowledged is lost
     assert final - len(acked) <= unknown  # nothing counted twice, but writes whose reply was lost
     assert [r.extra for r in store.list_sync() if r.site != "counter"] == [{"kept": "cerebras"}, {"kept": "cloudflare"}]
+
+
+# -- three `harvestkit serve` processes, each as its own host, on one Redis ----------------------------
+
+CHALLENGE_VERDICT = "/cdn-cgi/challenge-platform/h/b/flow/"  # one per challenge a browser passes
+FLEET_MODEL = "cloudflare/@cf/meta/llama-3.1-8b-instruct-fast"
+
+
+def start_gateway(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """`harvestkit serve` on a free loopback port, with a home of its own (its browser profiles and
+    file cache: another host's); returns it and its base URL."""
+    host_env = {**env, "HARVESTKIT_HOME": str(home), "TMPDIR": str(home / "tmp")}
+    (home / "tmp").mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-m", "harvestkit.cli", "serve", "--port", "0", "--quiet"],
+                            env=host_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    line = proc.stderr.readline()
+    match = re.search(r"API at (http://127\.0\.0\.1:\d+)/v1", line)
+    if not match:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise AssertionError(f"harvestkit serve did not start: {line}{proc.stderr.read()}")
+    return proc, match.group(1)
+
+
+def stop_gateways(procs: list[subprocess.Popen]) -> str:
+    """Stop them (SIGTERM, then SIGKILL) and reap them; returns what they wrote on stderr."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return "".join(proc.stderr.read() for proc in procs)
+
+
+async def test_three_gateways_on_one_redis_harvest_once_in_total_on_a_cold_start(redis_server, sandbox, tmp_path):
+    need_browser()
+    env = {**os.environ, **sandbox.env, "HARVESTKIT_STORE": redis_server.url}
+    env.pop("HARVESTKIT_NO_HARVEST", None)
+    procs: list[subprocess.Popen] = []
+    try:
+        bases = []
+        for host in ("host-a", "host-b", "host-c"):
+            proc, base = start_gateway(tmp_path / host, env)
+            procs.append(proc)
+            bases.append(base)
+
+        async def chat(base: str, http: aiohttp.ClientSession) -> tuple[int, str]:
+            body = {"model": FLEET_MODEL, "messages": [{"role": "user", "content": f"Hello {base}"}]}
+            async with http.post(f"{base}/v1/chat/completions", json=body) as answer:
+                data = await answer.json()
+            return answer.status, data["choices"][0]["message"]["content"] if answer.status == 200 else json.dumps(data)
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+            answers = await asyncio.gather(*(chat(base, http) for base in bases))
+    finally:
+        logs = stop_gateways(procs)
+    assert [status for status, _ in answers] == [200, 200, 200], logs
+    assert "Traceback" not in logs and PASSWORD not in logs, logs
+    assert all(text.startswith("Sandbox reply to: Hello") for _, text in answers), answers
+    assert len(sandbox.requests(path=CHALLENGE_VERDICT)) == 1  # one harvest among the three hosts
+    record = open_store(redis_server.url).get_sync("cloudflare")
+    assert record.source == "harvest" and {c.name for c in record.cookies} >= {"cf_clearance"}
+    assert not any((tmp_path / host / "sessions").exists() for host in ("host-a", "host-b", "host-c"))

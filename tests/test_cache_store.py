@@ -256,6 +256,24 @@ def test_refresh_harvests_only_when_stale_or_forced(cache):
     assert cache.get_sync("cerebras", "work") is None
 
 
+async def test_a_refresh_for_a_refused_record_takes_the_one_harvested_since(cache):
+    """Callers whose request was refused race to re-harvest: a record stored after the refused one,
+    even before this caller reached the store, is returned without a second harvest."""
+    refused = record(harvested_at=time.time() - 60, extra={"harvest": "refused"})
+    await cache.put(refused)
+    calls = []
+
+    async def harvest():
+        calls.append(1)
+        return record(extra={"harvest": len(calls)})
+
+    await cache.put(record(extra={"harvest": "by another caller"}))
+    got = await cache.refresh("cerebras", harvest, stale=refused.harvested_at)
+    assert got.extra == {"harvest": "by another caller"} and calls == []
+    again = await cache.refresh("cerebras", harvest, stale=got.harvested_at)  # the new one refused too
+    assert again.extra == {"harvest": 1} and (await cache.get("cerebras")).extra == {"harvest": 1}
+
+
 def test_the_harvest_may_write_the_record_itself_without_deadlock(cache):
     def harvest():
         cache.put_sync(record(extra={"step": "login"}))
@@ -272,7 +290,7 @@ def test_a_held_lock_times_out_naming_the_holder_pid(cache):
         started = time.monotonic()
         with pytest.raises(CacheLockTimeout, match=f"held by pid {os.getpid()}") as info:
             cache.update_sync("cerebras", lambda r: r, timeout=0.2)
-        assert 0.2 <= time.monotonic() - started < 2
+        assert 0.2 <= time.monotonic() - started < 10
         assert info.value.holder_pid == os.getpid() and isinstance(info.value, TimeoutError)
     assert cache.update_sync("cerebras", lambda r: r, timeout=0.2) is not None
 

@@ -70,8 +70,8 @@ async def test_timeout_says_what_it_waited_for(sandbox: Sandbox, cache: AuthCach
     sandbox.set_knobs(challenge_delay=30)
     started = time.monotonic()
     with pytest.raises(HarvestTimeout, match="still waiting for the challenge of playground.ai.cloudflare.com"):
-        await harvest("cloudflare", cache=cache, timeout=1.5)
-    assert 1.5 <= time.monotonic() - started < 6
+        await harvest("cloudflare", cache=cache, timeout=6)  # room for a loaded machine to reach the challenge
+    assert 6 <= time.monotonic() - started < 20  # the harvest's own timeout, well before the 30 s challenge
     assert leftovers(tmp_path) == []
 
 

@@ -172,6 +172,7 @@ def test_dry_run_cron_prints_the_line_and_changes_nothing(box: Box) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
         f"# create directory {box.log.parent} (mode 0700)\n"
+        f"# create {box.log} if missing (mode 0600)\n"
         f"# add to your crontab (replacing any line ending in '{MARK}'):\n"
         f"{cron_line('*/20 * * * *', box.harvestkit, box.log)}\n"
     )
@@ -190,7 +191,7 @@ def test_the_templates_carry_the_required_settings() -> None:
                  "Persistent=true", "WantedBy=timers.target"):
         assert line in timer.splitlines()
     assert "[Install]" not in service  # only the timer is enabled
-    assert cron_line("S", "H", Path("/L")) == f"S H refresh >>/L 2>&1 {MARK}"
+    assert cron_line("S", "H", Path("/L")) == f"S umask 077; H refresh >>/L 2>&1 {MARK}"  # a private log
 
 
 # ---- choosing systemd or cron ---------------------------------------------------------------
@@ -299,6 +300,7 @@ def test_cron_installs_its_line_once_and_uninstall_keeps_the_other_lines(box: Bo
     assert "unchanged" in result.stdout
     assert box.calls("crontab") == ["-l", "-", "-l"]  # the second run wrote nothing
     assert stat.S_IMODE(box.log.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(box.log.stat().st_mode) == 0o600
     assert str(box.log) in result.stderr
 
     dry = box.run("--uninstall", "--cron")
@@ -311,6 +313,28 @@ def test_cron_installs_its_line_once_and_uninstall_keeps_the_other_lines(box: Bo
     again = box.run("--uninstall", "--apply")
     assert again.returncode == 0 and "nothing to remove" in again.stderr
     assert box.crontab == USER_CRONTAB
+
+
+def test_cron_makes_an_existing_log_and_its_folder_private(box: Box) -> None:
+    """The log can name profiles, paths and the proxy: a 0644 log of an older install
+    (or of cron's umask) in a 0755 folder becomes 0600 in a 0700 folder."""
+    box.log.parent.mkdir(parents=True, mode=0o755)
+    box.log.parent.chmod(0o755)
+    box.log.write_text("ok   cloudflare: 7 cookies\n")
+    box.log.chmod(0o644)
+    assert box.run("--cron", "--apply").returncode == 0
+    assert stat.S_IMODE(box.log.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(box.log.stat().st_mode) == 0o600
+    assert box.log.read_text() == "ok   cloudflare: 7 cookies\n"  # kept, only made private
+
+
+def test_cron_refuses_a_symlinked_log_in_one_line(box: Box) -> None:
+    box.log.parent.mkdir(parents=True)
+    box.log.symlink_to(box.root / "elsewhere.log")
+    result = box.run("--cron", "--apply")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: cannot use {box.log}: "), result.stderr
+    assert not (box.root / "elsewhere.log").exists() and box.calls("crontab") == []
 
 
 def test_cron_reinstall_replaces_its_line_in_place(box: Box) -> None:
@@ -343,8 +367,9 @@ def test_the_cron_line_runs_in_a_minimal_environment(box: Box) -> None:
     command = line.split(" ", 5)[5]
     assert "%" not in command.replace("\\%", "")  # an unescaped % would end cron's command
     box.log.unlink(missing_ok=True)
-    subprocess.run(["/bin/sh", "-c", command.replace("\\%", "%")], check=True, timeout=30,
+    subprocess.run(["/bin/sh", "-c", command.replace("\\%", "%")], check=True, timeout=30, umask=0o022,
                    env={"HOME": str(box.home), "PATH": "/usr/bin:/bin"}, cwd=box.home)
+    assert stat.S_IMODE(box.log.stat().st_mode) == 0o600  # created again by the line, under cron's umask
     assert box.log.read_text() == (
         f"args=refresh home={box.root / 'hk home'} proxy=http://u:p%40w@127.0.0.1:9\na warning\n"
     )
@@ -379,7 +404,7 @@ def test_systemd_intervals(box: Box, interval: str, span: str) -> None:
 def test_cron_intervals(box: Box, interval: str, schedule: str) -> None:
     result = box.run("--cron", "--interval", interval)
     assert result.returncode == 0, result.stderr
-    assert f"\n{schedule} {box.harvestkit} refresh " in result.stdout
+    assert f"\n{schedule} umask 077; {box.harvestkit} refresh " in result.stdout
 
 
 @pytest.mark.parametrize("interval", ["90s", "45m", "7m", "5h", "48h"])
@@ -429,7 +454,7 @@ def test_no_environment_is_written_when_none_is_set(box: Box) -> None:
     systemd = box.run("--systemd", env=env).stdout
     cron = box.run("--cron", env=env).stdout
     assert "Environment=" not in systemd and "\n\n\n" not in systemd
-    assert f"\n*/20 * * * * {box.harvestkit} refresh " in cron
+    assert f"\n*/20 * * * * umask 077; {box.harvestkit} refresh " in cron
     assert "HARVESTKIT_" not in systemd + cron and "s3cret" not in systemd + cron
 
 

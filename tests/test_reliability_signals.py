@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import importlib.util
+import logging
 import os
 import shutil
 import signal
@@ -20,7 +23,7 @@ from types import ModuleType
 import pytest
 from harvester_helpers import leftovers, need_browser, sandbox, shared_sandbox  # noqa: F401 - fixtures
 from harvestkit.harvester import harvest
-from harvestkit.harvester.browser import _short_temp_root, find_browser
+from harvestkit.harvester.browser import _short_temp_root, find_browser, import_in_background
 from harvestkit.harvester.profiles import profile_dir
 from harvestkit.harvester.reaper import proc_stat
 from harvestkit.sandbox import Sandbox
@@ -78,18 +81,25 @@ def _ours(tmp_path: Path) -> list[str]:
     return found
 
 
-def _harvest_process(sandbox: Sandbox, tmp_path: Path) -> subprocess.Popen[str]:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _harvest_process(sandbox: Sandbox, tmp_path: Path, background_job: bool = False) -> subprocess.Popen[str]:
+    """`harvestkit harvest cloudflare`; as a script's background job (`... &`) with SIGINT ignored."""
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
     sandbox.set_knobs(challenge_delay=30)
     return subprocess.Popen(
         [*HARVESTKIT, "harvest", "cloudflare", "--timeout", "40"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_ignore_sigint if background_job else None,
     )  # fmt: skip
 
 
 @pytest.mark.timeout(90)
-def test_sigterm_tears_down_and_exits_143(sandbox: Sandbox, tmp_path: Path) -> None:
-    proc = _harvest_process(sandbox, tmp_path)
+@pytest.mark.parametrize("background_job", [False, True])
+def test_sigterm_tears_down_and_exits_143(sandbox: Sandbox, tmp_path: Path, background_job: bool) -> None:
+    proc = _harvest_process(sandbox, tmp_path, background_job)
     _wait_for_browser(proc.pid)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
@@ -99,6 +109,64 @@ def test_sigterm_tears_down_and_exits_143(sandbox: Sandbox, tmp_path: Path) -> N
     assert _ours(tmp_path) == [] and leftovers(tmp_path) == []
 
 
+# harvestkit with an import of nodriver that never finishes (what the chaos runs saw: SIGTERM of
+# a refresh hung while the browser's start waited for that import in a worker thread)
+STUCK_IMPORT = """
+import importlib.abc, sys, threading
+
+class Stuck(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "nodriver":
+            threading.Event().wait()
+
+sys.meta_path.insert(0, Stuck())
+from harvestkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", [["harvest", "cloudflare"], ["refresh", "cloudflare", "--max-age", "0"]])
+def test_sigterm_during_a_stuck_nodriver_import_tears_down_and_exits_143(
+    sandbox: Sandbox, tmp_path: Path, command: list[str]
+) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_IMPORT, *command, "--timeout", "60"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for_browser(proc.pid)
+        deadline = time.monotonic() + 20  # until the browser has written its port: start() then
+        while not (profile_dir("cloudflare", "default") / "DevToolsActivePort").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # waits for nothing but the import
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)  # before the fix: hung here, for ever
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert _ours(tmp_path) == [] and leftovers(tmp_path) == []
+
+
+async def test_a_background_import_hands_its_error_to_the_waiter_and_nothing_to_a_stopped_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("broken_waited", "broken_abandoned"):
+        (tmp_path / f"{name}.py").write_text("import time\ntime.sleep(0.2)\nraise ImportError('broken on purpose')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError, match="broken on purpose"):
+        await import_in_background("broken_waited")
+    abandoned = import_in_background("broken_abandoned")
+    abandoned.cancel()  # what a stop does: nobody waits for the import any more
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        await asyncio.sleep(0.6)  # the import fails meanwhile
+        gc.collect()
+    assert caplog.records == []  # no "exception was never retrieved", no callback error
+
+
 @pytest.mark.timeout(90)
 def test_after_sigkill_the_browser_dies_too(sandbox: Sandbox, tmp_path: Path) -> None:
     proc = _harvest_process(sandbox, tmp_path)
@@ -106,7 +174,7 @@ def test_after_sigkill_the_browser_dies_too(sandbox: Sandbox, tmp_path: Path) ->
     time.sleep(0.3)
     proc.kill()
     proc.communicate(timeout=30)
-    deadline = time.monotonic() + 8
+    deadline = time.monotonic() + 60  # the watchdog's clean-up, on a loaded machine too
     while (_ours(tmp_path) or leftovers(tmp_path)) and time.monotonic() < deadline:
         _reap_children()  # what the killed process left is re-parented here, as to init
         time.sleep(0.05)

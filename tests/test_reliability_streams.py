@@ -67,7 +67,7 @@ async def test_cut_at_every_offset_gives_stream_broken_with_the_text_so_far(
             outcome = await replay(rec, cut, ending, monkeypatch)
             if problem := judge(rec, cut, ending, outcome):
                 problems.append(problem)
-    # a hang would end in run()'s 5 s guard with a bare TimeoutError, which judge() reports
+    # a hang would end in run()'s hang guard with a bare TimeoutError, which judge() reports
     assert problems == [], problems[:10]
 
 
@@ -99,7 +99,7 @@ async def test_real_socket_cut_closed_reset_or_silent(
                         problems.append(f"silent at {cut}: {outcome.error!r} instead of {expected.__name__}")
                 if problem := judge(rec, body_offset(data, bounds, cut), ending, outcome):
                     problems.append(problem)
-    assert problems == [], problems[:10]  # a typed timeout each time, not run()'s 5 s guard
+    assert problems == [], problems[:10]  # a typed timeout each time, not run()'s hang guard
 
 
 async def test_a_server_silent_before_its_headers_is_bounded(
@@ -112,7 +112,7 @@ async def test_a_server_silent_before_its_headers_is_bounded(
     async with CuttingServer() as server:
         server.data, server.cut, server.ending = data, bounds[0] // 2, "silence"
         outcome = await run(rec, 0.25, connect_timeout=0.5, **url_of("cerebras", server.url), **explicit(rec))
-    # the client's own Timeout (not run()'s 5 s guard), and not before connect + idle had passed
+    # the client's own Timeout (not run()'s hang guard), and not before connect + idle had passed
     assert isinstance(outcome.error, Timeout) and outcome.seconds > 0.7, outcome
 
 
@@ -188,12 +188,11 @@ async def test_a_10_mb_line_on_a_real_socket(offline: None, monkeypatch: pytest.
         server.endless = b"%x\r\n%s\r\n" % (len(piece), piece)
         tracemalloc.start()
         try:
-            started = time.monotonic()
             outcome = await run(rec, 5.0, **url_of("cerebras", server.url), **explicit(rec))
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         await asyncio.sleep(0.2)
-    assert isinstance(outcome.error, ProtocolError) and time.monotonic() - started < 3, outcome
+    assert isinstance(outcome.error, ProtocolError), outcome  # refused by the line limit, not run()'s hang guard
     assert server.sent[0] < LINE, f"the server sent {server.sent[0] / 2**20:.1f} MiB"
     assert peak < 8 * MAX_LINE, f"peak {peak / 2**20:.1f} MiB"
