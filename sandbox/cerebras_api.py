@@ -19,13 +19,6 @@ from .textgen import Reply, make_reply
 
 HOST = "api.cerebras.ai"
 WEB_ORIGIN = "https://inference.cerebras.ai"
-MODELS = (
-    ("llama3.1-8b", "Meta", 1721692800),
-    ("llama-3.3-70b", "Meta", 1733443200),
-    ("gpt-oss-120b", "OpenAI", 1754352000),
-    ("qwen-3-235b-a22b-instruct-2507", "Alibaba", 1753142400),
-    ("zai-glm-4.7", "Z.ai", 1765497600),
-)
 REASONING_MODELS = frozenset({"gpt-oss-120b", "zai-glm-4.7"})
 DAILY_REQUESTS, TOKENS_PER_MINUTE = 14400, 60000
 
@@ -170,14 +163,14 @@ class CerebrasAPI:
             return refusal
         data = [
             {"id": m, "object": "model", "created": c, "owned_by": o}
-            for m, o, c in strict.live_models(self.state.knobs, MODELS)
+            for m, o, c in strict.live_models(self.state.knobs)
         ]
         return web.json_response({"object": "list", "data": data})
 
     async def model(self, request: web.Request) -> web.Response:
         if (refusal := self.unauthorized(request)) is not None:
             return refusal
-        for model, owner, created in strict.live_models(self.state.knobs, MODELS):
+        for model, owner, created in strict.live_models(self.state.knobs):
             if model == request.match_info["model"]:
                 return web.json_response(
                     {"id": model, "object": "model", "created": created, "owned_by": owner}
@@ -204,8 +197,8 @@ class CerebrasAPI:
         if unknown:
             return bad_format(unknown, 400)
         model = body["model"]
-        if model not in {m for m, _, _ in strict.live_models(self.state.knobs, MODELS)}:
-            return strict.not_found(model) if self.state.knobs.retire_models else web.json_response(NO_MODEL, status=404)
+        if model not in {m for m, _, _ in strict.live_models(self.state.knobs)}:
+            return strict.not_found(model)
         reply = make_reply(
             body["messages"],
             max_tokens=body.get("max_completion_tokens", body.get("max_tokens")),

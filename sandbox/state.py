@@ -64,7 +64,7 @@ class Knobs:
     h2_idle_goaway: float | None = None  # GOAWAY on an HTTP/2 connection idle this long
     split_writes: bool = True  # writes cut at random places (DATA frames, TLS records)
     compress: bool = True  # gzip/br for HTML, JSON and text, as Cloudflare does (never for streams)
-    retire_models: bool = False  # api.cerebras.ai lists only the 2026-08 models; older ids get 404
+    retire_models: bool = True  # api.cerebras.ai lists only the 2026-08 models; older ids get 404
     fragment_tool_calls: bool = False  # a streamed tool call comes in pieces keyed by index
     sse_error_event: bool = False  # a mid-stream error is `event: error` (else a plain data event)
     api_block_page: bool = False  # api.cerebras.ai's front answers everything with an HTML 403

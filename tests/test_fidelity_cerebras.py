@@ -26,8 +26,7 @@ async def demo_key(sandbox: Sandbox) -> str:
 
 # -- models ---------------------------------------------------------------------------------------
 async def test_retired_models_answer_404_and_are_not_listed(sandbox: Sandbox) -> None:
-    key = await demo_key(sandbox)
-    sandbox.set_knobs(retire_models=True)
+    key = await demo_key(sandbox)  # retire_models is the default
     auth = {"Authorization": f"Bearer {key}"}
     async with sandbox_session(sandbox.env) as http:
         listed = (await http.get(f"{CEREBRAS_API}/v1/models", headers=auth)).json()
@@ -46,12 +45,33 @@ async def test_retired_models_answer_404_and_are_not_listed(sandbox: Sandbox) ->
 
 
 async def test_client_names_the_live_models_for_a_retired_id(client_env) -> None:
-    client_env.sandbox.set_knobs(retire_models=True)
     with pytest.raises(ModelNotFound) as caught:
         await chat("Hi", model="llama-3.3-70b")
     assert "gpt-oss-120b" in str(caught.value) and "gemma-4-31b" in str(caught.value)
     assert client_env.chats() == []  # refused from the live list, before any chat request
     assert (await chat("Hi", model="gemma-4-31b")).text.startswith("Sandbox reply to: Hi.")
+
+
+async def test_a_model_retired_after_the_list_was_read_names_the_live_models(client_env) -> None:
+    client_env.sandbox.set_knobs(retire_models=False)
+    assert (await chat("Hi", model="llama3.1-8b")).text  # listed and served: the list is cached
+    client_env.sandbox.set_knobs(retire_models=True)
+    with pytest.raises(ModelNotFound) as caught:
+        await chat("Hi again", model="llama3.1-8b")
+    assert caught.value.status_code == 404 and caught.value.code == "model_not_found"
+    assert "gpt-oss-120b" in str(caught.value) and "gemma-4-31b" in str(caught.value)
+    assert [r.status for r in client_env.chats()] == [200, 404]
+    with pytest.raises(ModelNotFound):  # the renewed list refuses it before sending
+        await chat("Once more", model="llama3.1-8b")
+    assert len(client_env.chats()) == 2
+
+
+async def test_a_404_without_a_live_list_keeps_the_services_words(client_env) -> None:
+    client_env.sandbox.fault("cerebras.models", status=500, times=None)
+    with pytest.raises(ModelNotFound) as caught:
+        await chat("Hi", model="llama-3.3-70b", max_retries=0)
+    assert "Model llama-3.3-70b does not exist" in str(caught.value)
+    assert [r.status for r in client_env.chats()] == [404]
 
 
 # -- stream shapes --------------------------------------------------------------------------------

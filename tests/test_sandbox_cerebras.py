@@ -30,7 +30,7 @@ async def demo_key(sandbox: Sandbox) -> str:
 
 
 async def chat(sandbox: Sandbox, key: str, **body):
-    body.setdefault("model", "llama3.1-8b")
+    body.setdefault("model", "gemma-4-31b")
     body.setdefault("messages", HELLO)
     async with sandbox_session(sandbox.env) as http:
         return await http.post(
@@ -157,12 +157,16 @@ async def test_models(sandbox: Sandbox) -> None:
     key = await demo_key(sandbox)
     async with sandbox_session(sandbox.env) as http:
         listing = (await http.get(f"{CEREBRAS_API}/v1/models", headers={"Authorization": f"Bearer {key}"})).json()
-        one = await http.get(f"{CEREBRAS_API}/v1/models/llama3.1-8b", headers={"Authorization": f"Bearer {key}"})
-        none = await http.get(f"{CEREBRAS_API}/v1/models/llama3.1-70b", headers={"Authorization": f"Bearer {key}"})
+        one = await http.get(f"{CEREBRAS_API}/v1/models/gemma-4-31b", headers={"Authorization": f"Bearer {key}"})
+        retired = await http.get(f"{CEREBRAS_API}/v1/models/llama3.1-8b", headers={"Authorization": f"Bearer {key}"})
+        sandbox.set_knobs(retire_models=False)
+        legacy = (await http.get(f"{CEREBRAS_API}/v1/models", headers={"Authorization": f"Bearer {key}"})).json()
     assert listing["object"] == "list"
     ids = [m["id"] for m in listing["data"]]
-    assert "llama3.1-8b" in ids and "llama3.1-70b" not in ids  # the seeds' default is retired
-    assert one.json()["owned_by"] == "Meta" and none.status_code == 404
+    assert ids == ["gpt-oss-120b", "gemma-4-31b"]  # the 2026-08 list by default
+    assert one.json()["owned_by"] == "Google" and retired.status_code == 404
+    legacy_ids = [m["id"] for m in legacy["data"]]
+    assert "llama3.1-8b" in legacy_ids and "gemma-4-31b" in legacy_ids and "llama3.1-70b" not in legacy_ids
 
 
 async def test_stream_has_cerebras_shape(sandbox: Sandbox) -> None:
@@ -253,7 +257,7 @@ async def test_truncated_stream_ends_mid_body(sandbox: Sandbox) -> None:
     async with sandbox_session(sandbox.env) as http:
         response = await http.post(
             f"{CEREBRAS_API}/v1/chat/completions", stream=True,
-            json={"model": "llama3.1-8b", "messages": HELLO, "stream": True},
+            json={"model": "gemma-4-31b", "messages": HELLO, "stream": True},
             headers={"Authorization": f"Bearer {key}"},
         )
         with pytest.raises(RequestException):
