@@ -13,7 +13,7 @@ from aiohttp import web
 from . import keys
 from . import cerebras_strict as strict
 from .accounts import Accounts
-from .state import Fault, SandboxState
+from .state import Fault, SandboxState, per_stream
 from .streaming import stream_http
 from .textgen import Reply, make_reply
 
@@ -213,7 +213,7 @@ class CerebrasAPI:
             tool_call(body),
             envelope=knobs.envelope,
             usage_chunk=knobs.usage_chunk,
-            fragmented=knobs.fragment_tool_calls,
+            fragmented=per_stream(knobs.fragment_tool_calls),
         )
         if not body.get("stream"):
             return web.json_response(completion.whole())
@@ -229,7 +229,7 @@ class CerebrasAPI:
             pace=self.state.knobs.pace,
             malformed=b'data: {"id":"' + completion.id.encode() + b'","choices":[{"delta":{"content":"brok\n\n',
             error=strict.error_event()
-            if self.state.knobs.sse_error_event
+            if per_stream(knobs.sse_error_event)
             else b"data: "
             + json.dumps(
                 {

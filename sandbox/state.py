@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import threading
 import time
 from collections import deque
@@ -10,6 +11,7 @@ from typing import Any
 
 GENERATIONS = ("agents", "ui-stream", "data-stream", "sse")
 KEY_HOSTS = ("inference.cerebras.ai", "chat.cerebras.ai")
+PER_STREAM = ("fragment_tool_calls", "sse_error_event")  # knobs whose None means "random per stream"
 ROUTES = (
     "cerebras.chat",
     "cerebras.models",
@@ -65,8 +67,9 @@ class Knobs:
     split_writes: bool = True  # writes cut at random places (DATA frames, TLS records)
     compress: bool = True  # gzip/br for HTML, JSON and text, as Cloudflare does (never for streams)
     retire_models: bool = True  # api.cerebras.ai lists only the 2026-08 models; older ids get 404
-    fragment_tool_calls: bool = False  # a streamed tool call comes in pieces keyed by index
-    sse_error_event: bool = False  # a mid-stream error is `event: error` (else a plain data event)
+    # None: picked at random per stream, as the real API varies (spec 4.1); True/False pin it
+    fragment_tool_calls: bool | None = None  # a streamed tool call comes in pieces keyed by index
+    sse_error_event: bool | None = None  # a mid-stream error is `event: error` (else a plain data event)
     api_block_page: bool = False  # api.cerebras.ai's front answers everything with an HTML 403
     key_host: str = "inference.cerebras.ai"  # where the demo page fetches its key (or chat.cerebras.ai)
     rechallenge_after_pass: int = 0  # this many fresh clearances are challenged on first use
@@ -90,9 +93,16 @@ class Knobs:
                 raise ValueError("agents_protocol must be '2026' or 'legacy'")
             if name == "agents_resume" and value not in ("none", "replay"):
                 raise ValueError("agents_resume must be 'none' or 'replay'")
+            if name in PER_STREAM and value not in (None, True, False):
+                raise ValueError(f"{name} must be true, false or null (random per stream)")
             if name == "key_host" and value not in KEY_HOSTS:
                 raise ValueError(f"key_host must be one of {KEY_HOSTS}")
             setattr(self, name, value)
+
+
+def per_stream(value: bool | None, rng: random.Random | None = None) -> bool:
+    """A PER_STREAM knob's value for one stream: the pinned one, else a coin toss."""
+    return value if value is not None else (rng or random).random() < 0.5
 
 
 @dataclass

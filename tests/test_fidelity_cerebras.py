@@ -90,8 +90,9 @@ async def test_fragmented_tool_call_arrives_in_pieces(sandbox: Sandbox) -> None:
     assert json.loads("".join(call["function"]["arguments"] for call in calls)) == {"city": "Paris"}
 
 
-async def test_client_joins_a_fragmented_tool_call(client_env) -> None:
-    client_env.sandbox.set_knobs(fragment_tool_calls=True)
+@pytest.mark.parametrize("fragmented", [True, False])
+async def test_client_joins_a_fragmented_tool_call(client_env, fragmented: bool) -> None:
+    client_env.sandbox.set_knobs(fragment_tool_calls=fragmented)
     stream = Cerebras.stream("Paris", model="gpt-oss-120b", tools=WEATHER)
     async with stream:
         events = [e async for e in stream]
@@ -113,8 +114,9 @@ async def test_event_error_mid_stream(sandbox: Sandbox) -> None:
     assert "event: error\ndata: {" in response.text and response.text.count("data: ") == 4
 
 
-async def test_client_types_an_event_error_and_keeps_the_text(client_env) -> None:
-    client_env.sandbox.set_knobs(sse_error_event=True, reply_tokens=20)
+@pytest.mark.parametrize("event_error", [True, False])
+async def test_client_types_an_event_error_and_keeps_the_text(client_env, event_error: bool) -> None:
+    client_env.sandbox.set_knobs(sse_error_event=event_error, reply_tokens=20)
     client_env.sandbox.fault("cerebras.chat", error_at=8)
     with pytest.raises((ServerError, StreamBroken)) as caught:
         await chat("Hi", model="gpt-oss-120b")
