@@ -32,7 +32,7 @@ from typing import Any
 from harvestkit.client.events import FinishReason, Usage
 from harvestkit.client.parsers.openai import OpenAIStreamParser
 from harvestkit.client.parsers.records import OpenAIChunk, decoder
-from harvestkit.sandbox.cerebras_api import Completion
+from harvestkit.sandbox.cerebras_stream import Completion
 from harvestkit.sandbox.textgen import make_reply
 
 ENVELOPES = {"identical": {"envelope": "identical"}, "varying": {"envelope": "varying", "usage_chunk": True}}

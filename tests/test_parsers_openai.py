@@ -496,7 +496,7 @@ def test_arbitrary_bytes_only_raise_harvestkit_errors(body: bytes, cuts: list[in
 @pytest.mark.parametrize("model, tools", [("gemma-4-31b", False), ("gpt-oss-120b", False), ("gemma-4-31b", True)])
 def test_the_sandbox_streams_in_every_shape(envelope: str, usage_chunk: bool, model: str, tools: bool) -> None:
     """The sandbox's Cerebras streams (every envelope knob) give the reply's events."""
-    from harvestkit.sandbox.cerebras_api import Completion
+    from harvestkit.sandbox.cerebras_stream import Completion
     from harvestkit.sandbox.textgen import make_reply
 
     reply = make_reply([{"role": "user", "content": "Tell me about quartz"}], reasoning=model == "gpt-oss-120b")
