@@ -75,7 +75,8 @@ class Knobs:
     rechallenge_after_pass: int = 0  # this many fresh clearances are challenged on first use
     challenge_websocket: int = 0  # this many WebSocket upgrades get the challenge page, not 101
     agents_protocol: str = "2026"  # "2026" (spec 4.2) or "legacy"; see agents_protocol.py
-    agents_resume: str = "none"  # "replay": a 2026 agent opens with the replay of an earlier stream
+    agents_resume: str = "none"  # "replay": an earlier stream's replay on connect; "own": ours, midway
+    agents_recovering: bool = False  # a 2026 agent recovers midway (cf_agent_chat_recovering frames)
     session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
     challenge_detectors: bool = True  # the challenge runs BotD and fpscanner (off: UA/webdriver only)
 
@@ -91,8 +92,8 @@ class Knobs:
                 raise ValueError("envelope must be 'identical' or 'varying'")
             if name == "agents_protocol" and value not in ("2026", "legacy"):
                 raise ValueError("agents_protocol must be '2026' or 'legacy'")
-            if name == "agents_resume" and value not in ("none", "replay"):
-                raise ValueError("agents_resume must be 'none' or 'replay'")
+            if name == "agents_resume" and value not in ("none", "replay", "own"):
+                raise ValueError("agents_resume must be 'none', 'replay' or 'own'")
             if name in PER_STREAM and value not in (None, True, False):
                 raise ValueError(f"{name} must be true, false or null (random per stream)")
             if name == "key_host" and value not in KEY_HOSTS:
