@@ -130,7 +130,7 @@ class CloudflarePlayground:
         return await stream_http(
             request,
             web.StreamResponse(headers=headers),
-            wire.ENCODERS[generation](reply),
+            wire.ENCODERS[generation](reply, self.state.knobs.field_rng()),
             fault=fault,
             pace=self.state.knobs.pace,
             malformed=wire.MALFORMED[generation],
@@ -265,8 +265,10 @@ class AgentSession:
             reasoning=model in wire.REASONING_MODELS,
         )
         fault = self.playground.state.take_fault("cloudflare.chat")
+        rng = self.playground.state.knobs.field_rng()
         chunks = [
-            json.dumps(agents.shape_chunk(self.protocol, chunk), separators=(",", ":")) for chunk in wire.ui_chunks(reply)
+            json.dumps(wire.reorder(agents.shape_chunk(self.protocol, chunk), rng), separators=(",", ":"))
+            for chunk in wire.ui_chunks(reply)
         ]
         error_body = json.dumps(wire.UI_ERROR)
         sent: list[str] = []
@@ -275,7 +277,7 @@ class AgentSession:
             if body is error_body and self.protocol == "2026":  # a plain-text error frame
                 await self.ws.send_str(agents.error_frames(self.protocol, request_id, wire.UI_ERROR["errorText"])[0])
                 return
-            await self.ws.send_str(wire.agent_response(request_id, body, done=False))
+            await self.ws.send_str(wire.agent_response(request_id, body, done=False, rng=rng))
             sent.append(body)
             if len(sent) == len(chunks) // 2 and self.protocol == "2026":
                 await self.interrupt(request_id, sent)
@@ -294,9 +296,9 @@ class AgentSession:
                 transport.close() if outcome == "truncated" else transport.abort()
             return outcome
         if outcome == "error" and self.protocol == "2026":
-            await self.ws.send_str(wire.agent_response(request_id, "", done=True))
+            await self.ws.send_str(wire.agent_response(request_id, "", done=True, rng=rng))
         else:
-            await self.ws.send_str(wire.agent_response(request_id, "", done=True, error=outcome == "error"))
+            await self.ws.send_str(wire.agent_response(request_id, "", done=True, error=outcome == "error", rng=rng))
         return outcome
 
     async def interrupt(self, request_id: str, sent: list[str]) -> None:

@@ -78,7 +78,12 @@ class Knobs:
     agents_resume: str = "none"  # "replay": an earlier stream's replay on connect; "own": ours, midway
     agents_recovering: bool = False  # a 2026 agent recovers midway (cf_agent_chat_recovering frames)
     session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
+    field_order: str = "random"  # Cloudflare's chunks and frames: keys "random" per object, or "fixed"
     challenge_detectors: bool = True  # the challenge runs BotD and fpscanner (off: UA/webdriver only)
+
+    def field_rng(self) -> random.Random | None:
+        """What shuffles one stream's JSON keys (`field_order`), or None to keep them in order."""
+        return random.Random() if self.field_order == "random" else None
 
     def apply(self, changes: dict[str, Any]) -> None:
         """Set the named knobs; unknown names or a bad generation raise ValueError."""
@@ -96,6 +101,8 @@ class Knobs:
                 raise ValueError("agents_resume must be 'none', 'replay' or 'own'")
             if name in PER_STREAM and value not in (None, True, False):
                 raise ValueError(f"{name} must be true, false or null (random per stream)")
+            if name == "field_order" and value not in ("random", "fixed"):
+                raise ValueError("field_order must be 'random' or 'fixed'")
             if name == "key_host" and value not in KEY_HOSTS:
                 raise ValueError(f"key_host must be one of {KEY_HOSTS}")
             setattr(self, name, value)
