@@ -65,7 +65,7 @@ class Knobs:
     http2: bool = True  # offer h2 in ALPN (False: a server that speaks HTTP/1.1 only)
     h2_idle_goaway: float | None = None  # GOAWAY on an HTTP/2 connection idle this long
     split_writes: bool = True  # writes cut at random places (DATA frames, TLS records)
-    compress: bool = True  # gzip/br for HTML, JSON and text, as Cloudflare does (never for streams)
+    compress: bool | str = True  # gzip/br/zstd for HTML, JSON, text (never streams); or one coding
     retire_models: bool = True  # api.cerebras.ai lists only the 2026-08 models; older ids get 404
     # None: picked at random per stream, as the real API varies (spec 4.1); True/False pin it
     fragment_tool_calls: bool | None = None  # a streamed tool call comes in pieces keyed by index
@@ -101,6 +101,8 @@ class Knobs:
                 raise ValueError("agents_resume must be 'none', 'replay' or 'own'")
             if name in PER_STREAM and value not in (None, True, False):
                 raise ValueError(f"{name} must be true, false or null (random per stream)")
+            if name == "compress" and value not in (True, False, "gzip", "br", "zstd"):
+                raise ValueError("compress must be true, false, 'gzip', 'br' or 'zstd'")
             if name == "field_order" and value not in ("random", "fixed"):
                 raise ValueError("field_order must be 'random' or 'fixed'")
             if name == "key_host" and value not in KEY_HOSTS:

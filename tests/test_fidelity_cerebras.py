@@ -8,6 +8,7 @@ import json
 
 import brotli
 import pytest
+import zstandard
 from harvester_helpers import need_browser, sign_in_as_user
 from harvestkit.cache import AuthCache
 from harvestkit.client import ChallengeError, Cerebras, ModelNotFound, ServerError, StreamBroken, ToolCalls, chat
@@ -144,10 +145,10 @@ async def test_client_types_the_block_page(client_env) -> None:
 
 
 @pytest.mark.parametrize("http2", [True, False])
-@pytest.mark.parametrize("coding", ["gzip", "br"])
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd"])
 async def test_json_and_html_are_compressed_as_asked(sandbox: Sandbox, coding: str, http2: bool) -> None:
     sandbox.set_knobs(http2=http2)
-    decode = {"gzip": gzip.decompress, "br": brotli.decompress}[coding]
+    decode = {"gzip": gzip.decompress, "br": brotli.decompress, "zstd": zstandard.decompress}[coding]
     async with sandbox_session(sandbox.env) as http:
         # The raw bytes, as the server sent them (curl does not decode when asked not to).
         page = await http.get(f"{PLAYGROUND}/", headers={"Accept-Encoding": coding}, accept_encoding=None)
@@ -166,8 +167,25 @@ async def test_streams_are_never_compressed_and_the_client_decodes_the_rest(clie
     assert (await chat("Hi", model="gpt-oss-120b")).text == result.text
 
 
+async def test_the_client_decodes_zstd(client_env) -> None:
+    client_env.sandbox.set_knobs(compress="zstd")  # only zstd, to the clients that accept it
+    result = await chat("Hi", model="gpt-oss-120b")  # the session JSON and the models list came as zstd
+    assert result.text.startswith("Sandbox reply to: Hi.")
+    (listing,) = client_env.sandbox.requests("api.cerebras.ai", "/v1/models")
+    assert "zstd" in listing.headers.get("accept-encoding", "")  # so zstd was what it got
+
+
+async def test_a_named_coding_is_sent_only_to_a_client_that_accepts_it(sandbox: Sandbox) -> None:
+    sandbox.set_knobs(compress="zstd")
+    async with sandbox_session(sandbox.env) as http:
+        plain = await http.get(f"{CEREBRAS_WEB}/api/auth/session", headers={"Accept-Encoding": "gzip, br"}, accept_encoding=None)
+    assert "content-encoding" not in plain.headers and plain.json() is None
+    with pytest.raises(ValueError, match="compress"):
+        sandbox.set_knobs(compress="lzma")
+
+
 def test_accept_encoding_is_read_with_its_weights() -> None:
-    assert accepted("gzip, deflate, br, zstd") == ["gzip", "br"]
+    assert accepted("gzip, deflate, br, zstd") == ["gzip", "br", "zstd"]
     assert accepted("br;q=0, gzip;q=0.5") == ["gzip"]
     assert accepted("identity") == [] and accepted("") == []
 
@@ -183,6 +201,21 @@ async def test_chat_host_serves_the_key_to_the_inference_origin(sandbox: Sandbox
     assert answer.headers["access-control-allow-origin"] == CEREBRAS_WEB
     assert answer.headers["access-control-allow-credentials"] == "true"
     assert preflight.status_code == 204
+
+
+async def test_harvest_reads_zstd_pages(tmp_path, monkeypatch) -> None:
+    need_browser()
+    from harvestkit.harvester import login
+
+    monkeypatch.setenv("HARVESTKIT_HOME", str(tmp_path / "home"))
+    with Sandbox() as sandbox:
+        for name, value in sandbox.env.items():
+            monkeypatch.setenv(name, value)
+        sandbox.set_knobs(compress="zstd")
+        record = await login("cerebras", cache=AuthCache(), headless=True, on_page=sign_in_as_user, timeout=40)
+        assert record.api_key == sandbox.accounts.current_key[sandbox.email]
+        pages = [r for r in sandbox.requests("inference.cerebras.ai") if r.method == "GET" and r.status == 200]
+        assert any("zstd" in r.headers.get("accept-encoding", "") for r in pages)  # Chromium took zstd
 
 
 @pytest.mark.parametrize("key_host", ["inference.cerebras.ai", "chat.cerebras.ai"])
