@@ -33,6 +33,9 @@ class Fault:
     error_at: send the protocol's mid-stream error in place of this chunk and end the stream.
     reset_after: after this many chunks reset the stream: RST_STREAM on HTTP/2, a cut connection
         on HTTP/1.1.
+    goaway_after: after this many chunks send GOAWAY on the connection (HTTP/2; on HTTP/1.1 the
+        connection closes after the answer, or at once when not graceful).
+    goaway_graceful: the GOAWAY lets the answer finish (NO_ERROR); else it cuts it (INTERNAL_ERROR).
     """
 
     status: int | None = None
@@ -43,6 +46,8 @@ class Fault:
     malformed_at: int | None = None
     error_at: int | None = None
     reset_after: int | None = None
+    goaway_after: int | None = None
+    goaway_graceful: bool = True
     times: int | None = 1
 
 
