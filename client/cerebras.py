@@ -47,21 +47,13 @@ class CerebrasSite(Site):
     """Cerebras inference through the demo key of a signed-in inference.cerebras.ai session."""
 
     name = "cerebras"
-    default_model = "llama-3.3-70b"
-    models: ClassVar[list[str]] = [
-        "llama3.1-8b",
-        "llama-3.3-70b",
-        "gpt-oss-120b",
-        "qwen-3-235b-a22b-instruct-2507",
-        "zai-glm-4.7",
-    ]
+    default_model = "gemma-4-31b"  # not a reasoning model, like the retired llama-3.3-70b
+    # The 2026-08 public list (spec 4.1); llama3.1-8b, llama-3.3-70b, qwen-3-235b-a22b-instruct-2507
+    # and zai-glm-4.7 are retired and answer 404, which the client maps to ModelNotFound.
+    models: ClassVar[list[str]] = ["gpt-oss-120b", "gemma-4-31b"]
     model_aliases: ClassVar[dict[str, str]] = {
-        "llama-3.1-8b": "llama3.1-8b",
-        "llama3.1-70b": "llama-3.3-70b",  # retired by Cerebras; its successor
-        "llama-3.1-70b": "llama-3.3-70b",
         "gpt-oss": "gpt-oss-120b",
-        "qwen-3-235b": "qwen-3-235b-a22b-instruct-2507",
-        "glm-4.7": "zai-glm-4.7",
+        "gemma-4": "gemma-4-31b",
     }
     url_names = ("url", "login_url", "api_base")
     default_urls: ClassVar[dict[str, str]] = {

@@ -1,7 +1,7 @@
 """The instance client: settings, the auth cache, a transport, live model lists, retries.
 
     async with Client() as client:
-        answer = await client.chat("Hi", provider="cerebras", model="llama3.1-8b", temperature=0.2)
+        answer = await client.chat("Hi", provider="cerebras", model="gemma-4-31b", temperature=0.2)
         async with client.stream("Hi", provider="cloudflare") as stream:
             async for text in stream.text_stream():
                 print(text, end="")
@@ -56,6 +56,9 @@ class ModelCache:
 
     def put(self, endpoint: str, models: list[str]) -> None:
         self.store[endpoint] = (time.monotonic(), list(models))
+
+    def drop(self, endpoint: str) -> None:
+        self.store.pop(endpoint, None)
 
 
 def default_sites() -> dict[str, Site]:
@@ -211,10 +214,7 @@ class Client:
         credentials = await sessions.first()
         live = await self._live(sessions.call, site, credentials)
         if live is not None and model not in live:
-            raise ModelNotFound(
-                f"model {model!r} is not in the live list; live models: {', '.join(sorted(live)[:20])}",
-                provider=site.name,
-            )
+            raise _not_live(model, live, site.name)
         retry, attempt = call.retry, 0
         while True:
             yielded = False
@@ -227,6 +227,8 @@ class Client:
             except ClientError as error:
                 if yielded:
                     raise _broken(error) from error
+                if isinstance(error, ModelNotFound):  # retired since the list was read, or no list
+                    raise await self._named_live(sessions.call, site, credentials, model, error) from error
                 moved, error = await sessions.after(error, credentials)  # another pool member, or recovered
                 if moved is not None:
                     credentials = moved
@@ -253,6 +255,27 @@ class Client:
         if live:
             self.model_cache.put(endpoint, live)
         return live or None
+
+
+    async def _named_live(
+        self, call: Call, site: Site, credentials: Credentials, model: str, error: ModelNotFound
+    ) -> ModelNotFound:
+        """The service's 404 for ``model``, naming the models it lists now (the cached list is
+        renewed, so the next call is refused before it is sent)."""
+        self.model_cache.drop(call.urls[site.models_endpoint])
+        live = await self._live(call, site, credentials)
+        if not live or model in live:
+            return error
+        return _not_live(model, live, site.name, error)
+
+
+def _not_live(model: str, live: list[str], provider: str, answer: ModelNotFound | None = None) -> ModelNotFound:
+    return ModelNotFound(
+        f"model {model!r} is not in the live list; live models: {', '.join(sorted(live)[:20])}",
+        provider=provider,
+        status_code=answer.status_code if answer else None,
+        code=answer.code if answer else None,
+    )
 
 
 def _broken(error: ClientError) -> StreamBroken:

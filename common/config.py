@@ -16,7 +16,7 @@ keys_file = "~/.config/harvestkit/keys"     # "name key" lines
 laptop = "a-long-random-key"
 
 [models.aliases]
-fast = "cerebras/llama3.1-8b"
+fast = "cerebras/gemma-4-31b"
 
 [sessions]
 proxy = "http://user:password@proxy.example:3128"

@@ -2,7 +2,7 @@
 
 ``cerebras/<model>`` and ``cloudflare/<model>`` always name their provider (the provider
 resolves aliases and checks its live list). A bare id or alias is accepted when exactly one
-provider offers it; one both offer (``llama-3.3-70b``) must be prefixed.
+provider offers it; one both offer (``gpt-oss-120b``) must be prefixed.
 """
 
 from __future__ import annotations

@@ -7,9 +7,13 @@
   `cf_agent_stream_pending`; the default model is `@cf/moonshotai/kimi-k2.6`.
 - "legacy", as it was: the state echoed, usage in `finish`, JSON error bodies.
 
-The `agents_resume` knob ("none" or "replay") makes a 2026 server open with the replay of an
-earlier stream of the agent: `cf_agent_stream_resuming`, frames marked `replay: true`, and one
-marked `replayComplete`, all for another request id, which a client must not take for its own.
+The `agents_resume` knob ("none", "replay" or "own") makes a 2026 server open with the replay of
+an earlier stream of the agent ("replay": `cf_agent_stream_resuming`, frames marked `replay: true`,
+and one marked `replayComplete`, all for another request id, which a client must not take for its
+own), or resume the client's own stream midway ("own": the same frames for the client's request
+id, re-sending its answer from the start, then the live rest; a client must not double the text).
+`agents_recovering` makes the agent recover midway, as after an eviction or a stalled stream:
+`cf_agent_chat_recovering` with `recovering: true`, a pause, then `recovering: false`.
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from collections.abc import Iterator
 from typing import Any
 
 AGENTS_PROTOCOLS = ("2026", "legacy")
-AGENTS_RESUME = ("none", "replay")
+AGENTS_RESUME = ("none", "replay", "own")
+RECOVERY_PAUSE = 0.05  # seconds between the two recovering frames
 DEFAULT_MODELS = {"2026": "@cf/moonshotai/kimi-k2.6", "legacy": "@cf/meta/llama-3.3-70b-instruct-fp8-fast"}
 
 
@@ -66,6 +71,22 @@ def resume_answer(protocol: str) -> dict[str, Any]:
     if protocol == "2026":
         return {"type": "cf_agent_stream_resume_none", "reason": "idle", "probeId": str(uuid.uuid4())}
     return {"type": "cf_agent_stream_resume_none"}
+
+
+def recovering(request_id: str, on: bool) -> dict[str, Any]:
+    """The status frame of a turn being recovered (`on`), or done recovering."""
+    return {"type": "cf_agent_chat_recovering", "recovering": on, "id": request_id}
+
+
+def own_replay(request_id: str, sent: list[str]) -> Iterator[dict[str, Any]]:
+    """The resumption of our own stream: `resuming`, then every body sent so far again, marked
+    `replay`, the last one also `replayComplete`."""
+    yield {"type": "cf_agent_stream_resuming", "id": request_id}
+    for index, body in enumerate(sent):
+        frame: dict[str, Any] = {"type": "cf_agent_use_chat_response", "id": request_id, "body": body, "done": False, "replay": True}
+        if index == len(sent) - 1:
+            frame["replayComplete"] = True
+        yield frame
 
 
 def before_answer(protocol: str, request_id: str) -> Iterator[dict[str, Any]]:

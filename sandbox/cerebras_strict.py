@@ -1,4 +1,4 @@
-"""api.cerebras.ai as it is today (spec 4.1): retired models, fragmented tool calls, `event: error`,
+"""api.cerebras.ai as it is today (spec 4.1): retired models (the default), fragmented tool calls, `event: error`,
 and Cloudflare's HTML block page in front of the API. Each is a knob (see `Knobs`)."""
 from __future__ import annotations
 
@@ -13,12 +13,19 @@ from .state import Knobs
 
 KNOBS = web.AppKey("harvestkit.knobs", Callable[[], Knobs])  # the live knobs (reset() replaces them)
 
-# The 2026-08 public list; the older ids answer 404 while `retire_models` is on.
+# (id, owner, created). The 2026-08 public list; the older ids answer 404 while `retire_models` is on.
 CURRENT_MODELS = (
     ("gpt-oss-120b", "OpenAI", 1754352000),
     ("gemma-4-31b", "Google", 1775001600),
 )
-RETIRED_MODELS = frozenset({"llama3.1-8b", "llama-3.3-70b", "qwen-3-235b-a22b-instruct-2507", "zai-glm-4.7"})
+RETIRED = (
+    ("llama3.1-8b", "Meta", 1721692800),
+    ("llama-3.3-70b", "Meta", 1733443200),
+    ("qwen-3-235b-a22b-instruct-2507", "Alibaba", 1753142400),
+    ("zai-glm-4.7", "Z.ai", 1765497600),
+)
+RETIRED_MODELS = frozenset(model for model, _, _ in RETIRED)
+LEGACY_MODELS = RETIRED + CURRENT_MODELS  # what the API served before the retirement
 
 BLOCK_PAGE = """<!DOCTYPE html>
 <html lang="en-US"><head><title>Attention Required! | Cloudflare</title>
@@ -32,9 +39,9 @@ BLOCK_PAGE = """<!DOCTYPE html>
 """
 
 
-def live_models(knobs: Knobs, models: tuple[tuple[str, str, int], ...]) -> tuple[tuple[str, str, int], ...]:
+def live_models(knobs: Knobs) -> tuple[tuple[str, str, int], ...]:
     """The models the API lists and serves: only the current ones while `retire_models` is on."""
-    return CURRENT_MODELS if knobs.retire_models else models
+    return CURRENT_MODELS if knobs.retire_models else LEGACY_MODELS
 
 
 def not_found(model: str) -> web.Response:

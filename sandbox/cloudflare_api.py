@@ -130,7 +130,7 @@ class CloudflarePlayground:
         return await stream_http(
             request,
             web.StreamResponse(headers=headers),
-            wire.ENCODERS[generation](reply),
+            wire.ENCODERS[generation](reply, self.state.knobs.field_rng()),
             fault=fault,
             pace=self.state.knobs.pace,
             malformed=wire.MALFORMED[generation],
@@ -265,17 +265,22 @@ class AgentSession:
             reasoning=model in wire.REASONING_MODELS,
         )
         fault = self.playground.state.take_fault("cloudflare.chat")
-        chunks = (
-            json.dumps(agents.shape_chunk(self.protocol, chunk), separators=(",", ":")) for chunk in wire.ui_chunks(reply)
-        )
-
+        rng = self.playground.state.knobs.field_rng()
+        chunks = [
+            json.dumps(wire.reorder(agents.shape_chunk(self.protocol, chunk), rng), separators=(",", ":"))
+            for chunk in wire.ui_chunks(reply)
+        ]
         error_body = json.dumps(wire.UI_ERROR)
+        sent: list[str] = []
 
         async def send_body(body: str) -> None:
             if body is error_body and self.protocol == "2026":  # a plain-text error frame
                 await self.ws.send_str(agents.error_frames(self.protocol, request_id, wire.UI_ERROR["errorText"])[0])
                 return
-            await self.ws.send_str(wire.agent_response(request_id, body, done=False))
+            await self.ws.send_str(wire.agent_response(request_id, body, done=False, rng=rng))
+            sent.append(body)
+            if len(sent) == len(chunks) // 2 and self.protocol == "2026":
+                await self.interrupt(request_id, sent)
 
         outcome = await pump(
             chunks,
@@ -291,10 +296,22 @@ class AgentSession:
                 transport.close() if outcome == "truncated" else transport.abort()
             return outcome
         if outcome == "error" and self.protocol == "2026":
-            await self.ws.send_str(wire.agent_response(request_id, "", done=True))
+            await self.ws.send_str(wire.agent_response(request_id, "", done=True, rng=rng))
         else:
-            await self.ws.send_str(wire.agent_response(request_id, "", done=True, error=outcome == "error"))
+            await self.ws.send_str(wire.agent_response(request_id, "", done=True, error=outcome == "error", rng=rng))
         return outcome
+
+    async def interrupt(self, request_id: str, sent: list[str]) -> None:
+        """Midway through an answer: the recovery and the resumption the knobs ask for."""
+        knobs = self.playground.state.knobs
+        if knobs.agents_recovering:
+            await self.send(agents.recovering(request_id, True))
+            await asyncio.sleep(agents.RECOVERY_PAUSE)
+        if knobs.agents_resume == "own":
+            for frame in agents.own_replay(request_id, sent):
+                await self.send(frame)
+        if knobs.agents_recovering:
+            await self.send(agents.recovering(request_id, False))
 
     async def fail(self, request_id: str, text: str) -> str:
         """Report an error for `request_id` the way this protocol does."""

@@ -1,7 +1,11 @@
-"""The playground's four protocol generations as bytes and frames (spec 2.2 to 2.6)."""
+"""The playground's four protocol generations as bytes and frames (spec 2.2 to 2.6).
+
+Every encoder takes an optional `random.Random`: with one, each object's keys come in a random
+order (the `field_order` knob), since JSON objects are unordered and a client must not care."""
 from __future__ import annotations
 
 import json
+import random
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -56,8 +60,26 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def ui_chunks(reply: Reply) -> Iterator[dict[str, Any]]:
+def reorder(value: Any, rng: random.Random | None) -> Any:
+    """`value` with the keys of every object in it shuffled by `rng` (None: as it is)."""
+    if rng is None:
+        return value
+    if isinstance(value, dict):
+        items = [(key, reorder(item, rng)) for key, item in value.items()]
+        rng.shuffle(items)
+        return dict(items)
+    if isinstance(value, list):
+        return [reorder(item, rng) for item in value]
+    return value
+
+
+def ui_chunks(reply: Reply, rng: random.Random | None = None) -> Iterator[dict[str, Any]]:
     """A reply as UI-message-stream chunks (AI SDK 5)."""
+    for chunk in _ui_chunks(reply):
+        yield reorder(chunk, rng)
+
+
+def _ui_chunks(reply: Reply) -> Iterator[dict[str, Any]]:
     yield {"type": "start", "messageId": "msg-" + secrets.token_hex(8)}
     yield {"type": "start-step"}
     if reply.reasoning:
@@ -81,14 +103,14 @@ def ui_chunks(reply: Reply) -> Iterator[dict[str, Any]]:
 UI_ERROR = {"type": "error", "errorText": "Error during inference"}
 
 
-def ui_sse(reply: Reply) -> Iterator[bytes]:
+def ui_sse(reply: Reply, rng: random.Random | None = None) -> Iterator[bytes]:
     """The UI message stream over HTTP: SSE events, then `[DONE]`."""
-    for chunk in ui_chunks(reply):
+    for chunk in ui_chunks(reply, rng):
         yield b"data: " + _compact(chunk).encode() + b"\n\n"
     yield b"data: [DONE]\n\n"
 
 
-def data_stream(reply: Reply) -> Iterator[bytes]:
+def data_stream(reply: Reply, rng: random.Random | None = None) -> Iterator[bytes]:
     """The AI SDK data stream v4: one `CODE:JSON` line per part."""
     yield b'f:{"messageId":"msg-' + secrets.token_hex(8).encode() + b'"}\n'
     for thought in reply.reasoning:
@@ -97,20 +119,21 @@ def data_stream(reply: Reply) -> Iterator[bytes]:
         yield b"0:" + _compact(token).encode() + b"\n"
     usage = {"promptTokens": reply.prompt_tokens, "completionTokens": reply.completion_tokens}
     finish = {"finishReason": reply.finish_reason, "usage": usage}
-    yield b"e:" + _compact(dict(finish, isContinued=False)).encode() + b"\n"
-    yield b"d:" + _compact(finish).encode() + b"\n"
+    yield b"e:" + _compact(reorder(dict(finish, isContinued=False), rng)).encode() + b"\n"
+    yield b"d:" + _compact(reorder(finish, rng)).encode() + b"\n"
 
 
-def workers_sse(reply: Reply) -> Iterator[bytes]:
+def workers_sse(reply: Reply, rng: random.Random | None = None) -> Iterator[bytes]:
     """The oldest generation: Workers AI SSE with `response` fields, usage, then `[DONE]`."""
     for token in reply.tokens:
-        yield b"data: " + _compact({"response": token, "p": "abcdefghijklmnopqrstuvwxyz0123"}).encode() + b"\n\n"
+        chunk = reorder({"response": token, "p": "abcdefghijklmnopqrstuvwxyz0123"}, rng)
+        yield b"data: " + _compact(chunk).encode() + b"\n\n"
     usage = {
         "prompt_tokens": reply.prompt_tokens,
         "completion_tokens": reply.completion_tokens,
         "total_tokens": reply.prompt_tokens + reply.completion_tokens,
     }
-    yield b"data: " + _compact({"response": "", "usage": usage}).encode() + b"\n\n"
+    yield b"data: " + _compact(reorder({"response": "", "usage": usage}, rng)).encode() + b"\n\n"
     yield b"data: [DONE]\n\n"
 
 
@@ -133,9 +156,11 @@ CONTENT_TYPES = {
 }
 
 
-def agent_response(request_id: str, body: str, *, done: bool, error: bool = False) -> str:
+def agent_response(
+    request_id: str, body: str, *, done: bool, error: bool = False, rng: random.Random | None = None
+) -> str:
     """One `cf_agent_use_chat_response` frame."""
     frame: dict[str, Any] = {"type": "cf_agent_use_chat_response", "id": request_id, "body": body, "done": done}
     if error:
         frame["error"] = True
-    return _compact(frame)
+    return _compact(reorder(frame, rng))

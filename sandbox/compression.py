@@ -1,8 +1,9 @@
-"""Compressed responses, as Cloudflare sends them (spec 4.2): gzip or br for HTML, JSON and text,
-403 pages included, but never for `text/event-stream` or `text/x-unknown` streams.
+"""Compressed responses, as Cloudflare sends them (spec 4.2): gzip, br or zstd for HTML, JSON and
+text, 403 pages included, but never for `text/event-stream` or `text/x-unknown` streams.
 
 aiohttp's own compression knows gzip and deflate only, so whole bodies are compressed here, with
-the coding picked at random among those the client accepts (br needs the `brotli` package).
+the coding picked at random among those the client accepts (br needs the `brotli` package, zstd
+the `zstandard` one), or the one coding the `compress` knob names.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import random
 from collections.abc import Awaitable, Callable
 
 import brotli
+import zstandard
 from aiohttp import web
 
 from .state import SandboxState
@@ -19,6 +21,7 @@ COMPRESSED_TYPES = ("text/html", "application/json", "text/plain", "text/javascr
 CODERS: dict[str, Callable[[bytes], bytes]] = {
     "br": brotli.compress,
     "gzip": lambda data: gzip.compress(data, mtime=0),
+    "zstd": zstandard.ZstdCompressor().compress,  # with the content size in the frame header
 }
 
 
@@ -42,7 +45,8 @@ def compressor(
     pick = rng or random.Random()
 
     async def compress(request: web.Request, response: web.StreamResponse) -> None:
-        if not state.knobs.compress or not isinstance(response, web.Response):
+        wanted = state.knobs.compress
+        if not wanted or not isinstance(response, web.Response):
             return
         body = response.body
         if not isinstance(body, (bytes, bytearray)) or not body or "Content-Encoding" in response.headers:
@@ -50,6 +54,8 @@ def compressor(
         if response.content_type not in COMPRESSED_TYPES:
             return
         codings = accepted(request.headers.get("Accept-Encoding", ""))
+        if wanted is not True:  # one coding named: only it, and only if the client takes it
+            codings = [c for c in codings if c == wanted]
         if not codings:
             return
         coding = pick.choice(codings)

@@ -11,8 +11,9 @@ as it happens, within the client's flow-control window).
 (alpn.py hands each TLS connection to this or to aiohttp's HTTP/1.1 handler.)
 
 Faults specific to HTTP/2: `reset_stream()` on a stream's transport sends RST_STREAM (the
-streaming helpers call it for `Fault.reset_after`), and the `h2_idle_goaway` knob sends GOAWAY on
-a connection that has had no open stream for that many seconds. With the `split_writes` knob
+streaming helpers call it for `Fault.reset_after`), and `goaway()` GOAWAY (for
+`Fault.goaway_after`; the `h2_idle_goaway` knob sends one on a connection that has had no open
+stream for that many seconds; see h2goaway.py). With the `split_writes` knob
 (default on) each write goes out as one to three DATA frames cut at random places, so frame
 boundaries fall inside events, as they do behind a real front.
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,13 +35,13 @@ import h2.settings
 import h11
 
 from .h2fingerprint import NotHTTP2, parse_preface
+from .h2goaway import Goaway
 from .state import SandboxState
 
 log = logging.getLogger("harvestkit.sandbox")
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
 PREFACE_LIMIT = 64 * 1024
 HIGH_WATER = 256 * 1024  # response bytes waiting for the window before the handler is paused
-IDLE_TICK = 0.1  # how often an idle connection looks at the `h2_idle_goaway` knob
 
 
 class StreamTransport(asyncio.Transport):
@@ -69,6 +69,10 @@ class StreamTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self.close()
+
+    def goaway(self, graceful: bool = True) -> None:
+        """GOAWAY on this stream's connection (see h2goaway.py)."""
+        self._connection.goaway(graceful)
 
     def reset_stream(self, code: int = h2.errors.ErrorCodes.INTERNAL_ERROR) -> None:
         """Send RST_STREAM for this stream (the HTTP/2 way to cut one answer short)."""
@@ -112,7 +116,7 @@ class _Stream:
     paused: bool = False
 
 
-class H2Connection(asyncio.Protocol):
+class H2Connection(Goaway, asyncio.Protocol):
     """One HTTP/2 connection from a client, its streams served by the aiohttp application."""
 
     def __init__(self, state: SandboxState, handler_factory: Callable[[], asyncio.Protocol]) -> None:
@@ -123,8 +127,6 @@ class H2Connection(asyncio.Protocol):
         )
         self.streams: dict[int, _Stream] = {}
         self._preface: bytearray | None = bytearray()
-        self._idle: asyncio.TimerHandle | None = None
-        self._idle_since = time.monotonic()
         self._rng = random.Random()
 
     # -- connection ---------------------------------------------------------------------------
@@ -199,6 +201,8 @@ class H2Connection(asyncio.Protocol):
 
     def _handle(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
+            if self.refused(event.stream_id):
+                return
             self.streams[event.stream_id] = _Stream(event.stream_id, list(event.headers))
             self._disarm_idle()
         elif isinstance(event, h2.events.DataReceived):
@@ -347,6 +351,7 @@ class H2Connection(asyncio.Protocol):
         if stream.handler is not None:
             asyncio.get_running_loop().call_soon(stream.handler.connection_lost, None)
             stream.handler = None
+        self._close_if_drained()
         self._arm_idle()
 
     def _drop(self, stream: _Stream, exc: BaseException) -> None:
@@ -360,35 +365,6 @@ class H2Connection(asyncio.Protocol):
         stream.ended = True
         self._finish(stream)
         self._flush()
-
-    # -- idle GOAWAY ------------------------------------------------------------------------------
-    def _arm_idle(self) -> None:
-        """Start timing an idle spell (no open stream); the knob is read as the spell goes on."""
-        self._disarm_idle()
-        if not self.streams and self.transport is not None:
-            self._idle_since = time.monotonic()
-            self._idle = asyncio.get_running_loop().call_later(IDLE_TICK, self._idle_tick)
-
-    def _disarm_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-
-    def _idle_tick(self) -> None:
-        self._idle = None
-        if self.streams or self.transport is None:
-            return
-        after = self.state.knobs.h2_idle_goaway
-        waited = time.monotonic() - self._idle_since
-        if after is None or waited < after:
-            wait = IDLE_TICK if after is None else min(IDLE_TICK, after - waited)
-            self._idle = asyncio.get_running_loop().call_later(max(wait, 0.001), self._idle_tick)
-            return
-        self.h2.close_connection(
-            error_code=h2.errors.ErrorCodes.NO_ERROR, last_stream_id=self.h2.highest_inbound_stream_id
-        )
-        self._flush()
-        self._close()
 
     def _flush(self) -> None:
         data = self.h2.data_to_send()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import threading
 import time
 from collections import deque
@@ -10,6 +11,7 @@ from typing import Any
 
 GENERATIONS = ("agents", "ui-stream", "data-stream", "sse")
 KEY_HOSTS = ("inference.cerebras.ai", "chat.cerebras.ai")
+PER_STREAM = ("fragment_tool_calls", "sse_error_event")  # knobs whose None means "random per stream"
 ROUTES = (
     "cerebras.chat",
     "cerebras.models",
@@ -31,6 +33,9 @@ class Fault:
     error_at: send the protocol's mid-stream error in place of this chunk and end the stream.
     reset_after: after this many chunks reset the stream: RST_STREAM on HTTP/2, a cut connection
         on HTTP/1.1.
+    goaway_after: after this many chunks send GOAWAY on the connection (HTTP/2; on HTTP/1.1 the
+        connection closes after the answer, or at once when not graceful).
+    goaway_graceful: the GOAWAY lets the answer finish (NO_ERROR); else it cuts it (INTERNAL_ERROR).
     """
 
     status: int | None = None
@@ -41,6 +46,8 @@ class Fault:
     malformed_at: int | None = None
     error_at: int | None = None
     reset_after: int | None = None
+    goaway_after: int | None = None
+    goaway_graceful: bool = True
     times: int | None = 1
 
 
@@ -63,20 +70,27 @@ class Knobs:
     http2: bool = True  # offer h2 in ALPN (False: a server that speaks HTTP/1.1 only)
     h2_idle_goaway: float | None = None  # GOAWAY on an HTTP/2 connection idle this long
     split_writes: bool = True  # writes cut at random places (DATA frames, TLS records)
-    compress: bool = True  # gzip/br for HTML, JSON and text, as Cloudflare does (never for streams)
-    retire_models: bool = False  # api.cerebras.ai lists only the 2026-08 models; older ids get 404
-    fragment_tool_calls: bool = False  # a streamed tool call comes in pieces keyed by index
-    sse_error_event: bool = False  # a mid-stream error is `event: error` (else a plain data event)
+    compress: bool | str = True  # gzip/br/zstd for HTML, JSON, text (never streams); or one coding
+    retire_models: bool = True  # api.cerebras.ai lists only the 2026-08 models; older ids get 404
+    # None: picked at random per stream, as the real API varies (spec 4.1); True/False pin it
+    fragment_tool_calls: bool | None = None  # a streamed tool call comes in pieces keyed by index
+    sse_error_event: bool | None = None  # a mid-stream error is `event: error` (else a plain data event)
     api_block_page: bool = False  # api.cerebras.ai's front answers everything with an HTML 403
     key_host: str = "inference.cerebras.ai"  # where the demo page fetches its key (or chat.cerebras.ai)
     rechallenge_after_pass: int = 0  # this many fresh clearances are challenged on first use
     challenge_websocket: int = 0  # this many WebSocket upgrades get the challenge page, not 101
     agents_protocol: str = "2026"  # "2026" (spec 4.2) or "legacy"; see agents_protocol.py
-    agents_resume: str = "none"  # "replay": a 2026 agent opens with the replay of an earlier stream
+    agents_resume: str = "none"  # "replay": an earlier stream's replay on connect; "own": ours, midway
+    agents_recovering: bool = False  # a 2026 agent recovers midway (cf_agent_chat_recovering frames)
     session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
+    field_order: str = "random"  # Cloudflare's chunks and frames: keys "random" per object, or "fixed"
     challenge_detectors: bool = True  # the challenge runs BotD and fpscanner (off: UA/webdriver only)
     rate_limited_keys: list[str] = field(default_factory=list)  # these API keys' chats answer 429, 0 tokens left
     rate_limit_reset: float = 30.0  # x-ratelimit-reset-tokens-minute on those 429s (seconds)
+
+    def field_rng(self) -> random.Random | None:
+        """What shuffles one stream's JSON keys (`field_order`), or None to keep them in order."""
+        return random.Random() if self.field_order == "random" else None
 
     def apply(self, changes: dict[str, Any]) -> None:
         """Set the named knobs; unknown names or a bad generation raise ValueError."""
@@ -90,11 +104,22 @@ class Knobs:
                 raise ValueError("envelope must be 'identical' or 'varying'")
             if name == "agents_protocol" and value not in ("2026", "legacy"):
                 raise ValueError("agents_protocol must be '2026' or 'legacy'")
-            if name == "agents_resume" and value not in ("none", "replay"):
-                raise ValueError("agents_resume must be 'none' or 'replay'")
+            if name == "agents_resume" and value not in ("none", "replay", "own"):
+                raise ValueError("agents_resume must be 'none', 'replay' or 'own'")
+            if name in PER_STREAM and value not in (None, True, False):
+                raise ValueError(f"{name} must be true, false or null (random per stream)")
+            if name == "compress" and value not in (True, False, "gzip", "br", "zstd"):
+                raise ValueError("compress must be true, false, 'gzip', 'br' or 'zstd'")
+            if name == "field_order" and value not in ("random", "fixed"):
+                raise ValueError("field_order must be 'random' or 'fixed'")
             if name == "key_host" and value not in KEY_HOSTS:
                 raise ValueError(f"key_host must be one of {KEY_HOSTS}")
             setattr(self, name, value)
+
+
+def per_stream(value: bool | None, rng: random.Random | None = None) -> bool:
+    """A PER_STREAM knob's value for one stream: the pinned one, else a coin toss."""
+    return value if value is not None else (rng or random).random() < 0.5
 
 
 @dataclass

@@ -89,7 +89,14 @@ async def stream_http(
                 data = data[cut:]
         await response.write(data)
 
+    sent = 0
+
     async def send(chunk: bytes) -> None:
+        nonlocal sent
+        if fault is not None and fault.goaway_after == sent:
+            await flush()
+            goaway(request, response, fault.goaway_graceful)
+        sent += 1
         pending.extend(chunk)
         if pace > 0 or len(pending) >= coalesce:
             await flush()
@@ -126,6 +133,21 @@ def writes_vary(request: web.Request) -> bool:
     """Whether the `split_writes` knob is on for this request's sandbox."""
     knobs = request.config_dict.get(KNOBS)
     return bool(knobs is not None and knobs().split_writes)
+
+
+def goaway(request: web.Request, response: web.StreamResponse, graceful: bool) -> None:
+    """GOAWAY on this request's HTTP/2 connection; on HTTP/1.1, `Connection: close` after this
+    answer (graceful) or the connection cut now."""
+    transport = request.transport
+    if transport is None:
+        return
+    send = getattr(transport, "goaway", None)
+    if send is not None:
+        send(graceful)
+    elif graceful:
+        response.force_close()
+    else:
+        transport.abort()
 
 
 def reset_stream(request: web.Request) -> None:

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from client_helpers import StandInHarvester
 
 MODELS: tuple[tuple[type[Provider], str], ...] = (
-    (Cerebras, "llama3.1-8b"),
+    (Cerebras, "gemma-4-31b"),
     (Cloudflare, "@cf/meta/llama-3.1-8b-instruct-fast"),
 )
 

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from client_helpers import StandInHarvester
 
-MODELS = ("cerebras/llama3.1-8b", "cloudflare/@cf/meta/llama-3.1-8b-instruct-fast")
+MODELS = ("cerebras/gemma-4-31b", "cloudflare/@cf/meta/llama-3.1-8b-instruct-fast")
 SERVE = """
 import argparse, sys
 from harvestkit.cli import serve_cmd

@@ -32,7 +32,7 @@ from typing import Any
 from harvestkit.client.events import FinishReason, Usage
 from harvestkit.client.parsers.openai import OpenAIStreamParser
 from harvestkit.client.parsers.records import OpenAIChunk, decoder
-from harvestkit.sandbox.cerebras_api import Completion
+from harvestkit.sandbox.cerebras_stream import Completion
 from harvestkit.sandbox.textgen import make_reply
 
 ENVELOPES = {"identical": {"envelope": "identical"}, "varying": {"envelope": "varying", "usage_chunk": True}}
@@ -41,7 +41,7 @@ ENVELOPES = {"identical": {"envelope": "identical"}, "varying": {"envelope": "va
 def build_stream(chunks: int, envelope: str) -> bytes:
     """The sandbox's Cerebras stream of ``chunks`` content chunks with that envelope."""
     reply = make_reply([{"role": "user", "content": "benchmark"}], reply_tokens=chunks)
-    return b"".join(Completion("llama3.1-8b", reply, None, **ENVELOPES[envelope]).sse())
+    return b"".join(Completion("gemma-4-31b", reply, None, **ENVELOPES[envelope]).sse())
 
 
 def split_pieces(body: bytes, size: int = 16384, seed: int = 2) -> list[bytes]:

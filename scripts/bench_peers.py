@@ -47,7 +47,7 @@ from curl_cffi.requests import AsyncSession
 from harvestkit.sandbox.process import SandboxProcess
 from harvestkit.sandbox.shortcuts import sandbox_session, sign_in
 
-MODEL = "llama3.1-8b"
+MODEL = "gemma-4-31b"
 HOST = "api.cerebras.ai"
 API = f"https://{HOST}/v1"
 Result = tuple[int, float]  # (text chunks, perf_counter() at the first one)

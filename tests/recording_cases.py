@@ -63,21 +63,17 @@ def _prompt(entries: list[Any], site: str) -> str | None:
 
 
 def _model(entries: list[Any], site: str) -> str | None:
-    """The model the recorded chat asked for (a request body's ``model``, or the agent state's),
-    so a replay asks for it again whatever the client's default is today."""
+    """The model id of the site's first recorded chat request with a JSON body naming one (the
+    replay asks for it again: the client's default may be a model the recording never listed)."""
     host, paths = CHAT_ROUTES[site]
     for entry in entries:
-        if entry.host != host or not (entry.websocket or any(entry.path.startswith(p) for p in paths)):
-            continue
-        for body in (entry.post_data, *(m.data for m in entry.websocket if m.type == "send")):
+        if entry.host == host and any(entry.path.startswith(p) for p in paths) and entry.post_data:
             try:
-                data = json.loads(body) if body else None
-            except ValueError:
+                model = json.loads(entry.post_data).get("model")
+            except (ValueError, AttributeError):
                 continue
-            if isinstance(data, dict) and isinstance(data.get("state"), dict):
-                data = data["state"]
-            if isinstance(data, dict) and isinstance(data.get("model"), str):
-                return data["model"]
+            if isinstance(model, str) and model:
+                return model
     return None
 
 
@@ -92,7 +88,8 @@ def cases_in(har: Path) -> list[dict[str, Any]]:
     for site in CHAT_ROUTES:
         prompt = _prompt(entries, site)
         if prompt:
-            cases.append({"kind": "chat", "site": site, "prompt": prompt})
+            model = _model(entries, site)
+            cases.append({"kind": "chat", "site": site, "prompt": prompt, **({"model": model} if model else {})})
     return cases
 
 
@@ -120,9 +117,8 @@ def _replay_chat(har: Path, case: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="harvestkit-replay-") as home, Sandbox(replay=har) as sandbox:
         env = {**os.environ, **sandbox.env, "HARVESTKIT_HOME": home, "HARVESTKIT_NO_HARVEST": "1"}
         imported = _harvestkit(env, "cache", "import", case["site"], str(har), "--format", "har")
-        model = _model(load_har(har), case["site"])
-        chosen = ["-m", model] if model else []
-        done = _harvestkit(env, "chat", "-p", case["site"], *chosen, case["prompt"]) if imported.returncode == 0 else imported
+        model = ("-m", case["model"]) if case.get("model") else ()
+        done = _harvestkit(env, "chat", "-p", case["site"], *model, case["prompt"]) if imported.returncode == 0 else imported
         missing = sorted({r.note for r in sandbox.state.requests if r.status == 404 and r.note})
         return {
             "exit": done.returncode,

@@ -48,7 +48,7 @@ from harvestkit.sandbox import Sandbox
 
 KINDS = ("cerebras", "data-stream", "ui-stream", "sse", "agents")
 ENDINGS = ("close", "reset", "silence")
-CEREBRAS_MODEL, CLOUDFLARE_MODEL = "llama3.1-8b", "@cf/meta/llama-3.1-8b-instruct-fast"
+CEREBRAS_MODEL, CLOUDFLARE_MODEL = "gemma-4-31b", "@cf/meta/llama-3.1-8b-instruct-fast"
 PARSERS = {"cerebras": OpenAIStreamParser, "data-stream": DataStreamParser, "ui-stream": UIStreamParser,
            "sse": WorkersParser}  # fmt: skip
 

@@ -116,7 +116,7 @@ def test_signed_out_cerebras_needs_a_human_and_both_sites_are_partial(run, sandb
 
 def test_chat_streams_text_and_json_events(run, sandbox, home) -> None:
     seed(sandbox, home, "cerebras")
-    text = run("chat", "-m", "llama3.1-8b", "Hello from the shell")
+    text = run("chat", "-m", "gemma-4-31b", "Hello from the shell")
     assert text.returncode == 0, text.stderr
     assert text.stdout.startswith("Sandbox reply to: Hello from the shell.") and text.stdout.endswith("\n")
     events = [json.loads(line) for line in run("chat", "--json", "--max-tokens", "5", stdin="From stdin").stdout.splitlines()]

@@ -26,7 +26,7 @@ from harvestkit.client import (
 
 
 async def test_first_chat_harvests_then_reuses_the_cached_session(client_env) -> None:
-    events = [e async for e in Cerebras.create_async_generator("llama3.1-8b", [{"role": "user", "content": "Hi there"}])]
+    events = [e async for e in Cerebras.create_async_generator("gemma-4-31b", [{"role": "user", "content": "Hi there"}])]
     text = "".join(e for e in events if isinstance(e, str))
     assert text.startswith("Sandbox reply to: Hi there.")
     usage, finish = events[-2:]
@@ -34,7 +34,7 @@ async def test_first_chat_harvests_then_reuses_the_cached_session(client_env) ->
     assert usage.time_info and "total_time" in usage.time_info
     assert finish == FinishReason("stop")
 
-    second = await Cerebras.chat("Again", model="llama3.1-8b")
+    second = await Cerebras.chat("Again", model="gemma-4-31b")
     assert second.text.startswith("Sandbox reply to: Again.") and second.finish_reason == "stop"
     assert client_env.harvester.calls == ["cerebras"]
     record = client_env.cache.get_sync("cerebras")
@@ -50,7 +50,7 @@ async def test_first_chat_harvests_then_reuses_the_cached_session(client_env) ->
 
 async def test_text_arrives_in_order_and_complete(client_env) -> None:
     client_env.sandbox.set_knobs(reply_tokens=40)
-    result = await chat("Repeat", model="llama3.1-8b")
+    result = await chat("Repeat", model="gemma-4-31b")
     assert " the the" in result.text  # a token equal to the one before it is still there
     assert result.usage.completion_tokens == 40
 
@@ -73,24 +73,25 @@ async def test_unknown_model_fails_before_any_chat_request(client_env) -> None:
 
 
 async def test_model_list_is_live_and_kept_for_its_ttl(client_env) -> None:
+    client_env.sandbox.set_knobs(retire_models=False)  # the pre-retirement list: unlike the built-in one
     assert Cerebras.get_models() == list(Cerebras.models)  # nothing cached yet: no harvest, built-in list
-    await Cerebras.chat("Hi", model="llama3.1-8b")
+    await Cerebras.chat("Hi", model="gemma-4-31b")
     live = await Cerebras.get_models_async()
     assert "qwen-3-235b-a22b-instruct-2507" in live and "llama3.1-70b" not in live
     await Cerebras.get_models_async()
-    await Cerebras.chat("Hi", model="zai-glm-4.7")
+    await Cerebras.chat("Hi", model="zai-glm-4.7")  # served from the cached live list's id
     assert len(client_env.sandbox.requests("api.cerebras.ai", "/v1/models")) == 1
 
 
 async def test_sync_entry_points_work_inside_a_running_loop(client_env) -> None:
-    result = chat_sync("From sync code", model="llama3.1-8b")
+    result = chat_sync("From sync code", model="gemma-4-31b")
     assert result.text.startswith("Sandbox reply to: From sync code.")
-    assert "llama3.1-8b" in Cerebras.get_models()
+    assert "gemma-4-31b" in Cerebras.get_models()
 
 
 async def test_explicit_api_key_is_used_and_never_cached(client_env) -> None:
     client_env.sandbox.accounts.add_key("csk-explicit-test-key")
-    result = await Cerebras.chat("Hi", model="llama3.1-8b", api_key="csk-explicit-test-key")
+    result = await Cerebras.chat("Hi", model="gemma-4-31b", api_key="csk-explicit-test-key")
     assert result.text
     assert client_env.chats()[0].headers["Authorization"] == "Bearer csk-explicit-test-key"
     assert client_env.cache.get_sync("cerebras") is None and client_env.harvester.calls == []
@@ -98,7 +99,7 @@ async def test_explicit_api_key_is_used_and_never_cached(client_env) -> None:
 
 async def test_explicit_wrong_key_raises_without_recovery(client_env) -> None:
     with pytest.raises(AuthExpired) as caught:
-        await Cerebras.chat("Hi", model="llama3.1-8b", api_key="csk-wrong-key-1234567890")
+        await Cerebras.chat("Hi", model="gemma-4-31b", api_key="csk-wrong-key-1234567890")
     assert caught.value.status_code == 401 and "csk-wrong-key-1234567890" not in str(caught.value)
     assert client_env.harvester.calls == []
 
@@ -125,10 +126,10 @@ async def test_signed_out_session_says_how_to_sign_in(client_env) -> None:
 
 async def test_expired_demo_key_is_renewed_from_the_session_once(client_env) -> None:
     client_env.sandbox.set_knobs(demo_key_lifetime=1.5)
-    await Cerebras.chat("Hi", model="llama3.1-8b")
+    await Cerebras.chat("Hi", model="gemma-4-31b")
     old_key = client_env.cache.get_sync("cerebras").api_key
     await asyncio.sleep(1.6)
-    result = await Cerebras.chat("After expiry", model="llama3.1-8b")
+    result = await Cerebras.chat("After expiry", model="gemma-4-31b")
     assert result.text.startswith("Sandbox reply to: After expiry.")
     new_key = client_env.cache.get_sync("cerebras").api_key
     assert new_key != old_key and client_env.harvester.calls == ["cerebras"]  # no new harvest
@@ -136,19 +137,19 @@ async def test_expired_demo_key_is_renewed_from_the_session_once(client_env) -> 
 
 
 async def test_dead_session_is_harvested_again_once(client_env) -> None:
-    await Cerebras.chat("Hi", model="llama3.1-8b")
+    await Cerebras.chat("Hi", model="gemma-4-31b")
     client_env.sandbox.expire_all()  # the key and the session both die
-    result = await Cerebras.chat("After expiry", model="llama3.1-8b")
+    result = await Cerebras.chat("After expiry", model="gemma-4-31b")
     assert result.text and client_env.harvester.calls == ["cerebras", "cerebras"]
 
 
 async def test_session_call_merges_set_cookie_into_the_cache(client_env) -> None:
-    await Cerebras.chat("Hi", model="llama3.1-8b")
+    await Cerebras.chat("Hi", model="gemma-4-31b")
     record = client_env.cache.get_sync("cerebras")
     stale = next(c for c in record.cookies if c.name == "__Secure-authjs.session-token")
     client_env.cache.update_sync("cerebras", lambda r: r.merge_cookies([]) and _without_key(r))
     await asyncio.sleep(1.1)  # cookie expiry has one-second precision
-    await Cerebras.chat("Hi again", model="llama3.1-8b")
+    await Cerebras.chat("Hi again", model="gemma-4-31b")
     fresh = next(c for c in client_env.cache.get_sync("cerebras").cookies if c.name == "__Secure-authjs.session-token")
     assert fresh.expires > stale.expires  # re-set by the session call, merged at once
     assert client_env.cache.get_sync("cerebras").expires_at == fresh.expires
@@ -161,35 +162,35 @@ def _without_key(record):
 
 
 async def test_rate_limit_is_retried_honouring_retry_after(client_env) -> None:
-    await Cerebras.chat("warm", model="llama3.1-8b")
+    await Cerebras.chat("warm", model="gemma-4-31b")
     client_env.sandbox.fault("cerebras.chat", status=429, retry_after=0.3, times=1)
     started = time.monotonic()
-    result = await Cerebras.chat("Hi", model="llama3.1-8b")
+    result = await Cerebras.chat("Hi", model="gemma-4-31b")
     assert result.text and time.monotonic() - started >= 0.3
     await eventually(lambda: [r.status for r in client_env.chats()] == [200, 429, 200])
 
 
 async def test_server_errors_give_up_after_the_configured_retries(client_env) -> None:
-    await Cerebras.chat("warm", model="llama3.1-8b")
+    await Cerebras.chat("warm", model="gemma-4-31b")
     client_env.sandbox.fault("cerebras.chat", status=503, times=None)
     with pytest.raises(ServerError) as caught:
-        await Cerebras.chat("Hi", model="llama3.1-8b", max_retries=3)
+        await Cerebras.chat("Hi", model="gemma-4-31b", max_retries=3)
     assert caught.value.status_code == 503
     await eventually(lambda: [r.status for r in client_env.chats()] == [200, 503, 503, 503, 503])
 
 
 async def test_rate_limit_without_retries_carries_retry_after(client_env) -> None:
-    await Cerebras.chat("warm", model="llama3.1-8b")
+    await Cerebras.chat("warm", model="gemma-4-31b")
     client_env.sandbox.fault("cerebras.chat", status=429, retry_after_ms=1500, times=None)
     with pytest.raises(RateLimited) as caught:
-        await Cerebras.chat("Hi", model="llama3.1-8b", max_retries=0)
+        await Cerebras.chat("Hi", model="gemma-4-31b", max_retries=0)
     assert caught.value.retry_after == 1.5 and caught.value.status_code == 429
 
 
 async def test_no_retry_once_a_chunk_was_yielded(client_env) -> None:
-    await Cerebras.chat("warm", model="llama3.1-8b")
+    await Cerebras.chat("warm", model="gemma-4-31b")
     client_env.sandbox.fault("cerebras.chat", error_at=3, times=None)
-    stream = Cerebras.stream("Hi there", model="llama3.1-8b")
+    stream = Cerebras.stream("Hi there", model="gemma-4-31b")
     with pytest.raises(StreamBroken) as caught:
         async for _ in stream:
             pass
@@ -198,35 +199,35 @@ async def test_no_retry_once_a_chunk_was_yielded(client_env) -> None:
 
 
 async def test_truncated_stream_keeps_the_text_received(client_env) -> None:
-    await Cerebras.chat("warm", model="llama3.1-8b")
+    await Cerebras.chat("warm", model="gemma-4-31b")
     client_env.sandbox.fault("cerebras.chat", truncate_after=4)
     with pytest.raises(StreamBroken) as caught:
-        await Cerebras.chat("Hello world", model="llama3.1-8b")
+        await Cerebras.chat("Hello world", model="gemma-4-31b")
     assert caught.value.text.startswith("Sandbox")
     assert type(caught.value) is StreamBroken
 
 
 async def test_malformed_chunk_is_a_protocol_error(client_env) -> None:
-    await Cerebras.chat("warm", model="llama3.1-8b")
+    await Cerebras.chat("warm", model="gemma-4-31b")
     client_env.sandbox.fault("cerebras.chat", malformed_at=3)
     with pytest.raises(ProtocolError):
-        await Cerebras.chat("Hello world", model="llama3.1-8b")
+        await Cerebras.chat("Hello world", model="gemma-4-31b")
 
 
 async def test_idle_timeout_bites_with_the_text_so_far(client_env) -> None:
-    await Cerebras.chat("warm", model="llama3.1-8b")
+    await Cerebras.chat("warm", model="gemma-4-31b")
     client_env.sandbox.set_knobs(pace=10.0)
     started = time.monotonic()
     with pytest.raises(StreamTimeout) as caught:
-        await Cerebras.chat("Hello world", model="llama3.1-8b", idle_timeout=0.4, max_retries=0)
+        await Cerebras.chat("Hello world", model="gemma-4-31b", idle_timeout=0.4, max_retries=0)
     assert time.monotonic() - started < 8.0  # the idle timeout bit, not the 10 s pause between chunks
     assert isinstance(caught.value, StreamBroken)
 
 
 async def test_leaving_a_stream_early_releases_the_connection(client_env) -> None:
-    await Cerebras.chat("warm", model="llama3.1-8b")
+    await Cerebras.chat("warm", model="gemma-4-31b")
     client_env.sandbox.set_knobs(pace=0.05, reply_tokens=200)
-    async with Cerebras.stream("Long answer please", model="llama3.1-8b") as stream:
+    async with Cerebras.stream("Long answer please", model="gemma-4-31b") as stream:
         async for event in stream:
             if isinstance(event, str):
                 break
@@ -238,16 +239,16 @@ async def test_leaving_a_stream_early_releases_the_connection(client_env) -> Non
 
 
 async def test_sequential_requests_share_one_connection(client_env) -> None:
-    await Cerebras.chat("warm", model="llama3.1-8b")
+    await Cerebras.chat("warm", model="gemma-4-31b")
     before = client_env.sandbox.handshakes("api.cerebras.ai")
     for index in range(10):
-        await Cerebras.chat(f"Request {index}", model="llama3.1-8b")
+        await Cerebras.chat(f"Request {index}", model="gemma-4-31b")
     assert client_env.sandbox.handshakes("api.cerebras.ai") == before
 
 
 async def test_url_attributes_can_be_overridden_per_call(client_env) -> None:
     with pytest.raises(Exception) as caught:
-        await Cerebras.chat("Hi", model="llama3.1-8b", api_base="https://api.example.invalid/v1", max_retries=0)
+        await Cerebras.chat("Hi", model="gemma-4-31b", api_base="https://api.example.invalid/v1", max_retries=0)
     assert "api.example.invalid" in str(caught.value)
 
 
@@ -256,24 +257,24 @@ async def test_the_proxy_recorded_at_harvest_is_used_unless_overridden(client_en
 
     from harvestkit.client import ConnectError
 
-    await Cerebras.chat("Hi", model="llama3.1-8b")
+    await Cerebras.chat("Hi", model="gemma-4-31b")
     assert client_env.cache.get_sync("cerebras").proxy == client_env.sandbox.proxy_url
     # No proxy setting any more; a dead environment proxy catches a request that ignores the record.
     monkeypatch.setattr(Cerebras, "settings", dataclasses.replace(Cerebras.settings, proxy=None))
     for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")
-    assert (await Cerebras.chat("Via the recorded proxy", model="llama3.1-8b")).text
+    assert (await Cerebras.chat("Via the recorded proxy", model="gemma-4-31b")).text
     with pytest.raises(ConnectError):
-        await Cerebras.chat("Hi", model="llama3.1-8b", proxy="http://127.0.0.1:9", max_retries=0)
+        await Cerebras.chat("Hi", model="gemma-4-31b", proxy="http://127.0.0.1:9", max_retries=0)
 
 
 async def test_total_timeout_bounds_a_slow_stream(client_env) -> None:
     from harvestkit.client import Timeout
 
-    await Cerebras.chat("warm", model="llama3.1-8b")
+    await Cerebras.chat("warm", model="gemma-4-31b")
     client_env.sandbox.set_knobs(pace=0.2, reply_tokens=100)
     started = time.monotonic()
     with pytest.raises(Timeout) as caught:
-        await Cerebras.chat("Slow", model="llama3.1-8b", total_timeout=0.5)
+        await Cerebras.chat("Slow", model="gemma-4-31b", total_timeout=0.5)
     assert 0.4 < time.monotonic() - started < 15.0  # cut by the total timeout, long before the 20 s stream ends
     assert isinstance(caught.value, StreamBroken) and caught.value.text.startswith("Sandbox")

@@ -30,7 +30,7 @@ def settings_for(sandbox: Sandbox, root, profile: str = "default") -> Settings:
 
 async def test_the_client_chats_streams_and_lists_models_on_both_sites(client_env, tmp_path) -> None:
     async with Client(settings_for(client_env.sandbox, tmp_path / "cache")) as client:
-        answer = await client.chat("Hi there", provider="cerebras", model="llama3.1-8b", temperature=0.2)
+        answer = await client.chat("Hi there", provider="cerebras", model="gemma-4-31b", temperature=0.2)
         assert answer.text.startswith("Sandbox reply to: Hi there.") and answer.provider == "cerebras"
         async with client.stream("Think", provider="cerebras", model="gpt-oss") as stream:
             kinds = {type(event) async for event in stream}
@@ -52,7 +52,7 @@ async def test_two_clients_share_nothing(client_env, tmp_path) -> None:
         second = Client(settings_for(second_world, tmp_path / "b", profile="home"))
         assert first.transport is not second.transport and first.model_cache is not second.model_cache
         for client in (first, second):
-            assert (await client.chat("Hi", provider="cerebras", model="llama3.1-8b")).text
+            assert (await client.chat("Hi", provider="cerebras", model="gemma-4-31b")).text
         for world in (first_world, second_world):
             await eventually(lambda w=world: len(w.requests(API, "/v1/chat/completions")) == 1)
             assert len(world.requests(API, "/v1/models")) == 1  # each client fetched its own list
@@ -62,7 +62,7 @@ async def test_two_clients_share_nothing(client_env, tmp_path) -> None:
 
         before = second_world.handshakes(API)
         await first.aclose()
-        assert (await second.chat("Still there?", provider="cerebras", model="llama3.1-8b")).text
+        assert (await second.chat("Still there?", provider="cerebras", model="gemma-4-31b")).text
         assert second_world.handshakes(API) == before  # its kept-alive connection survived
         await second.aclose()
     assert len(first_world.requests(API, "/v1/chat/completions")) == 1
@@ -94,10 +94,10 @@ async def test_the_second_turn_after_a_reasoning_answer(client_env, tmp_path) ->
 
 async def test_with_options_shares_connections_and_changes_settings(client_env, tmp_path) -> None:
     async with Client(settings_for(client_env.sandbox, tmp_path / "cache")) as client:
-        await client.chat("warm", provider="cerebras", model="llama3.1-8b")
+        await client.chat("warm", provider="cerebras", model="gemma-4-31b")
         patient = client.with_options(idle_timeout=30, max_retries=0)
         assert patient.settings == dataclasses.replace(client.settings, idle_timeout=30, max_retries=0)
         assert patient.transport is client.transport and patient.model_cache is client.model_cache
         before = client_env.sandbox.handshakes(API)
-        assert (await patient.chat("again", provider="cerebras", model="llama3.1-8b")).text
+        assert (await patient.chat("again", provider="cerebras", model="gemma-4-31b")).text
         assert client_env.sandbox.handshakes(API) == before

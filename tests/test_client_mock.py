@@ -28,7 +28,7 @@ from harvestkit.client import (
 from harvestkit.client.retry import RetryPolicy
 
 KEY = "csk-mock-key-0123456789"
-MODEL = "llama3.1-8b"
+MODEL = "gemma-4-31b"
 
 
 def sse(*chunks: dict[str, Any]) -> list[bytes]:

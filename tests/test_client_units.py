@@ -96,7 +96,7 @@ def test_messages_accept_a_prompt_and_put_the_system_message_first() -> None:
 def test_aliases_resolve_and_the_seed_attributes_are_there() -> None:
     from harvestkit.client import Cloudflare
 
-    assert Cerebras.get_model("llama-3.1-8b") == "llama3.1-8b" and Cerebras.get_model(None) == Cerebras.default_model
+    assert Cerebras.get_model("gpt-oss") == "gpt-oss-120b" and Cerebras.get_model(None) == Cerebras.default_model
     for provider in (Cerebras, Cloudflare):
         assert provider.working and provider.supports_stream and provider.supports_system_message
         assert provider.supports_message_history and provider.default_model in provider.models

@@ -3,7 +3,8 @@
 Server side: no state echo (the state is replaced), `finish` with `messageMetadata.finishReason`
 and no usage, plain-text error frames then a done frame, resume/pending/replay frames, the new
 default model. Client side: the text, the finish reason from the metadata, errors typed with the
-server's text, replayed frames of another stream ignored.
+server's text, replayed frames of another stream ignored, a resumption of its own stream and a
+recovery midway (`cf_agent_chat_recovering`) leaving one copy of the text.
 """
 from __future__ import annotations
 
@@ -90,6 +91,25 @@ def test_bad_agents_knobs_are_refused() -> None:
     with pytest.raises(ValueError, match="agents_resume"):
         Knobs().apply({"agents_resume": "maybe"})
 
+async def test_2026_recovery_and_resumption_of_our_own_stream(sandbox: Sandbox) -> None:
+    sandbox.set_knobs(agents_protocol="2026", agents_resume="own", agents_recovering=True, reply_tokens=12)
+    async with await cleared_session(sandbox) as http, http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
+        await ws.send_str(json.dumps({"type": "cf_agent_state", "state": {"model": MODEL}}))
+        await ws.send_str(chat_request("o1"))
+        frames = await frames_until(ws, lambda f: f.get("id") == "o1" and f.get("done"))
+    kinds = [f["type"] for f in frames]
+    start, resuming = kinds.index("cf_agent_chat_recovering"), kinds.index("cf_agent_stream_resuming")
+    end = len(kinds) - 1 - kinds[::-1].index("cf_agent_chat_recovering")
+    assert frames[start] == {"type": "cf_agent_chat_recovering", "recovering": True, "id": "o1"}
+    assert frames[end] == {"type": "cf_agent_chat_recovering", "recovering": False, "id": "o1"}
+    assert start < resuming < end and frames[resuming] == {"type": "cf_agent_stream_resuming", "id": "o1"}
+    live_before = [f["body"] for f in frames[:start] if f["type"] == "cf_agent_use_chat_response"]
+    replayed = frames[resuming + 1 : end]
+    assert [f["body"] for f in replayed] == live_before and all(f["replay"] for f in replayed)
+    assert replayed[-1]["replayComplete"] is True and not any(f.get("replayComplete") for f in replayed[:-1])
+    live = [json.loads(f["body"]) for f in frames if f["type"] == "cf_agent_use_chat_response" and f["body"] and not f.get("replay")]
+    assert [b["type"] for b in live][-1] == "finish" and sum(b["type"] == "text-start" for b in live) == 1
+
 
 # -- the client against it ------------------------------------------------------------------------------
 @pytest.mark.parametrize("resume", ["none", "replay"])
@@ -102,6 +122,18 @@ async def test_client_streams_from_a_2026_agent(client_env, resume: str) -> None
     assert "an earlier answer" not in stream.text  # a replay of another stream is not ours
     assert FinishReason("stop") in events and stream.finish_reason == "stop"
     assert not any(isinstance(e, Usage) for e in events)  # the 2026 finish carries none
+
+
+@pytest.mark.parametrize(("resume", "recovering"), [("own", False), ("none", True), ("own", True)])
+async def test_client_keeps_one_copy_of_a_resumed_or_recovered_stream(client_env, resume: str, recovering: bool) -> None:
+    client_env.sandbox.set_knobs(agents_protocol="2026", reply_tokens=16)
+    plain = await Cloudflare.chat("Hi there", model=MODEL, transport="agents")
+    client_env.sandbox.set_knobs(agents_resume=resume, agents_recovering=recovering)
+    stream = Cloudflare.stream("Hi there", model=MODEL, transport="agents")
+    async with stream:
+        events = [e async for e in stream]
+    assert stream.text == plain.text and stream.text.startswith("Sandbox reply to: Hi there.")
+    assert [e for e in events if isinstance(e, FinishReason)] == [FinishReason("stop")]
 
 
 async def test_client_types_a_2026_error_with_the_servers_text(client_env) -> None:

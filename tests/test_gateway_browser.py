@@ -36,7 +36,7 @@ async function run() {
   result.requestId = models.headers.get("x-request-id");
   const response = await fetch(gw + "/v1/chat/completions", {method: "POST",
     headers: {...auth, "Content-Type": "application/json", "X-Request-Id": "page-req-1"},
-    body: JSON.stringify({model: "cerebras/llama3.1-8b", stream: true,
+    body: JSON.stringify({model: "cerebras/gemma-4-31b", stream: true,
                           messages: [{role: "user", content: "Hello from a page"}]})});
   result.status = response.status;
   result.echoedId = response.headers.get("x-request-id");
@@ -94,7 +94,7 @@ async def test_a_page_on_another_origin_lists_models_and_streams_a_chat(client_e
         await wait_until(tab, "window.result && window.result.finished === true", timeout=30)
         result = json.loads(await tab.evaluate("JSON.stringify(window.result)"))
     assert "error" not in result, result
-    assert "cerebras/llama3.1-8b" in result["models"] and result["requestId"].startswith("req_")
+    assert "cerebras/gemma-4-31b" in result["models"] and result["requestId"].startswith("req_")
     assert result["status"] == 200 and result["done"] and result["chunks"] > 3
     assert result["text"].startswith("Sandbox reply to: Hello from a page.")
     assert result["echoedId"] == "page-req-1"  # the page could read the exposed header
@@ -108,7 +108,7 @@ async def test_status_page_shows_sessions_requests_errors_and_config(client_env,
     await client_env.harvester("cerebras", cache=client_env.cache)  # one provider has a session
     OUTPUT.mkdir(parents=True, exist_ok=True)
     async with serve(port=0, api_key=KEY, keys={"alice": "alice-key-0123456789"}, cors_origins=["*"],
-                     aliases={"fast": "cerebras/llama3.1-8b"}) as gateway:  # fmt: skip
+                     aliases={"fast": "cerebras/gemma-4-31b"}) as gateway:  # fmt: skip
         import aiohttp
 
         async with aiohttp.ClientSession(headers={"Authorization": "Bearer alice-key-0123456789"}) as http:
@@ -145,5 +145,5 @@ async def test_status_page_shows_sessions_requests_errors_and_config(client_env,
     requests = {line.split("\t")[0]: line.split("\t")[1:] for line in texts["requests"].splitlines()[1:]}
     assert requests["cerebras"] == ["1", "1", "0"]
     assert "404" in texts["errors"] and "no-such-model" in texts["errors"]
-    assert "alice, default" in texts["config"] and "fast -> cerebras/llama3.1-8b" in texts["config"]
+    assert "alice, default" in texts["config"] and "fast -> cerebras/gemma-4-31b" in texts["config"]
     assert KEY not in html and "alice-key-0123456789" not in html

@@ -49,7 +49,7 @@ async def test_serves_with_the_key_from_the_environment_and_stops_gracefully_on_
         client_env.sandbox.set_knobs(pace=0.02, reply_tokens=40)
         async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=KEY, max_retries=0) as client:
             stream = await client.chat.completions.create(
-                model="cerebras/llama3.1-8b", messages=[{"role": "user", "content": "Finish me"}], stream=True
+                model="cerebras/gemma-4-31b", messages=[{"role": "user", "content": "Finish me"}], stream=True
             )
             chunks = [await anext(stream)]
             process.send_signal(signal.SIGTERM)  # the answer in flight is still finished

@@ -33,10 +33,10 @@ def endpoints(caplog) -> list[str]:
 
 
 async def test_litellm_responses_whole_and_streamed(base, caplog) -> None:
-    whole = await litellm.aresponses(model="openai/cerebras/llama3.1-8b", input="Hi litellm", api_base=base, api_key=KEY)
+    whole = await litellm.aresponses(model="openai/cerebras/gemma-4-31b", input="Hi litellm", api_base=base, api_key=KEY)
     assert whole.output[0].content[0].text.startswith("Sandbox reply to: Hi litellm.")
     assert whole.usage.output_tokens > 0
-    stream = await litellm.aresponses(model="openai/cerebras/llama3.1-8b", input="Stream litellm", api_base=base,
+    stream = await litellm.aresponses(model="openai/cerebras/gemma-4-31b", input="Stream litellm", api_base=base,
                                       api_key=KEY, stream=True)  # fmt: skip
     kinds, text = [], []
     async for event in stream:
@@ -56,7 +56,7 @@ async def test_litellm_chat_completions_with_a_tool(base) -> None:
 
 
 async def test_langchain_with_the_responses_api(base, caplog) -> None:
-    model = langchain_openai.ChatOpenAI(model="cerebras/llama3.1-8b", base_url=base, api_key=KEY,
+    model = langchain_openai.ChatOpenAI(model="cerebras/gemma-4-31b", base_url=base, api_key=KEY,
                                         use_responses_api=True, max_retries=0)  # fmt: skip
     message = await model.ainvoke("Hi langchain")
     assert message.text.startswith("Sandbox reply to: Hi langchain.")

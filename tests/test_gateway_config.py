@@ -27,7 +27,7 @@ cors_origins = ["http://127.0.0.1:5173"]
 laptop = "laptop-key-0123456789"
 
 [models.aliases]
-fast = "cerebras/llama3.1-8b"
+fast = "cerebras/gemma-4-31b"
 
 [sessions]
 proxy = "http://user:hunter2-secret@127.0.0.1:3128"
@@ -50,7 +50,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def test_the_file_is_read_and_checked(tmp_path) -> None:
     config = load_config(write(tmp_path / "c.toml", CONFIG))
-    assert config.keys == {"laptop": "laptop-key-0123456789"} and config.aliases == {"fast": "cerebras/llama3.1-8b"}
+    assert config.keys == {"laptop": "laptop-key-0123456789"} and config.aliases == {"fast": "cerebras/gemma-4-31b"}
     assert config.port == 0 and config.profiles == {"cloudflare": "default"}
     for text, message in [
         ("[gateway]\nprot = 8000\n", "unknown setting gateway.prot"),
@@ -129,7 +129,7 @@ async def test_serve_runs_from_the_config_file(tmp_path, client_env) -> None:
     finally:
         process.send_signal(2)
         await asyncio.wait_for(process.wait(), 20)
-    assert body["model"] == "cerebras/llama3.1-8b" and body["choices"][0]["message"]["content"].startswith("Sandbox reply to: via alias.")
+    assert body["model"] == "cerebras/gemma-4-31b" and body["choices"][0]["message"]["content"].startswith("Sandbox reply to: via alias.")
     assert "fast" in ids
     assert "laptop" in html and "laptop-key" not in html and str(path) in html
 
@@ -153,7 +153,7 @@ def test_doctor_shows_the_config_in_effect_masked(tmp_path) -> None:
     env.pop("HARVESTKIT_PROXY", None)
     done = run("doctor", "--json", env=env)
     config = json.loads(done.stdout)["checks"]["config"]
-    assert config["ok"] and "keys: ci (env)" in config["detail"] and "fast -> cerebras/llama3.1-8b (config)" in config["detail"]
+    assert config["ok"] and "keys: ci (env)" in config["detail"] and "fast -> cerebras/gemma-4-31b (config)" in config["detail"]
     assert "http://user:****@127.0.0.1:3128 (config)" in config["detail"]
     assert "hunter2" not in done.stdout + done.stderr and "ci-key" not in done.stdout + done.stderr
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 KEYS = {"alice": "alice-key-0123456789", "bob": "bob-key-0123456789"}
 ALICE = {"Authorization": f"Bearer {KEYS['alice']}"}
-CHAT = {"model": "cerebras/llama3.1-8b", "messages": [{"role": "user", "content": "Hello ops"}]}
+CHAT = {"model": "cerebras/gemma-4-31b", "messages": [{"role": "user", "content": "Hello ops"}]}
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ async def test_metrics_scraped_and_parsed(gateway, client_env) -> None:
         stream = await alice.chat.completions.create(**CHAT, stream=True, stream_options={"include_usage": True})
         async for _ in stream:  # the first call harvests (cold start)
             pass
-        await alice.responses.create(model="cerebras/llama3.1-8b", input="metrics")
+        await alice.responses.create(model="cerebras/gemma-4-31b", input="metrics")
         client_env.sandbox.fault("cerebras.chat", status=429, retry_after=1)
         with pytest.raises(openai.RateLimitError):
             await alice.chat.completions.create(**CHAT)
@@ -100,7 +100,7 @@ async def test_metrics_scraped_and_parsed(gateway, client_env) -> None:
             assert response.headers["content-type"].startswith("text/plain")
             samples = scrape(await response.text())
     requests = "harvestkit_gateway_requests_total"
-    chat = {"endpoint": "/v1/chat/completions", "provider": "cerebras", "model": "llama3.1-8b"}
+    chat = {"endpoint": "/v1/chat/completions", "provider": "cerebras", "model": "gemma-4-31b"}
     assert value(samples, requests, **chat, status="200", key="alice") == 1
     assert value(samples, requests, **chat, status="429", key="alice") == 1
     assert value(samples, requests, endpoint="/v1/responses", provider="cerebras", status="200", key="alice") == 1
@@ -131,7 +131,7 @@ async def test_access_log_escapes_control_characters_and_names_the_key(gateway, 
     refused, chat = lines[0], lines[1]
     assert "x\\r\\nINFO harvestkit.gateway.access: forged\\x1b[31m" in refused and " 401 " in refused
     assert "key=alice" in chat and KEYS["alice"] not in "".join(lines)
-    assert "model=cerebras/llama3.1-8b" in chat and ok.headers["x-request-id"] in chat
+    assert "model=cerebras/gemma-4-31b" in chat and ok.headers["x-request-id"] in chat
     tokens = chat.split("tokens=")[1].split()[0]
     first = chat.split("first=")[1].split("ms")[0]
     total = chat.split("total=")[1].split("ms")[0]

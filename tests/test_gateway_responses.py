@@ -44,11 +44,11 @@ def sdk(url: str, key: str = KEY) -> openai.AsyncOpenAI:
 async def test_whole_response_with_instructions_and_usage(gateway, sent) -> None:
     async with sdk(gateway) as client:
         response = await client.responses.create(
-            model="cerebras/llama3.1-8b", input="Hello responses", instructions="Be brief",
+            model="cerebras/gemma-4-31b", input="Hello responses", instructions="Be brief",
             max_output_tokens=50, temperature=0.5,
         )  # fmt: skip
     assert response.object == "response" and response.status == "completed"
-    assert response.model == "cerebras/llama3.1-8b" and response.id.startswith("resp_")
+    assert response.model == "cerebras/gemma-4-31b" and response.id.startswith("resp_")
     assert response.output_text.startswith("Sandbox reply to: Hello responses.")
     (message,) = response.output
     assert message.type == "message" and message.role == "assistant" and message.content[0].type == "output_text"
@@ -82,7 +82,7 @@ async def test_streamed_events_follow_openais_sequence(gateway) -> None:
 
 async def test_the_sdks_stream_helper_accumulates_the_events(gateway) -> None:
     async with sdk(gateway) as client:
-        async with client.responses.stream(model="cerebras/llama3.1-8b", input="helper") as stream:
+        async with client.responses.stream(model="cerebras/gemma-4-31b", input="helper") as stream:
             async for _ in stream:
                 pass
             final = await stream.get_final_response()
@@ -121,13 +121,13 @@ async def test_function_tool_round_trip(gateway, sent, streamed: bool) -> None:
 
 async def test_previous_response_id_continues_a_stored_response(gateway, sent) -> None:
     async with sdk(gateway) as client:
-        first = await client.responses.create(model="cerebras/llama3.1-8b", input="first turn", instructions="Old rules")
-        second = await client.responses.create(model="cerebras/llama3.1-8b", input="second turn",
+        first = await client.responses.create(model="cerebras/gemma-4-31b", input="first turn", instructions="Old rules")
+        second = await client.responses.create(model="cerebras/gemma-4-31b", input="second turn",
                                                previous_response_id=first.id)  # fmt: skip
         fetched = await client.responses.retrieve(first.id)
-        unstored = await client.responses.create(model="cerebras/llama3.1-8b", input="private", store=False)
+        unstored = await client.responses.create(model="cerebras/gemma-4-31b", input="private", store=False)
         with pytest.raises(openai.BadRequestError) as missing:
-            await client.responses.create(model="cerebras/llama3.1-8b", input="x", previous_response_id=unstored.id)
+            await client.responses.create(model="cerebras/gemma-4-31b", input="x", previous_response_id=unstored.id)
         async with sdk(gateway, key="other") as stranger:  # a wrong key never reaches the store
             with pytest.raises(openai.AuthenticationError):
                 await stranger.responses.retrieve(first.id)
@@ -170,7 +170,7 @@ async def test_json_schema_format_and_reasoning_effort_are_passed_on(gateway, se
 async def test_what_cannot_be_honoured_is_a_400(gateway, fields: dict, param: str, code: str) -> None:
     async with sdk(gateway) as client:
         with pytest.raises(openai.BadRequestError) as caught:
-            await client.responses.create(**{"model": "cerebras/llama3.1-8b", "input": "x", **fields})
+            await client.responses.create(**{"model": "cerebras/gemma-4-31b", "input": "x", **fields})
     assert (caught.value.code, caught.value.param) == (code, param)
 
 
@@ -179,7 +179,7 @@ async def test_errors_before_output_keep_their_status_and_later_ones_are_respons
         with pytest.raises(openai.NotFoundError):
             await client.responses.create(model="nope", input="x", stream=True)
         client_env.sandbox.fault("cerebras.chat", truncate_after=3)
-        stream = await client.responses.create(model="cerebras/llama3.1-8b", input="cut me", stream=True)
+        stream = await client.responses.create(model="cerebras/gemma-4-31b", input="cut me", stream=True)
         events = [e async for e in stream]
     assert events[-1].type == "response.failed"
     assert events[-1].response.status == "failed" and events[-1].response.error.code
@@ -189,7 +189,7 @@ async def test_errors_before_output_keep_their_status_and_later_ones_are_respons
 async def test_raw_stream_has_event_lines(gateway) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.post(gateway + "/v1/responses", headers={"Authorization": f"Bearer {KEY}"},
-                             json={"model": "cerebras/llama3.1-8b", "input": "raw", "stream": True}) as response:  # fmt: skip
+                             json={"model": "cerebras/gemma-4-31b", "input": "raw", "stream": True}) as response:  # fmt: skip
             body = (await response.read()).decode()
     assert response.headers["content-type"].startswith("text/event-stream")
     blocks = [b for b in body.split("\n\n") if b]

@@ -43,7 +43,7 @@ async def collect(stream) -> tuple[str, str, list, list]:
 async def test_streamed_answer_from_cerebras_with_usage(gateway, client_env) -> None:
     async with sdk(gateway) as client:
         stream = await client.chat.completions.create(
-            model="cerebras/llama3.1-8b",
+            model="cerebras/gemma-4-31b",
             messages=[{"role": "user", "content": "Hello gateway"}],
             stream=True,
             stream_options={"include_usage": True},
@@ -53,7 +53,7 @@ async def test_streamed_answer_from_cerebras_with_usage(gateway, client_env) -> 
     assert text == "Sandbox reply to: Hello gateway. the" and finish == ["length"]  # the limit reached upstream
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 6
-    assert {c.model for c in chunks} == {"cerebras/llama3.1-8b"} and len({c.id for c in chunks}) == 1
+    assert {c.model for c in chunks} == {"cerebras/gemma-4-31b"} and len({c.id for c in chunks}) == 1
     (upstream,) = client_env.chats()
     assert upstream.outcome == "complete"
 
@@ -102,28 +102,28 @@ async def test_model_listing(gateway) -> None:
         one = await client.models.retrieve("cloudflare/@cf/qwen/qwq-32b")
         with pytest.raises(openai.NotFoundError):
             await client.models.retrieve("nope")
-    assert "cerebras/llama3.1-8b" in ids and "cloudflare/@cf/qwen/qwq-32b" in ids
-    assert "zai-glm-4.7" in ids and "glm-4.7" in ids and "qwq-32b" in ids  # unambiguous bare ids and aliases
-    assert "llama-3.3-70b" not in ids and "cerebras/llama-3.3-70b" in ids  # both offer it: prefix only
+    assert "cerebras/gemma-4-31b" in ids and "cloudflare/@cf/qwen/qwq-32b" in ids
+    assert "gemma-4-31b" in ids and "gpt-oss" in ids and "qwq-32b" in ids  # unambiguous bare ids and aliases
+    assert "gpt-oss-120b" not in ids and "cerebras/gpt-oss-120b" in ids  # both offer it: prefix only
     assert one.owned_by == "cloudflare"
 
 
 async def test_request_errors_map_to_sdk_classes(gateway) -> None:
     async with sdk(gateway) as client:
         with pytest.raises(openai.BadRequestError) as bad:
-            await client.chat.completions.create(model="cerebras/llama3.1-8b", messages=[])
+            await client.chat.completions.create(model="cerebras/gemma-4-31b", messages=[])
         assert bad.value.code == "invalid_type" and bad.value.param == "messages"
         with pytest.raises(openai.BadRequestError):
-            await client.chat.completions.create(model="cerebras/llama3.1-8b", messages=[{"role": "user", "content": "x"}], temperature="hot")
+            await client.chat.completions.create(model="cerebras/gemma-4-31b", messages=[{"role": "user", "content": "x"}], temperature="hot")
         with pytest.raises(openai.BadRequestError) as upstream:  # passed through, refused by the service
-            await client.chat.completions.create(model="cerebras/llama3.1-8b", messages=[{"role": "user", "content": "x"}], temperature=1.9)
+            await client.chat.completions.create(model="cerebras/gemma-4-31b", messages=[{"role": "user", "content": "x"}], temperature=1.9)
         assert "temperature: must be between 0 and 1.5" in upstream.value.message
         with pytest.raises(openai.NotFoundError) as unknown:
             await client.chat.completions.create(model="llama-9000", messages=[{"role": "user", "content": "x"}])
         assert unknown.value.code == "model_not_found"
         with pytest.raises(openai.NotFoundError) as ambiguous:
-            await client.chat.completions.create(model="llama-3.3-70b", messages=[{"role": "user", "content": "x"}])
-        assert "'cerebras/llama-3.3-70b' or 'cloudflare/llama-3.3-70b'" in ambiguous.value.message
+            await client.chat.completions.create(model="gpt-oss-120b", messages=[{"role": "user", "content": "x"}])
+        assert "'cerebras/gpt-oss-120b' or 'cloudflare/gpt-oss-120b'" in ambiguous.value.message
         with pytest.raises(openai.NotFoundError):  # the provider's live list does not have it
             await client.chat.completions.create(model="cerebras/llama-9000", messages=[{"role": "user", "content": "x"}])
     async with sdk(gateway, key="wrong-key") as client:
@@ -157,20 +157,20 @@ async def test_upstream_errors_map_to_sdk_classes(gateway, client_env) -> None:
     async with sdk(gateway) as client:
         client_env.sandbox.fault("cerebras.chat", status=429, retry_after=2)
         with pytest.raises(openai.RateLimitError) as limited:
-            await client.chat.completions.create(model="cerebras/llama3.1-8b", messages=messages)
+            await client.chat.completions.create(model="cerebras/gemma-4-31b", messages=messages)
         assert limited.value.response.headers["retry-after"] == "2"
         client_env.sandbox.fault("cerebras.chat", status=500)
         with pytest.raises(openai.InternalServerError) as failed:
-            await client.chat.completions.create(model="cerebras/llama3.1-8b", messages=messages)
+            await client.chat.completions.create(model="cerebras/gemma-4-31b", messages=messages)
         assert failed.value.status_code == 502 and failed.value.type == "upstream_error"
         client_env.sandbox.fault("cerebras.chat", status=503)
         with pytest.raises(openai.InternalServerError) as unavailable:
-            await client.chat.completions.create(model="cerebras/llama3.1-8b", messages=messages, stream=True)
+            await client.chat.completions.create(model="cerebras/gemma-4-31b", messages=messages, stream=True)
         assert unavailable.value.status_code == 503
         client_env.harvester.signed_in = False
         client_env.sandbox.expire_all()
         with pytest.raises(openai.InternalServerError) as no_session:
-            await client.chat.completions.create(model="cerebras/llama3.1-8b", messages=messages)
+            await client.chat.completions.create(model="cerebras/gemma-4-31b", messages=messages)
     assert no_session.value.status_code == 503 and no_session.value.type == "upstream_auth_error"
     assert no_session.value.response.headers["x-should-retry"] == "false"
     assert "harvest a fresh session" in no_session.value.message
@@ -180,7 +180,7 @@ async def test_failure_mid_stream_reaches_the_sdk(gateway, client_env) -> None:
     client_env.sandbox.fault("cerebras.chat", error_at=4)
     async with sdk(gateway) as client:
         stream = await client.chat.completions.create(
-            model="cerebras/llama3.1-8b", messages=[{"role": "user", "content": "Break"}], stream=True
+            model="cerebras/gemma-4-31b", messages=[{"role": "user", "content": "Break"}], stream=True
         )
         received = []
         with pytest.raises(openai.APIError) as caught:
@@ -193,7 +193,7 @@ async def test_failure_mid_stream_reaches_the_sdk(gateway, client_env) -> None:
 async def test_disconnect_mid_stream_cancels_upstream(gateway, client_env) -> None:
     client_env.sandbox.set_knobs(pace=0.02, reply_tokens=400)
     async with sdk(gateway) as client:
-        for model, host in (("cerebras/llama3.1-8b", "api.cerebras.ai"), ("cloudflare/@cf/qwen/qwq-32b", "playground.ai.cloudflare.com")):
+        for model, host in (("cerebras/gemma-4-31b", "api.cerebras.ai"), ("cloudflare/@cf/qwen/qwq-32b", "playground.ai.cloudflare.com")):
             stream = await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Long"}], stream=True)
             async for _ in stream:
                 break
@@ -212,7 +212,7 @@ async def test_concurrent_requests_share_the_providers_sessions(gateway, client_
     async with sdk(gateway) as client:
 
         async def one(i: int) -> str:
-            model = "cerebras/llama3.1-8b" if i % 2 else "cloudflare/llama-3.1-8b"
+            model = "cerebras/gemma-4-31b" if i % 2 else "cloudflare/llama-3.1-8b"
             stream = await client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": f"Question {i}"}], stream=True
             )

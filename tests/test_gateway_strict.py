@@ -81,7 +81,7 @@ async def test_tools_to_the_cloudflare_agents_generation_are_a_400(client_env) -
 
 
 async def test_nan_never_goes_upstream(client_env) -> None:
-    body = b'{"model": "cerebras/llama3.1-8b", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}'
+    body = b'{"model": "cerebras/gemma-4-31b", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}'
     async with serve(port=0) as url, aiohttp.ClientSession() as http:  # the SDKs refuse NaN themselves; raw clients may not
         async with http.post(url + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}) as response:
             error = (await response.json())["error"]

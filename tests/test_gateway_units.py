@@ -127,22 +127,22 @@ def test_bad_requests_say_what_is_wrong(raw: bytes, code: str, param: str | None
 
 # -- routing ----------------------------------------------------------------------------------
 TABLE = ModelTable({
-    "cerebras": (["llama-3.3-70b", "gpt-oss-120b"], {"gpt-oss": "gpt-oss-120b", "retired": "gone"}),
-    "cloudflare": (["@cf/meta/llama-3.3-70b"], {"llama-3.3-70b": "@cf/meta/llama-3.3-70b"}),
+    "cerebras": (["gemma-4-31b", "gpt-oss-120b"], {"gpt-oss": "gpt-oss-120b", "retired": "gone"}),
+    "cloudflare": (["@cf/openai/gpt-oss-120b"], {"gpt-oss-120b": "@cf/openai/gpt-oss-120b"}),
 })  # fmt: skip
 
 
 def test_bare_ids_route_only_when_one_provider_offers_them() -> None:
-    assert TABLE.provider_of("gpt-oss") == "cerebras" and TABLE.provider_of("@cf/meta/llama-3.3-70b") == "cloudflare"
-    with pytest.raises(GatewayError, match="'cerebras/llama-3.3-70b' or 'cloudflare/llama-3.3-70b'") as ambiguous:
-        TABLE.provider_of("llama-3.3-70b")
+    assert TABLE.provider_of("gpt-oss") == "cerebras" and TABLE.provider_of("@cf/openai/gpt-oss-120b") == "cloudflare"
+    with pytest.raises(GatewayError, match="'cerebras/gpt-oss-120b' or 'cloudflare/gpt-oss-120b'") as ambiguous:
+        TABLE.provider_of("gpt-oss-120b")
     assert ambiguous.value.status == 404
     for unknown in ("retired", "nope"):  # an alias of a model the list lacks does not count
         with pytest.raises(GatewayError, match="does not exist"):
             TABLE.provider_of(unknown)
     ids = [m["id"] for m in TABLE.listing()]
-    assert ids == ["cerebras/llama-3.3-70b", "cerebras/gpt-oss-120b", "cloudflare/@cf/meta/llama-3.3-70b",
-                   "gpt-oss-120b", "gpt-oss", "@cf/meta/llama-3.3-70b"]  # fmt: skip
+    assert ids == ["cerebras/gemma-4-31b", "cerebras/gpt-oss-120b", "cloudflare/@cf/openai/gpt-oss-120b",
+                   "gemma-4-31b", "gpt-oss", "@cf/openai/gpt-oss-120b"]  # fmt: skip
 
 
 class FakeProvider:

@@ -23,7 +23,7 @@ from parser_helpers import assert_split_invariant, parse_in_pieces
 ENVELOPE = {
     "id": "chatcmpl-5c9a1e",
     "created": 1761231230,
-    "model": "llama3.1-8b",
+    "model": "gemma-4-31b",
     "system_fingerprint": "fp_6381a6e5ac",
     "object": "chat.completion.chunk",
 }
@@ -399,7 +399,7 @@ def test_non_streaming_completion() -> None:
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "created": 1761231230,
-        "model": "llama3.1-8b",
+        "model": "gemma-4-31b",
         "choices": [
             {
                 "index": 0,
@@ -493,10 +493,10 @@ def test_arbitrary_bytes_only_raise_harvestkit_errors(body: bytes, cuts: list[in
 
 @pytest.mark.parametrize("envelope", ["identical", "varying"])
 @pytest.mark.parametrize("usage_chunk", [False, True])
-@pytest.mark.parametrize("model, tools", [("llama3.1-8b", False), ("gpt-oss-120b", False), ("llama3.1-8b", True)])
+@pytest.mark.parametrize("model, tools", [("gemma-4-31b", False), ("gpt-oss-120b", False), ("gemma-4-31b", True)])
 def test_the_sandbox_streams_in_every_shape(envelope: str, usage_chunk: bool, model: str, tools: bool) -> None:
     """The sandbox's Cerebras streams (every envelope knob) give the reply's events."""
-    from harvestkit.sandbox.cerebras_api import Completion
+    from harvestkit.sandbox.cerebras_stream import Completion
     from harvestkit.sandbox.textgen import make_reply
 
     reply = make_reply([{"role": "user", "content": "Tell me about quartz"}], reasoning=model == "gpt-oss-120b")

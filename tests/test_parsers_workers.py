@@ -121,13 +121,13 @@ def test_cerebras_models() -> None:
     body = {
         "object": "list",
         "data": [
-            {"id": "llama3.1-8b", "object": "model", "created": 1721692800, "owned_by": "Meta"},
+            {"id": "gemma-4-31b", "object": "model", "created": 1721692800, "owned_by": "Meta"},
             {"id": "gpt-oss-120b", "object": "model"},
             {"object": "model"},
-            {"id": "llama3.1-8b"},
+            {"id": "gemma-4-31b"},
         ],
     }
-    assert cerebras_models(json.dumps(body)) == ["llama3.1-8b", "gpt-oss-120b"]
+    assert cerebras_models(json.dumps(body)) == ["gemma-4-31b", "gpt-oss-120b"]
 
 
 @pytest.mark.parametrize("parse_models", [cerebras_models, cloudflare_models])

@@ -98,7 +98,7 @@ async def test_proxy_survives_disconnects_in_the_middle_of_tls(sandbox: Sandbox)
     sandbox.set_knobs(pace=0.05, reply_tokens=200)
     for _ in range(3):  # reset in the middle of a streamed answer
         reader, writer = await tls_through_proxy(sandbox.port, "api.cerebras.ai", sandbox.ca_bundle)
-        body = json.dumps({"model": "llama3.1-8b", "stream": True, "messages": [{"role": "user", "content": "Hi"}]})
+        body = json.dumps({"model": "gemma-4-31b", "stream": True, "messages": [{"role": "user", "content": "Hi"}]})
         writer.write(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.cerebras.ai\r\nAuthorization: Bearer csk-reliability-test\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
@@ -132,7 +132,7 @@ async def test_proxy_serves_others_while_slow_clients_hold_connections(
 async def ordinary_gateway_request(url: str) -> None:
     """An ordinary client: a streamed chat through the gateway to the sandbox."""
     started = time.monotonic()
-    body = {"model": "cerebras/llama3.1-8b", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+    body = {"model": "cerebras/gemma-4-31b", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
     async with aiohttp.ClientSession() as session, session.post(url + "/v1/chat/completions", json=body) as response:
         data = await response.read()
     assert response.status == 200 and data.endswith(b"data: [DONE]\n\n"), data[-200:]
@@ -152,8 +152,8 @@ GARBAGE = {  # what the gateway must answer to each
     post(b"\xff\xfe\x00{"): b"400",
     post(b"[" * 200_000): b"400",
     post(b'{"model": 1, "messages": "hi"}'): b"400",
-    post(b'{"model": "cerebras/llama3.1-8b", "messages": [{"role": "user", "content": {"x": 1}}]}'): b"400",
-    post(b'{"model": "cerebras/llama3.1-8b", "messages": [{"role": "user"}], "max_tokens": -1}'): b"400",
+    post(b'{"model": "cerebras/gemma-4-31b", "messages": [{"role": "user", "content": {"x": 1}}]}'): b"400",
+    post(b'{"model": "cerebras/gemma-4-31b", "messages": [{"role": "user"}], "max_tokens": -1}'): b"400",
     post(b"x" * (9 << 20)): b"413",
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     + (b"100000\r\n" + b"x" * 0x100000 + b"\r\n") * 20 + b"0\r\n\r\n": b"413",
@@ -192,11 +192,11 @@ async def test_gateway_survives_clients_that_vanish_mid_body_or_mid_stream(clien
     async with serve(port=0) as url:
         port = int(url.rsplit(":", 1)[1])
         for _ in range(20):  # half a body, then a reset
-            _, writer = await connect(port, post(b'{"model": "cerebras/llama3.1-8b"', b"X: y")[:-1] + b"0" * 3)
+            _, writer = await connect(port, post(b'{"model": "cerebras/gemma-4-31b"', b"X: y")[:-1] + b"0" * 3)
             reset(writer)
         await ordinary_gateway_request(url)
         client_env.sandbox.set_knobs(pace=0.05, reply_tokens=200)
-        body = json.dumps({"model": "cerebras/llama3.1-8b", "stream": True, "messages": [{"role": "user", "content": "Hi"}]})
+        body = json.dumps({"model": "cerebras/gemma-4-31b", "stream": True, "messages": [{"role": "user", "content": "Hi"}]})
         for _ in range(3):  # the first chunk, then a reset: the upstream stream is cancelled at once
             reader, writer = await connect(port, post(body.encode(), b"Content-Type: application/json"))
             assert b"chat.completion.chunk" in await reader.readuntil(b"\n\n")
@@ -212,7 +212,7 @@ async def test_gateway_answers_408_to_a_body_that_trickles(client_env: ClientEnv
     monkeypatch.setattr(gateway_chat, "BODY_TIMEOUT", 0.5)
     async with serve(port=0) as url:
         port = int(url.rsplit(":", 1)[1])
-        request = post(b'{"model": "cerebras/llama3.1-8b", "messages": []}')
+        request = post(b'{"model": "cerebras/gemma-4-31b", "messages": []}')
         reader, writer = await connect(port, request[:-10])  # the head and most of the body, then nothing
         started = time.monotonic()
         answer = b""

@@ -30,7 +30,7 @@ async def demo_key(sandbox: Sandbox) -> str:
 
 
 async def chat(sandbox: Sandbox, key: str, **body):
-    body.setdefault("model", "llama3.1-8b")
+    body.setdefault("model", "gemma-4-31b")
     body.setdefault("messages", HELLO)
     async with sandbox_session(sandbox.env) as http:
         return await http.post(
@@ -157,12 +157,16 @@ async def test_models(sandbox: Sandbox) -> None:
     key = await demo_key(sandbox)
     async with sandbox_session(sandbox.env) as http:
         listing = (await http.get(f"{CEREBRAS_API}/v1/models", headers={"Authorization": f"Bearer {key}"})).json()
-        one = await http.get(f"{CEREBRAS_API}/v1/models/llama3.1-8b", headers={"Authorization": f"Bearer {key}"})
-        none = await http.get(f"{CEREBRAS_API}/v1/models/llama3.1-70b", headers={"Authorization": f"Bearer {key}"})
+        one = await http.get(f"{CEREBRAS_API}/v1/models/gemma-4-31b", headers={"Authorization": f"Bearer {key}"})
+        retired = await http.get(f"{CEREBRAS_API}/v1/models/llama3.1-8b", headers={"Authorization": f"Bearer {key}"})
+        sandbox.set_knobs(retire_models=False)
+        legacy = (await http.get(f"{CEREBRAS_API}/v1/models", headers={"Authorization": f"Bearer {key}"})).json()
     assert listing["object"] == "list"
     ids = [m["id"] for m in listing["data"]]
-    assert "llama3.1-8b" in ids and "llama3.1-70b" not in ids  # the seeds' default is retired
-    assert one.json()["owned_by"] == "Meta" and none.status_code == 404
+    assert ids == ["gpt-oss-120b", "gemma-4-31b"]  # the 2026-08 list by default
+    assert one.json()["owned_by"] == "Google" and retired.status_code == 404
+    legacy_ids = [m["id"] for m in legacy["data"]]
+    assert "llama3.1-8b" in legacy_ids and "gemma-4-31b" in legacy_ids and "llama3.1-70b" not in legacy_ids
 
 
 async def test_stream_has_cerebras_shape(sandbox: Sandbox) -> None:
@@ -193,6 +197,7 @@ async def test_reasoning_tool_calls_length_and_whole_responses(sandbox: Sandbox)
     first_content = next(i for i, d in enumerate(deltas) if "content" in d)
     assert any("reasoning" in d for d in deltas[:first_content])
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}]
+    sandbox.set_knobs(fragment_tool_calls=False)  # pinned: by default a stream picks at random
     called = [json.loads(e) for e in sse_events((await chat(sandbox, key, tools=tools, stream=True)).content)]
     calls = [c["choices"][0]["delta"]["tool_calls"] for c in called if "tool_calls" in c["choices"][0]["delta"]]
     assert len(calls) == 1  # a tool call arrives whole in one delta
@@ -253,7 +258,7 @@ async def test_truncated_stream_ends_mid_body(sandbox: Sandbox) -> None:
     async with sandbox_session(sandbox.env) as http:
         response = await http.post(
             f"{CEREBRAS_API}/v1/chat/completions", stream=True,
-            json={"model": "llama3.1-8b", "messages": HELLO, "stream": True},
+            json={"model": "gemma-4-31b", "messages": HELLO, "stream": True},
             headers={"Authorization": f"Bearer {key}"},
         )
         with pytest.raises(RequestException):
@@ -264,20 +269,38 @@ async def test_truncated_stream_ends_mid_body(sandbox: Sandbox) -> None:
     await eventually(lambda: entry.outcome == "truncated")  # logged once the handler has returned
 
 
-async def test_malformed_line_and_error_mid_stream(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("event_error", [False, True])
+async def test_malformed_line_and_error_mid_stream(sandbox: Sandbox, event_error: bool) -> None:
     key = await demo_key(sandbox)
+    sandbox.set_knobs(sse_error_event=event_error)
     sandbox.fault("cerebras.chat", malformed_at=2)
     events = sse_events((await chat(sandbox, key, stream=True)).content)
     with pytest.raises(ValueError):
         json.loads(events[2])
     assert json.loads(events[-1])["usage"]  # the stream went on
     sandbox.fault("cerebras.chat", error_at=3)
-    events = sse_events((await chat(sandbox, key, stream=True)).content)
-    assert len(events) == 4
+    body = (await chat(sandbox, key, stream=True)).content
+    events = sse_events(body)
+    assert len(events) == 4 and (b"event: error\n" in body) is event_error
     assert json.loads(events[-1]) == {
         "error": {"message": "Internal server error", "type": "server_error", "code": "internal_error"},
         "status_code": 500,
     }
+
+
+async def test_tool_call_and_error_shapes_vary_per_stream_by_default(sandbox: Sandbox) -> None:
+    key = await demo_key(sandbox)
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+    pieces, error_lines = set(), set()
+    for _ in range(24):  # every shape has 1 - 2**-23 odds of showing up
+        chunks = [json.loads(e) for e in sse_events((await chat(sandbox, key, tools=tools, stream=True)).content)]
+        pieces.add(sum(1 for c in chunks if c["choices"] and "tool_calls" in c["choices"][0]["delta"]))
+        sandbox.fault("cerebras.chat", error_at=1)
+        error_lines.add(b"event: error\n" in (await chat(sandbox, key, stream=True)).content)
+    assert 1 in pieces and max(pieces) >= 3  # whole in one delta, and in fragments
+    assert error_lines == {False, True}
+    with pytest.raises(ValueError, match="random per stream"):
+        sandbox.set_knobs(sse_error_event="sometimes")
 
 
 async def test_long_replies_and_pace(sandbox: Sandbox) -> None:

@@ -294,3 +294,22 @@ async def test_agents_bad_chat_request_and_unknown_model(sandbox: Sandbox) -> No
         frames = await ws_frames(ws, lambda f: f.get("done"))
     assert bad["error"] is True and json.loads(bad["body"])["errorText"] == "Invalid chat request"
     assert frames[-1]["error"] is True and "Model not found: @cf/none" in frames[-1]["body"]
+
+
+@pytest.mark.parametrize("order", ["random", "fixed"])
+async def test_field_order_of_chunks_and_frames(sandbox: Sandbox, order: str) -> None:
+    sandbox.set_knobs(generation="ui-stream", field_order=order, reply_tokens=120)
+    body = {"messages": MESSAGES, "model": MODEL, "stream": True}
+    async with await cleared_session(sandbox) as http:
+        events = sse_events((await http.post(f"{PLAYGROUND}/api/inference", json=body)).content)
+        sandbox.set_knobs(generation="agents")
+        async with http.ws_connect(WS_URL, headers={"Origin": PLAYGROUND}) as ws:
+            await ws.send_str(chat_request("f1"))
+            frames = [json.loads(f) for f in [await ws.recv_str(timeout=10) for _ in range(40)]]
+    deltas = [json.loads(e, object_pairs_hook=lambda pairs: tuple(k for k, _ in pairs)) for e in events[:-1]]
+    orders = {keys for keys in deltas if set(keys) == {"type", "id", "delta"}}
+    answers = [f for f in frames if f.get("type") == "cf_agent_use_chat_response"]
+    frame_orders = {tuple(f) for f in answers if set(f) == {"type", "id", "body", "done"}}
+    assert len(orders) == (1 if order == "fixed" else 6)  # 120 text deltas: all 6 orders of 3 keys (odds 1 - 1e-9)
+    assert (len(frame_orders) > 1) is (order == "random")
+    assert "".join(json.loads(e)["delta"] for e in events[:-1] if json.loads(e)["type"] == "text-delta").startswith("Sandbox reply")

@@ -19,7 +19,7 @@ async def test_cookies_never_cross_sites(client_env) -> None:
     for generation in ("agents", "data-stream"):
         client_env.sandbox.set_knobs(generation=generation)
         await Cloudflare.chat("Hi", model="@cf/meta/llama-3.1-8b-instruct-fast")
-    await Cerebras.chat("Hi", model="llama3.1-8b")
+    await Cerebras.chat("Hi", model="gemma-4-31b")
     records = {r.site: r for r in client_env.cache.list_sync()}
     owner = {c.name: c for r in records.values() for c in r.cookies}
     requests = client_env.sandbox.requests()
