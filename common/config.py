@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from platformdirs import user_config_dir
+from harvestkit.cache.errors import HarvestkitError
 
 __all__ = ["CONFIG_VARIABLE", "Config", "ConfigError", "PoolSpec", "default_path", "load_config"]
 
@@ -58,7 +59,7 @@ POOL_SETTINGS = {"members": list, "sticky": bool}
 MEMBER_SETTINGS = ("profile", "proxy")
 
 
-class ConfigError(ValueError):
+class ConfigError(HarvestkitError, ValueError):
     """A config file that cannot be used; the message names the file and the setting."""
 
 

@@ -13,12 +13,14 @@ import re
 import stat
 from pathlib import Path
 
+from harvestkit.cache.errors import HarvestkitError
+
 __all__ = ["KeyConfigError", "parse_keys_file", "parse_keys_variable"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-class KeyConfigError(ValueError):
+class KeyConfigError(HarvestkitError, ValueError):
     """A key definition that cannot be used; the message says which and why (never the key)."""
 
 

@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 
 import aiohttp_cors
 from aiohttp import web
+from harvestkit.cache.errors import HarvestkitError
 
 __all__ = ["CorsConfigError", "check_origins", "enable_cors"]
 
 MAX_AGE = 600  # seconds a browser may cache a preflight answer
 
 
-class CorsConfigError(ValueError):
+class CorsConfigError(HarvestkitError, ValueError):
     """An origin list the gateway refuses; the message says how to fix it."""
 
 

@@ -12,10 +12,12 @@ import subprocess
 import time
 from typing import Self
 
+from harvestkit.cache.errors import HarvestkitError
+
 START_TIMEOUT = 10.0
 
 
-class XvfbUnavailable(RuntimeError):
+class XvfbUnavailable(HarvestkitError, RuntimeError):
     """Xvfb is not installed or did not start; the message says which."""
 
 

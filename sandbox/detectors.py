@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+from harvestkit.cache.errors import HarvestkitError
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ FPSCANNER_KEY_SLOT = "__DEFAULT_FPSCANNER_KEY__"  # what `fpscanner build --key`
 NPM_TIMEOUT = 120.0
 
 
-class DetectorsUnavailable(RuntimeError):
+class DetectorsUnavailable(HarvestkitError, RuntimeError):
     """The detectors are not in the cache and cannot be fetched; the message says how to fix it."""
 
 

@@ -120,17 +120,24 @@ def test_providers_are_found_by_name(name: str) -> None:
         get_provider("openai")
 
 
-def test_every_client_and_gateway_error_has_the_one_root() -> None:
+def test_every_error_harvestkit_defines_has_the_one_root() -> None:
+    import importlib
     import inspect
+    from pathlib import Path
 
-    import harvestkit.client.errors as client_errors
-    import harvestkit.gateway.errors as gateway_errors
     from harvestkit.client import HarvestkitError
 
-    errors = [obj for module in (client_errors, gateway_errors) for _, obj in inspect.getmembers(module, inspect.isclass)
-              if issubclass(obj, BaseException)]  # fmt: skip
-    assert gateway_errors.GatewayError in errors
-    assert all(issubclass(error, HarvestkitError) for error in errors), errors
+    internal = {"ChunkShapeError", "NotClientHello", "NotHTTP2", "BadRequest"}  # caught where they are raised
+    names = []
+    for package in ("cache", "cli", "client", "common", "gateway", "harvester", "sandbox"):
+        root = Path(importlib.import_module(f"harvestkit.{package}").__file__).parent
+        names += [".".join(("harvestkit", package, *path.relative_to(root).with_suffix("").parts))
+                  for path in root.rglob("*.py") if path.stem not in ("__init__", "__main__")]  # fmt: skip
+    errors = [obj for name in names for _, obj in inspect.getmembers(importlib.import_module(name), inspect.isclass)
+              if issubclass(obj, Exception) and not issubclass(obj, Warning) and obj.__module__ == name]  # fmt: skip
+    assert {"GatewayError", "ConfigError", "CorsConfigError", "XvfbUnavailable"} <= {e.__name__ for e in errors}
+    outside = sorted(e.__qualname__ for e in errors if not issubclass(e, HarvestkitError) and e.__name__ not in internal)
+    assert outside == [], outside
 
 
 def test_settings_are_typed_and_a_typo_names_the_field() -> None:
