@@ -171,11 +171,12 @@ async def test_client_keeps_the_text_when_the_stream_is_reset(client_env, protoc
 
 async def test_cloudflare_client_keeps_the_text_when_the_stream_is_reset(client_env) -> None:
     client_env.sandbox.set_knobs(generation="ui-stream", reply_tokens=30, pace=0.002)
-    whole = await Cloudflare.chat("Tell me a story", transport="ui-stream")
+    model = "@cf/google/gemma-4-26b-a4b-it"  # not a reasoning model (the default, kimi-k2.6, thinks first)
+    whole = await Cloudflare.chat("Tell me a story", model=model, transport="ui-stream")
     client_env.sandbox.fault("cloudflare.chat", reset_after=10)
     with pytest.raises(StreamBroken) as caught:
         async with asyncio.timeout(15):
-            await Cloudflare.chat("Tell me a story", transport="ui-stream")
+            await Cloudflare.chat("Tell me a story", model=model, transport="ui-stream")
     assert caught.value.text and whole.text.startswith(caught.value.text) and caught.value.text != whole.text
     chats = client_env.sandbox.requests("playground.ai.cloudflare.com", "/api/inference")
     assert chats[-1].protocol == "h2"

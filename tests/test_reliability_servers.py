@@ -114,15 +114,16 @@ async def test_proxy_survives_disconnects_in_the_middle_of_tls(sandbox: Sandbox)
 async def test_proxy_serves_others_while_slow_clients_hold_connections(
     slow: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sandbox_proxy, "IO_TIMEOUT", 1.5)  # 10 s in real use
+    monkeypatch.setattr(sandbox_proxy, "IO_TIMEOUT", 3.0)  # 10 s in real use
     data, then = (b"CONNECT api.cere", b"") if slow == "half a request head" else (CONNECT, client_hello("api.cerebras.ai")[:60])
     async with held(sandbox.port, 100, data, then) as conns:
+        await asyncio.sleep(0.3)  # the connections' own setup is not what is measured
         cpu = time.process_time()
-        await asyncio.sleep(0.5)
-        busy = (time.process_time() - cpu) / 0.5
+        await asyncio.sleep(1.5)
+        busy = (time.process_time() - cpu) / 1.5
         await ordinary_sandbox_request(sandbox)
         assert busy < 0.3, f"holding 100 slow clients costs {busy:.0%} of a CPU"  # spun at 59% before
-        assert await all_closed(conns, 5.0) < 3.0  # the proxy's timeout dropped them all
+        assert await all_closed(conns, 10.0) < 8.0  # the proxy's timeout dropped them all
     await ordinary_sandbox_request(sandbox)
 
 
