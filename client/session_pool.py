@@ -121,6 +121,8 @@ class SessionPool:
             if record is not None and budget.reason.startswith("failed") and record.harvested_at > failed_at:
                 budget = Budget(budget.limits, budget.observed_at)  # harvested since it failed
             self.budgets[member] = budget
+            if record is not None and EXTRA_KEY not in record.extra and budget.cooling_until > time.time():
+                await self._share(store, member, now_or_never=True)  # a harvest replaced the record: share again
 
     async def _share(self, store: SessionStore, member: Member, *, now_or_never: bool = False) -> None:
         """Write the member's budget into its record (merged with what is there)."""

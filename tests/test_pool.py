@@ -173,6 +173,16 @@ async def test_a_sticky_key_stays_on_its_member_while_it_can_serve(tmp_path) -> 
     assert await SessionPool("cerebras", ["a", "b"]).pick(store) == other  # the cooldown is in the store
 
 
+async def test_a_cooldown_outlives_a_harvest_that_replaced_the_record(tmp_path) -> None:
+    store = AuthCache(tmp_path)
+    _records(store, "a", "b")
+    here = SessionPool("cerebras", ["a", "b"], share_interval=0)
+    await here.cool_down(store, A, 20.0, {})
+    _records(store, "a")  # a re-harvest (cron's refresh, say) writes a record without the pool's data
+    await here.sync(store, force=True)  # the process that saw the 429 shares it again
+    assert await SessionPool("cerebras", ["a", "b"]).pick(store) == B  # another process still avoids a
+
+
 async def test_without_stickiness_a_key_changes_nothing(tmp_path) -> None:
     store = AuthCache(tmp_path)
     _records(store, "a", "b")
