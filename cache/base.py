@@ -67,6 +67,9 @@ class StoreBase:
         def get_sync(self, site: str, profile: str = DEFAULT_PROFILE) -> SessionRecord | None: ...
         def update_sync(self, site: str, fn: UpdateFn, profile: str = DEFAULT_PROFILE) -> SessionRecord | None: ...
 
+    async def aclose(self) -> None:
+        """Release the current event loop's connections to the store (the file store holds none)."""
+
     def is_fresh(
         self,
         record: SessionRecord | None,

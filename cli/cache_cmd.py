@@ -82,8 +82,11 @@ def _pool_rows(cache: SessionStore) -> list[dict[str, Any]]:
     pools = pools_from_config(load_config().pools)
 
     async def synced() -> list[dict[str, Any]]:
-        for pool in pools:
-            await pool.sync(cache, force=True)
+        try:
+            for pool in pools:
+                await pool.sync(cache, force=True)
+        finally:
+            await cache.aclose()  # this loop ends here: its connections with it
         return [row.as_dict() for pool in pools for row in pool.status()]
 
     return asyncio.run(synced()) if pools else []
