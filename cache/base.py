@@ -93,7 +93,7 @@ class StoreBase:
     def _settled(
         self, record: SessionRecord | None, seen: float | None, force: bool, margin: float, max_age: float | None
     ) -> bool:
-        """After waiting for another caller's refresh: can `record` be returned without a harvest?"""
+        """Can `record` be returned without a harvest, before or after waiting for another caller's refresh?"""
         if force:  # only if someone else harvested while we waited
             return record is not None and record.harvested_at != seen
         return self.is_fresh(record, margin, max_age=max_age)

@@ -339,13 +339,10 @@ class RedisStore(SyncTwins, StoreBase):
         runs in a thread). Raises `StoreTimeout` after `timeout` (default `refresh_timeout`) of
         waiting, `LeaseLost` if the lease ran out and another caller took over before the store."""
         current = await self.get(site, profile)
-        if stale is not None:
-            force = True
-            if current is not None and current.harvested_at != stale:
-                return current
-        elif not force and self.is_fresh(current, margin, max_age=max_age):
-            return current
+        force = force or stale is not None
         seen = stale if stale is not None else current.harvested_at if current else None
+        if self._settled(current, seen, force, margin, max_age):  # fresh, or harvested since `seen`
+            return current
         lease = Lease(self.conn, self.key("lease", site, profile), self.key("fence", site, profile), self.lease)
         loop = asyncio.get_running_loop()
         limit = self.refresh_timeout if timeout is None else timeout

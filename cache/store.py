@@ -354,13 +354,10 @@ class AuthCache(StoreBase):
         `stale` is the `harvested_at` of a record the caller saw refused: it implies `force`, and a
         record harvested since then is returned without `fn`, however early it was stored."""
         current = await self.get(site, profile)
-        if stale is not None:
-            force = True
-            if current is not None and current.harvested_at != stale:
-                return current
-        elif not force and self.is_fresh(current, margin, max_age=max_age):
-            return current
+        force = force or stale is not None
         seen = stale if stale is not None else current.harvested_at if current else None
+        if self._settled(current, seen, force, margin, max_age):  # fresh, or harvested since `seen`
+            return current
         await asyncio.to_thread(self._dirs, site, True)
         async with self._lock(site, profile, timeout, kind=".refresh"):
             current = await self.get(site, profile)
