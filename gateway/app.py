@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
-from harvestkit.cache import StoreTimeout, StoreUnavailable
 from harvestkit.client import PROVIDERS, ClientError, HarvestkitError, Settings
 from harvestkit.client import aclose as close_client_sessions
 from harvestkit.client.provider import Provider
@@ -20,7 +19,7 @@ from harvestkit.client.session_pool import SessionPool
 
 from .chat import chat_completions
 from .cors import check_origins, enable_cors
-from .errors import GatewayError, from_client_error, store_error
+from .errors import STORE_FAILURES, GatewayError, from_client_error, store_error
 from .keys import Keys
 from .metrics import Metrics
 from .observe import INFO, REQUEST_ID_HEADER, RequestInfo, request_id_for, status_of
@@ -202,7 +201,7 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
             message = f"the request body is larger than {request.app[GATEWAY].max_body} bytes"
         info.error_message = message
         return error_response(GatewayError(exc.status, message, "invalid_request_error", HTTP_CODES.get(exc.status)))
-    except (StoreUnavailable, StoreTimeout) as error:  # before ConnectionError: StoreUnavailable is one
+    except STORE_FAILURES as error:  # before ConnectionError: StoreUnavailable is one
         logger.error("%s %s: %s", request.method, request.path, error)
         info.error_message = str(error)
         return error_response(store_error(error))

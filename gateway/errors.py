@@ -35,7 +35,9 @@ from harvestkit.client import (
 
 from .openai_format import error_body
 
-__all__ = ["GatewayError", "from_client_error", "store_error"]
+__all__ = ["STORE_FAILURES", "GatewayError", "from_client_error", "store_error"]
+
+STORE_FAILURES = (StoreUnavailable, StoreTimeout)  # the session store failed the request: a 503
 
 
 class GatewayError(HarvestkitError):

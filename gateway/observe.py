@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from harvestkit.cache import StoreTimeout, StoreUnavailable
 from harvestkit.client import ChatStream, ClientError
+
+from .errors import STORE_FAILURES
 
 __all__ = ["INFO", "AccessLogger", "RequestInfo", "escape", "request_id_for"]
 
@@ -141,7 +142,7 @@ CANCELLED = 499  # nginx's "client closed request", for requests the client left
 
 def status_of(error: BaseException) -> int:
     """The status a request that raised ``error`` ended with, for the log and the metrics."""
-    if isinstance(error, (StoreUnavailable, StoreTimeout)):
+    if isinstance(error, STORE_FAILURES):
         return 503
     if isinstance(error, (asyncio.CancelledError, ConnectionError)):
         return CANCELLED
