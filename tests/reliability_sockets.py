@@ -69,6 +69,24 @@ async def held(port: int, count: int, data: bytes, then: bytes = b"") -> AsyncIt
             reset(writer)
 
 
+async def first_event(reader: asyncio.StreamReader) -> bytes:
+    """The first server-sent event of a streamed HTTP/1.1 answer (its head checked for a 200),
+    wherever the writes and the chunked encoding cut it."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:300]
+    chunked = b"transfer-encoding: chunked" in head.lower()
+    body = b""
+    while b"\n\n" not in body:
+        if chunked:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            body += (await reader.readexactly(size + 2))[:-2]
+        elif piece := await reader.read(65536):
+            body += piece
+        else:
+            raise AssertionError(f"the answer ended before its first event: {body[:300]!r}")
+    return body.split(b"\n\n", 1)[0]
+
+
 async def all_closed(conns: list[Conn], timeout: float) -> float:
     """Seconds until the server closed every one of ``conns`` (TimeoutError past ``timeout``)."""
     started = time.monotonic()

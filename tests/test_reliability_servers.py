@@ -25,6 +25,7 @@ from reliability_sockets import (
     client_hello,
     connect,
     exchange,
+    first_event,
     held,
     reset,
     tls_through_proxy,
@@ -103,7 +104,7 @@ async def test_proxy_survives_disconnects_in_the_middle_of_tls(sandbox: Sandbox)
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.cerebras.ai\r\nAuthorization: Bearer csk-reliability-test\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
         )
-        assert b"data: " in await reader.readuntil(b"\n\n")
+        assert b"data: " in await first_event(reader)
         reset(writer)
     await eventually(lambda: [r.outcome for r in sandbox.requests("api.cerebras.ai")].count("client_disconnected") == 3)
     sandbox.set_knobs(pace=0.0)
@@ -200,7 +201,7 @@ async def test_gateway_survives_clients_that_vanish_mid_body_or_mid_stream(clien
         body = json.dumps({"model": "cerebras/gemma-4-31b", "stream": True, "messages": [{"role": "user", "content": "Hi"}]})
         for _ in range(3):  # the first chunk, then a reset: the upstream stream is cancelled at once
             reader, writer = await connect(port, post(body.encode(), b"Content-Type: application/json"))
-            assert b"chat.completion.chunk" in await reader.readuntil(b"\n\n")
+            assert b"chat.completion.chunk" in await first_event(reader)
             reset(writer)
         await eventually(lambda: [r.outcome for r in client_env.chats()].count("client_disconnected") == 3, 3.0)
         client_env.sandbox.set_knobs(pace=0.0, reply_tokens=None)
