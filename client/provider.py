@@ -12,13 +12,11 @@ and the :class:`~harvestkit.client.options.ChatOptions` fields; anything else is
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
 from .call import Call
 from .client import Client, Messages, ModelCache
 from .credentials import Credentials
-from .events import Event
 from .options import OPTION_NAMES, ChatOptions, split_keywords
 from .settings import SETTING_NAMES, Settings
 from .site import Site, as_messages
@@ -90,12 +88,13 @@ class Provider:
         api_key: str | None = None,
         cookies: dict[str, str] | None = None,
         **kwargs: Any,
-    ) -> AsyncGenerator[Event, None]:
+    ) -> ChatStream:
         """Stream an answer: ``str`` text chunks, then ``Reasoning``/``ToolCalls`` as they come,
-        ``Usage`` and ``FinishReason``. Keywords: any ``Settings`` field (``proxy``,
+        ``Usage`` and ``FinishReason``. The :class:`ChatStream` is an async generator (the seeds'
+        return type) whose connection is released at its end, ``aclose()`` or garbage collection. Keywords: any ``Settings`` field (``proxy``,
         ``idle_timeout``...), any URL attribute, ``system``, ``transport`` and the request
         options (``temperature``, ``max_tokens``, ``tools``... ``extra_body``)."""
-        return _events_of(cls._stream("create_async_generator", messages, model, api_key=api_key, cookies=cookies, **kwargs))
+        return cls._stream("create_async_generator", messages, model, api_key=api_key, cookies=cookies, **kwargs)
 
     @classmethod
     def stream(cls, messages: Messages | str, model: str | None = None, **kwargs: Any) -> ChatStream:
@@ -163,9 +162,3 @@ class Provider:
         client = cls._default(call.settings, call.urls)
         return await Client._live(client, call, client.sites[cls.site], credentials)
 
-
-async def _events_of(stream: ChatStream) -> AsyncGenerator[Event, None]:
-    """A stream's events as a plain async generator (the seeds' return type)."""
-    async with stream:
-        async for event in stream:
-            yield event

@@ -63,37 +63,71 @@ class ChatStream:
         """The reasoning text received so far."""
         return "".join(self._reasoning)
 
-    def __aiter__(self) -> Self:
-        return self
+    def __aiter__(self) -> AsyncIterator[Event]:
+        # what ``async for`` walks: one C-level generator resumed per event, not a coroutine
+        return self._walk()
+
+    async def _walk(self) -> AsyncGenerator[Event, None]:
+        text = self._text
+        while True:
+            index, batch = self._next, self._batch
+            if index < len(batch):  # most events: no network read (aclose empties the batch)
+                event = batch[index]
+                self._next = index + 1
+            elif await self._load():
+                continue
+            else:
+                return
+            if event.__class__ is str:  # most events are text
+                text.append(event)
+            else:
+                self._record(event)
+            yield event
 
     async def __anext__(self) -> Event:
-        if self.closed:
-            raise StopAsyncIteration
-        index = self._next
-        if index < len(self._batch):  # most events: no generator is resumed
-            event = self._batch[index]
-            self._next = index + 1
-        else:
-            event = await self._first_of_next_batch()
-        self._record(event)
-        return event
+        """The next event; ``async for`` and this share one position in the stream."""
+        while True:
+            index, batch = self._next, self._batch
+            if index < len(batch):
+                self._next = index + 1
+                self._record(batch[index])
+                return batch[index]
+            if not await self._load():
+                raise StopAsyncIteration
 
-    async def _first_of_next_batch(self) -> Event:
+    async def asend(self, value: object) -> Event:
+        """The next event (the value is ignored): the stream is an async generator too, the
+        seeds' return type of ``create_async_generator``."""
+        return await self.__anext__()
+
+    async def athrow(self, error: BaseException | type[BaseException], value: object = None, tb: TracebackType | None = None) -> Event:
+        """Close the stream, then raise ``error`` (an async generator's ``athrow``)."""
+        await self.aclose()
+        if isinstance(error, type):
+            error = error() if value is None else value if isinstance(value, error) else error(value)
+        raise error.with_traceback(tb) if tb is not None else error
+
+    async def _load(self) -> bool:
+        """Read the next non-empty batch; False at the end. An error closes the stream first."""
+        if self.closed:
+            return False
         try:
             batch: list[Event] = []
             while not batch:
                 batch = await self._events.__anext__()
+        except StopAsyncIteration:
+            await self.aclose()
+            return False
         except BaseException as error:
             if isinstance(error, StreamBroken):
                 error.text = self.text
-            if not isinstance(error, StopAsyncIteration):
-                self.error = error
+            self.error = error
             await self.aclose()
             raise
         if self.first_event_at is None:
             self.first_event_at = time.monotonic()
-        self._batch, self._next = batch, 1
-        return batch[0]
+        self._batch, self._next = batch, 0
+        return True
 
     def _record(self, event: Event) -> None:
         if isinstance(event, str):
@@ -135,6 +169,7 @@ class ChatStream:
         """Stop the stream and release its connection (idempotent)."""
         if not self.closed:
             self.closed = True
+            self._batch, self._next = [], 0
             await self._events.aclose()
 
     async def __aenter__(self) -> Self:

@@ -293,3 +293,35 @@ async def test_the_sync_client_inside_a_running_loop(settings: Settings) -> None
         assert again.chat("Hi", "cerebras", MODEL, api_key=KEY, temperature=0).usage == Usage(3, 2, 5)
     with pytest.raises(TypeError, match="temperature"):
         client.chat("Hi", "cerebras", MODEL, api_key=KEY, temprature=0)
+
+
+async def test_the_seeds_generator_is_an_async_generator_that_releases_its_response(settings: Settings, monkeypatch) -> None:
+    import asyncio
+    import collections.abc
+    import gc
+
+    answered: list[MockResponse] = []
+
+    def api(request: Any) -> MockResponse:
+        response = Cerebras200()(request)
+        answered.append(response)
+        return response
+
+    monkeypatch.setattr(Cerebras, "_transport", MockTransport(api))
+    monkeypatch.setattr(Cerebras, "settings", settings)
+    events = Cerebras.create_async_generator(MODEL, "Hi", api_key=KEY)
+    assert isinstance(events, collections.abc.AsyncGenerator)
+    assert await events.asend(None) == "Hello"
+    with pytest.raises(ValueError, match="stop here"):
+        await events.athrow(ValueError("stop here"))
+    assert answered[-1].closed
+    with pytest.raises(StopAsyncIteration):  # closed: nothing more
+        await events.__anext__()
+
+    async for event in Cerebras.create_async_generator(MODEL, "Hi", api_key=KEY):
+        assert event == "Hello"
+        break  # left early and dropped: the response is released once the loop runs again
+    gc.collect()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert answered[-1].closed

@@ -59,33 +59,39 @@ class OpenAIStreamParser(SSEStreamParser):
         self._ended = False  # Usage / FinishReason emitted
 
     def _feed(self, data: bytes, out: list[Event]) -> None:
+        payloads = self._sse.feed(data)
+        if self._ended or self._done:
+            return
         decode, texts = _DECODE, self._texts
-        for payload in self._sse.feed(data):
-            if self._ended or self._done:
-                continue
+        for payload in payloads:
             try:
                 chunk = decode(payload)
             except (msgspec.DecodeError, RecursionError):  # [DONE], blank, lenient JSON, shapes
                 self._payload(payload, out)
-                continue
-            choices = chunk.choices
-            if choices is not None and len(choices) == 1 and chunk.error is None and chunk.usage is None:
-                choice = choices[0]
-                delta = choice.delta
-                if (  # the usual chunk: one choice whose delta has only text
-                    delta is not None
-                    and choice.finish_reason is None
-                    and not choice.index
-                    and delta.reasoning is None
-                    and delta.reasoning_content is None
-                    and delta.tool_calls is None
-                ):
-                    content = delta.content
-                    if content and content.__class__ is str:
-                        out.append(content)
-                        texts.append(content)
-                    continue
-            self._record(payload, chunk, out)
+            else:
+                if chunk.error is None and chunk.usage is None:
+                    try:
+                        (choice,) = chunk.choices  # the usual chunk: one choice...
+                    except (TypeError, ValueError):
+                        pass
+                    else:
+                        delta = choice.delta
+                        if (  # ...whose delta has only text
+                            delta is not None
+                            and choice.finish_reason is None
+                            and not choice.index
+                            and delta.reasoning is None
+                            and delta.reasoning_content is None
+                            and delta.tool_calls is None
+                        ):
+                            content = delta.content
+                            if content and content.__class__ is str:
+                                out.append(content)
+                                texts.append(content)
+                            continue
+                self._record(payload, chunk, out)
+            if self._ended or self._done:  # chunks after the end are ignored
+                return
 
     def _close(self, out: list[Event]) -> None:
         """Raise :class:`StreamBroken` if the stream ended before its final chunk."""

@@ -36,12 +36,13 @@ class SSEDecoder:
         if self._data and text[0] == "\n":  # the blank line of the event read last time
             self._dispatch(out)
             text = text[1:]
-        if not self._data and text[:6] == "data: ":
+        end = text.rfind("\n\n")
+        if end > 0 and not self._data and text[:6] == "data: ":
             # the usual shape, one "data: ..." line per event: cut all of them in one split
-            end = text.rfind("\n\n") + 2
-            parts = text[6 : end - 2].split("\n\ndata: ")
-            if text.count("\n", 0, end) == 2 * len(parts):  # no other line in these events
-                rest = text[end:]
+            parts = text[6:end].split("\n\ndata: ")
+            if "\n" not in "".join(parts):  # no other line in these events (a copy and a memchr
+                # cost less than counting the line breaks)
+                rest = text[end + 2 :]
                 if rest:
                     self._lines(rest[:-1].split("\n"), parts)
                 return out + parts if out else parts
