@@ -21,6 +21,8 @@ from .events import Event, FinishReason, Reasoning, ToolCalls, Usage
 
 __all__ = ["ChatResult", "ChatStream"]
 
+_TEXT_ONLY = {str}
+
 
 @dataclass
 class ChatResult:
@@ -83,6 +85,24 @@ class ChatStream:
             else:
                 self._record(event)
             yield event
+
+    async def batches(self) -> AsyncGenerator[list[Event], None]:
+        """The rest of the events a batch at a time (what one network read or frame gave), for
+        a consumer that passes them on in bulk; ``async for`` and this share one position."""
+        while True:
+            index, batch = self._next, self._batch
+            if index >= len(batch):
+                if not await self._load():
+                    return
+                continue
+            rest = batch[index:] if index else batch
+            self._next = len(batch)
+            if set(map(type, rest)) == _TEXT_ONLY:
+                self._text.extend(rest)
+            else:
+                for event in rest:
+                    self._record(event)
+            yield rest
 
     async def __anext__(self) -> Event:
         """The next event; ``async for`` and this share one position in the stream."""

@@ -81,8 +81,8 @@ async def _relay(response: web.StreamResponse, stream: ChatStream, builder: Chun
 
     async def read() -> GatewayError | None:
         try:
-            async for event in stream:
-                data = builder.encode(event)
+            async for batch in stream.batches():
+                data = builder.encode_batch(batch)
                 if data:
                     pending.append(data)
                     arrived.set()

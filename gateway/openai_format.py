@@ -43,6 +43,7 @@ def sse(payload: dict[str, Any]) -> bytes:
 
 
 _string = msgspec.json.encode  # a str as JSON, UTF-8 unescaped, as json.dumps(ensure_ascii=False)
+_TEXT_ONLY = {str}
 
 
 def completion_id() -> str:
@@ -97,6 +98,14 @@ class ChunkBuilder:
             before, after = self._reasoning
             return before + _string(event.text) + after
         return b"".join(sse(chunk) for chunk in self.event(event))
+
+    def encode_batch(self, events: list[Event]) -> bytes:
+        """:meth:`encode` of each event, joined; a batch of text only (most of them) is written
+        into the pre-encoded chunk in one join, without a call per event."""
+        if set(map(type, events)) == _TEXT_ONLY and "" not in events:
+            before, after = self._text
+            return before + (after + before).join(map(_string, events)) + after
+        return b"".join(map(self.encode, events))
 
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         chunk: dict[str, Any] = {

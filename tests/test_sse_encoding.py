@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from harvestkit.client import FinishReason, Reasoning, ToolCalls, Usage
+from harvestkit.client import ChatStream, FinishReason, Reasoning, ToolCalls, Usage
 from harvestkit.client.errors import RateLimited
 from harvestkit.gateway import chat as gateway_chat
 from harvestkit.gateway.openai_format import ChunkBuilder, sse
@@ -39,6 +39,17 @@ def test_other_events_and_state() -> None:
     assert builder.encode("") == b""
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.builds(Reasoning, st.text()), st.just(ToolCalls([CALL])), st.just(Usage(1, 2, 3)))))
+def test_a_batch_encodes_as_its_events_one_by_one(events: list[object]) -> None:
+    """The one-join path of text-only batches and the mixed path give the bytes of ``encode``."""
+    builder, twin = ChunkBuilder("m", id="chatcmpl-1"), ChunkBuilder("m", id="chatcmpl-1")
+    twin.created = builder.created
+    assert builder.encode_batch(events) == b"".join(twin.encode(event) for event in events)
+    texts = [event for event in events if isinstance(event, str)]
+    assert builder.encode_batch(texts) == b"".join(twin.encode(text) for text in texts)
+
+
 class Response:
     """What the write loop needs of an aiohttp response: the writes it got."""
 
@@ -53,18 +64,17 @@ class Response:
         await asyncio.sleep(0)
 
 
-def stream(bursts: list[list[object]], error: Exception | None = None, gate: asyncio.Event | None = None):
-    async def events():
+def stream(bursts: list[list[object]], error: Exception | None = None, gate: asyncio.Event | None = None) -> ChatStream:
+    async def batches():
         for burst in bursts:
             await asyncio.sleep(0.01)  # the next network read
-            for event in burst:
-                yield event
+            yield list(burst)
         if gate is not None:
             await gate.wait()
         if error is not None:
             raise error
 
-    return events()
+    return ChatStream(batches(), provider="cerebras", model="m")
 
 
 async def test_a_burst_of_events_is_one_write_and_nothing_is_held_back() -> None:
@@ -103,11 +113,11 @@ async def test_a_failed_write_propagates_and_stops_the_reader() -> None:
         try:
             while True:
                 await asyncio.sleep(0.001)
-                yield "x"
+                yield ["x"]
         finally:
             closed.set()
 
-    events = endless()
+    events = ChatStream(endless(), provider="cerebras", model="m")
     with pytest.raises(ConnectionResetError):
         await gateway_chat._relay(response, events, builder)
     await events.aclose()
