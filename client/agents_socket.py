@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-from .errors import ProtocolError, StreamTimeout
+from .errors import ClientError, ProtocolError, StreamTimeout
 from .events import Event
 from .parsers.agents import (
     AgentChatParser,
@@ -81,7 +81,7 @@ async def agent_chat(
 ) -> AsyncGenerator[list[Event], None]:
     """Chat over a connected agent socket; the system message goes into the agent's state,
     which is sent on top of the one the server announced (the client's replaces it whole). Yields
-    the events of each frame as one batch."""
+    the events of the frames each network read brought as one batch."""
     system = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
     conversation = [m for m in messages if m.get("role") != "system"]
     request_id = f"req_{uuid.uuid4().hex[:12]}"
@@ -96,6 +96,13 @@ async def agent_chat(
             if frame is None:
                 break
             batch = parser.feed(frame)
+            try:
+                for more in ws.buffered():  # the rest of what the same read brought: one batch
+                    batch += parser.feed(more)
+            except ClientError:
+                if batch:  # nothing that arrived is lost
+                    yield batch
+                raise
             if batch:
                 yield batch
         batch = parser.close()

@@ -98,6 +98,11 @@ class WebSocketConnection(Protocol):
         """The next text frame; None once the server closed; :class:`TimeoutError` on silence."""
         ...
 
+    def buffered(self) -> list[str]:
+        """The frames already received, without waiting (maybe none): what one network read
+        brought beyond the frame :meth:`recv` returned."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -88,6 +88,10 @@ class MockWebSocket:
             return None  # the server closed
         return self.frames.pop(0)
 
+    def buffered(self) -> list[str]:
+        frames, self.frames = self.frames, []
+        return frames
+
     async def aclose(self) -> None:
         self.closed = True
 

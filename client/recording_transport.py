@@ -102,6 +102,12 @@ class _RecordedSocket:
             self._keep("receive", text)
         return text
 
+    def buffered(self) -> list[str]:
+        frames = self._inner.buffered()
+        for text in frames:
+            self._keep("receive", text)
+        return frames
+
     async def aclose(self) -> None:
         await self._inner.aclose()
 

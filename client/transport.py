@@ -183,6 +183,7 @@ class WebSocket:
         self._parts: list[bytes] = []
         self._size = 0
         self._ended = False
+        self._error: ClientError | None = None  # raised by the next read (see buffered)
         with contextlib.suppress(Exception):
             lines = self._curl.getinfo(CurlInfo.COOKIELIST) or []
             text = "\n".join(line.decode() if isinstance(line, bytes) else str(line) for line in lines)
@@ -197,13 +198,34 @@ class WebSocket:
     async def recv(self, idle_timeout: float) -> str | None:
         """The next text frame; None once the server closed the socket (a close frame, or the
         connection ended); a silence longer than ``idle_timeout`` raises :class:`TimeoutError`."""
+        while (frame := self._take()) is _AGAIN:
+            await self._readable(idle_timeout)
+        return frame
+
+    def buffered(self) -> list[str]:
+        """The text frames that have arrived and read without waiting (maybe none). A failure
+        after some of them is raised by the next call, once they are returned."""
+        frames: list[str] = []
+        try:
+            while (frame := self._take()) is not _AGAIN and frame is not None:
+                frames.append(frame)
+        except ClientError as error:
+            if not frames:
+                raise
+            self._error = error
+        return frames
+
+    def _take(self) -> Any:
+        """One whole text frame, None once the socket closed, or ``_AGAIN`` if none is in."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         while not self._ended:
             try:
                 chunk, frame = self._curl.ws_recv()
             except CurlError as exc:
                 if exc.code == CurlECode.AGAIN or (exc.code == CurlECode.RECV_ERROR and _EAGAIN in str(exc).lower()):
-                    await self._readable(idle_timeout)
-                    continue
+                    return _AGAIN
                 self._ended = True
                 if exc.code == CurlECode.GOT_NOTHING:  # the server closed without a close frame
                     return None
@@ -250,6 +272,7 @@ class WebSocket:
 MAX_MESSAGE = 4 << 20  # curl_cffi's own default limit of one received message
 _DATA = CurlWsFlag.TEXT | CurlWsFlag.BINARY | CurlWsFlag.CONT
 _EAGAIN = "errno 11"  # BoringSSL reports a would-block read as a receive error
+_AGAIN = object()  # WebSocket._take: no whole frame has arrived yet
 
 
 def _settle(waiter: asyncio.Future[None], error: BaseException | None) -> None:

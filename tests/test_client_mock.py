@@ -340,3 +340,45 @@ async def test_batches_and_async_for_share_one_position_and_the_record() -> None
     assert [batch async for batch in stream.batches()] == [["b"], [Usage(1, 2, 3), "c", FinishReason("stop")]]
     assert (stream.text, stream.usage, stream.finish_reason, stream.closed) == ("abc", Usage(1, 2, 3), "stop", True)
     assert [event async for event in stream] == []
+
+
+def agent_answer(*bodies: dict[str, Any], error: str | None = None):
+    """A socket handler whose answer arrives in one network read: the frames of ``bodies``,
+    then a ``done`` frame, or the error frame ``error`` instead."""
+
+    def handler(request: Any) -> MockWebSocket:
+        def reply(frame: str) -> list[str]:
+            message = json.loads(frame)
+            if message.get("type") != "cf_agent_use_chat_request":
+                return []
+            frames = [{"type": "cf_agent_use_chat_response", "id": message["id"], "body": json.dumps(b), "done": False}
+                      for b in bodies]  # fmt: skip
+            end = {"body": error, "error": True} if error is not None else {"body": "", "done": True}
+            frames.append({"type": "cf_agent_use_chat_response", "id": message["id"], "done": False, **end})
+            return [json.dumps(f) for f in frames]
+
+        return MockWebSocket(list(GREETING), reply=reply)
+
+    return handler
+
+
+async def test_the_frames_of_one_network_read_are_one_batch(settings: Settings) -> None:
+    words = [{"type": "text-delta", "id": "t", "delta": w} for w in ("one ", "two ", "three")]
+    transport = MockTransport(lambda r: MockResponse(404, {}, b""), websocket=agent_answer(*words, {"type": "finish", "finishReason": "stop"}))
+    async with Client(settings, transport=transport) as client:
+        stream = client.stream("Hi", "cloudflare", "@cf/zai-org/glm-5.2", cookies={"cf_clearance": "c"}, generation="agents")
+        batches = [batch async for batch in stream.batches()]
+    assert [[e for e in b if isinstance(e, str)] for b in batches] == [["one ", "two ", "three"]]
+    assert stream.text == "one two three" and stream.finish_reason == "stop"
+
+
+async def test_an_error_frame_after_text_in_the_same_read_loses_no_text(settings: Settings) -> None:
+    words = [{"type": "text-delta", "id": "t", "delta": w} for w in ("one ", "two")]
+    transport = MockTransport(lambda r: MockResponse(404, {}, b""), websocket=agent_answer(*words, error="the model failed"))
+    async with Client(settings, transport=transport) as client:
+        stream = client.stream("Hi", "cloudflare", "@cf/zai-org/glm-5.2", cookies={"cf_clearance": "c"}, generation="agents")
+        received = []
+        with pytest.raises(StreamBroken, match="the model failed") as caught:
+            async for event in stream:
+                received.append(event)
+    assert received == ["one ", "two"] and caught.value.text == "one two"
