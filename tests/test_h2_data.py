@@ -17,6 +17,7 @@ import h2.errors
 import h2.events
 import h2.settings
 import pytest
+from harvestkit.sandbox.h2data import frame_ends
 from harvestkit.sandbox.h2server import HIGH_WATER, H2Connection
 from harvestkit.sandbox.state import SandboxState
 
@@ -269,3 +270,19 @@ async def test_an_unreadable_answer_is_a_reset_stream() -> None:
     pair.write(HEAD + b"zz\r\nnot hex\r\n")
     pair.exchange()
     assert pair.reset_code == h2.errors.ErrorCodes.INTERNAL_ERROR and not pair.ended
+
+
+def test_frame_ends_are_as_few_as_the_max_frame_allows_and_vary() -> None:
+    rng = random.Random(11)
+    for size in (1, 2, 100, MAX_FRAME, MAX_FRAME + 1, 2 * MAX_FRAME, 5 * MAX_FRAME + 7):
+        minimum = -(-size // MAX_FRAME)
+        assert frame_ends(size, MAX_FRAME, None) == [min(size, MAX_FRAME * i) for i in range(1, minimum + 1)]
+        seen = set()
+        for _ in range(200):
+            ends = frame_ends(size, MAX_FRAME, rng)
+            sizes = [b - a for a, b in zip([0, *ends], ends, strict=False)]
+            assert ends[-1] == size and all(0 < s <= MAX_FRAME for s in sizes)
+            assert len(ends) == minimum or (minimum == 1 and len(ends) == 2)
+            seen.add(ends[0])
+        possible = size if minimum == 1 else MAX_FRAME - (size - (minimum - 1) * MAX_FRAME) + 1
+        assert len(seen) >= min(possible, 50)  # the first end falls anywhere it can
