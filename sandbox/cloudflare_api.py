@@ -12,6 +12,7 @@ from . import agents_protocol as agents
 from . import cloudflare_wire as wire
 from . import keys
 from .cloudflare_front import HOST, CloudflareFront
+from .coalesce import coalesced
 from .state import Fault, LoggedHeaders, LoggedRequest, SandboxState
 from .streaming import pump, stream_http
 from .textgen import make_reply
@@ -236,8 +237,9 @@ class AgentSession:
     async def chat(self, request_id: str, frame: dict[str, Any]) -> None:
         entry = self.log_entry("cloudflare.chat", "cf_agent_use_chat_request")
         self.playground.state.requests.append(entry)
-        try:
-            entry.outcome = await self._chat(request_id, frame)
+        try:  # unpaced, the answer's frames leave several to a write (coalesce.py)
+            with coalesced(self.request.transport, self.playground.state.knobs.pace):
+                entry.outcome = await self._chat(request_id, frame)
         except asyncio.CancelledError:
             entry.outcome = "cancelled"
         except ConnectionError:
