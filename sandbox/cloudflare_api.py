@@ -166,7 +166,7 @@ class AgentSession:
         self.streams: dict[str, asyncio.Task[None]] = {}
 
     async def send(self, frame: dict[str, Any]) -> None:
-        await self.ws.send_str(json.dumps(frame, separators=(",", ":")))
+        await self.ws.send_str(wire.compact(frame))
 
     async def run(self) -> None:
         name = self.request.match_info["name"]
@@ -269,7 +269,7 @@ class AgentSession:
         fault = self.playground.state.take_fault("cloudflare.chat")
         rng = self.playground.state.knobs.field_rng()
         chunks = [
-            json.dumps(wire.reorder(agents.shape_chunk(self.protocol, chunk), rng), separators=(",", ":"))
+            wire.compact(wire.reorder(agents.shape_chunk(self.protocol, chunk), rng))
             for chunk in wire.ui_chunks(reply)
         ]
         error_body = json.dumps(wire.UI_ERROR)
