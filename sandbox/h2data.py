@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterable
 
 SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?")
 LINE_LIMIT = 4096
@@ -67,6 +68,12 @@ class ChunkedBody:
             self._left = int(match.group(1), 16)
             self._after_data = self._left > 0
             self._trailers = self._left == 0
+
+
+def chunked_body(method: bytes, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a body in the chunked coding follows this response head (answering `method`)."""
+    codings = b",".join(value for name, value in headers if name.lower() == b"transfer-encoding")
+    return method != b"HEAD" and status not in (204, 304) and b"chunked" in codings.lower()
 
 
 def frame_ends(size: int, max_frame: int, rng: random.Random | None) -> list[int]:

@@ -36,7 +36,7 @@ import h2.exceptions
 import h2.settings
 import h11
 
-from .h2data import ChunkedBody, frame_ends
+from .h2data import ChunkedBody, chunked_body, frame_ends
 from .h2fingerprint import NotHTTP2, parse_preface
 from .h2goaway import Goaway
 from .state import SandboxState
@@ -288,8 +288,7 @@ class H2Connection(Goaway, asyncio.Protocol):
             stream.handler.pause_writing()
 
     def _read_response(self, stream: _Stream, data: bytes) -> list[Any]:
-        """Read the response with h11 up to its head (a chunked body goes on to `ChunkedBody`);
-        return the body bytes read."""
+        """The body bytes h11 reads, up to the head when a chunked body follows (`ChunkedBody`)."""
         stream.parser.receive_data(data)
         body: list[Any] = []
         while True:
@@ -298,7 +297,8 @@ class H2Connection(Goaway, asyncio.Protocol):
                 return body
             if isinstance(event, h11.Response):
                 self._send_headers(stream, event)
-                if self._chunked(stream, event):
+                method = next((value for name, value in stream.headers if name == b":method"), b"GET")
+                if chunked_body(method, event.status_code, event.headers):
                     stream.chunked = ChunkedBody()
                     body = stream.chunked.feed(stream.parser.trailing_data[0])
                     stream.complete = stream.chunked.done
@@ -308,13 +308,6 @@ class H2Connection(Goaway, asyncio.Protocol):
             elif isinstance(event, h11.EndOfMessage):
                 stream.complete = True
                 return body
-
-    @staticmethod
-    def _chunked(stream: _Stream, response: h11.Response) -> bool:
-        """Whether a body in the chunked coding follows this head (h11 knows HEAD's has none)."""
-        method = next((value for name, value in stream.headers if name == b":method"), b"GET")
-        codings = b",".join(value for name, value in response.headers if name == b"transfer-encoding")
-        return method != b"HEAD" and response.status_code not in (204, 304) and b"chunked" in codings.lower()
 
     def _send_headers(self, stream: _Stream, response: h11.Response) -> None:
         headers = [(b":status", str(response.status_code).encode())]
