@@ -12,6 +12,7 @@ from . import agents_protocol as agents
 from . import cloudflare_wire as wire
 from . import keys
 from .cloudflare_front import HOST, CloudflareFront
+from .coalesce import coalesced
 from .state import Fault, LoggedHeaders, LoggedRequest, SandboxState
 from .streaming import pump, stream_http
 from .textgen import make_reply
@@ -165,7 +166,7 @@ class AgentSession:
         self.streams: dict[str, asyncio.Task[None]] = {}
 
     async def send(self, frame: dict[str, Any]) -> None:
-        await self.ws.send_str(json.dumps(frame, separators=(",", ":")))
+        await self.ws.send_str(wire.compact(frame))
 
     async def run(self) -> None:
         name = self.request.match_info["name"]
@@ -236,8 +237,9 @@ class AgentSession:
     async def chat(self, request_id: str, frame: dict[str, Any]) -> None:
         entry = self.log_entry("cloudflare.chat", "cf_agent_use_chat_request")
         self.playground.state.requests.append(entry)
-        try:
-            entry.outcome = await self._chat(request_id, frame)
+        try:  # unpaced, the answer's frames leave several to a write (coalesce.py)
+            with coalesced(self.request.transport, self.playground.state.knobs.pace):
+                entry.outcome = await self._chat(request_id, frame)
         except asyncio.CancelledError:
             entry.outcome = "cancelled"
         except ConnectionError:
@@ -267,7 +269,7 @@ class AgentSession:
         fault = self.playground.state.take_fault("cloudflare.chat")
         rng = self.playground.state.knobs.field_rng()
         chunks = [
-            json.dumps(wire.reorder(agents.shape_chunk(self.protocol, chunk), rng), separators=(",", ":"))
+            wire.compact(wire.reorder(agents.shape_chunk(self.protocol, chunk), rng))
             for chunk in wire.ui_chunks(reply)
         ]
         error_body = json.dumps(wire.UI_ERROR)

@@ -6,7 +6,8 @@ same aiohttp application as an HTTP/1.1 connection: the stream's request is hand
 aiohttp request handler through an in-memory transport, and the response it writes is read back
 with `h11` and sent on as HEADERS and DATA frames. So every route, cookie, fault and log entry
 behaves the same on both protocols, and streaming stays streaming (each write becomes DATA frames
-as it happens, within the client's flow-control window).
+as it happens, within the client's flow-control window). A chunked body, the streams' case,
+skips h11 after the head: h2data.py decodes it from each write, without a copy.
 
 (alpn.py hands each TLS connection to this or to aiohttp's HTTP/1.1 handler.)
 
@@ -14,8 +15,9 @@ Faults specific to HTTP/2: `reset_stream()` on a stream's transport sends RST_ST
 streaming helpers call it for `Fault.reset_after`), and `goaway()` GOAWAY (for
 `Fault.goaway_after`; the `h2_idle_goaway` knob sends one on a connection that has had no open
 stream for that many seconds; see h2goaway.py). With the `split_writes` knob
-(default on) each write goes out as one to three DATA frames cut at random places, so frame
-boundaries fall inside events, as they do behind a real front.
+(default on) the DATA frames of each write have random sizes, and a write that fits one frame
+is cut in two at a random place two times in three, so frame boundaries fall inside events, as
+they do behind a real front (h2data.frame_ends).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import h2.exceptions
 import h2.settings
 import h11
 
+from .h2data import ChunkedBody, chunked_body, frame_ends
 from .h2fingerprint import NotHTTP2, parse_preface
 from .h2goaway import Goaway
 from .state import SandboxState
@@ -110,7 +113,7 @@ class _Stream:
     handler: asyncio.Protocol | None = None
     parser: h11.Connection = field(default_factory=lambda: h11.Connection(h11.CLIENT))
     pending: bytearray = field(default_factory=bytearray)
-    sent_headers: bool = False
+    chunked: ChunkedBody | None = None  # the body's decoder, once h11 has read a chunked head
     complete: bool = False  # the response's end was read
     ended: bool = False  # END_STREAM or RST_STREAM went out
     paused: bool = False
@@ -265,45 +268,72 @@ class H2Connection(Goaway, asyncio.Protocol):
         if stream is None or stream.ended:
             return
         try:
-            stream.parser.receive_data(data)
-            while True:
-                event = stream.parser.next_event()
-                if event is h11.NEED_DATA or event is h11.PAUSED:
-                    break
-                if isinstance(event, h11.Response):
-                    self._send_headers(stream, event)
-                elif isinstance(event, h11.Data):
-                    stream.pending += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    stream.complete = True
-                    break
-        except h11.RemoteProtocolError as exc:
+            if stream.chunked is not None:
+                body: list[Any] = stream.chunked.feed(data)
+                stream.complete = stream.chunked.done
+            else:
+                body = self._read_response(stream, data)
+        except (h11.RemoteProtocolError, ValueError) as exc:
             log.warning("sandbox h2: unreadable response on stream %s: %s", stream_id, exc)
             self.reset(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
             return
-        self._send_pending(stream)
+        if len(body) == 1 and not stream.pending:
+            self._send_pending(stream, body[0])  # the usual case: straight from the write, no copy
+        else:
+            for piece in body:
+                stream.pending += piece
+            self._send_pending(stream)
         if len(stream.pending) >= HIGH_WATER and not stream.paused and stream.handler is not None:
             stream.paused = True
             stream.handler.pause_writing()
+
+    def _read_response(self, stream: _Stream, data: bytes) -> list[Any]:
+        """The body bytes h11 reads, up to the head when a chunked body follows (`ChunkedBody`)."""
+        stream.parser.receive_data(data)
+        body: list[Any] = []
+        while True:
+            event = stream.parser.next_event()
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return body
+            if isinstance(event, h11.Response):
+                self._send_headers(stream, event)
+                method = next((value for name, value in stream.headers if name == b":method"), b"GET")
+                if chunked_body(method, event.status_code, event.headers):
+                    stream.chunked = ChunkedBody()
+                    body = stream.chunked.feed(stream.parser.trailing_data[0])
+                    stream.complete = stream.chunked.done
+                    return body
+            elif isinstance(event, h11.Data):
+                body.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                stream.complete = True
+                return body
 
     def _send_headers(self, stream: _Stream, response: h11.Response) -> None:
         headers = [(b":status", str(response.status_code).encode())]
         headers += [(name.lower(), value) for name, value in response.headers if name.lower() not in HOP_BY_HOP]
         self.h2.send_headers(stream.id, headers)
-        stream.sent_headers = True
 
-    def _send_pending(self, stream: _Stream) -> None:
-        if stream.ended or not stream.sent_headers:
+    def _send_pending(self, stream: _Stream, fresh: memoryview | None = None) -> None:
+        """Send what the window allows of the stream's buffer, or of `fresh` body bytes (when
+        the buffer is empty; what the window holds back of them is buffered)."""
+        if stream.ended:
             return
-        while stream.pending:
-            window = min(self.h2.local_flow_control_window(stream.id), self.h2.max_outbound_frame_size)
-            if window <= 0:
-                break
-            size = min(window, len(stream.pending))
-            for piece in self._pieces(bytes(stream.pending[:size])):
-                self.h2.send_data(stream.id, piece)
-            del stream.pending[:size]
-        if stream.complete and not stream.pending:
+        pending = stream.pending
+        data = pending if fresh is None else fresh
+        size = max(0, min(self.h2.local_flow_control_window(stream.id), len(data)))
+        if size:
+            rng = self._rng if self.state.knobs.split_writes else None
+            start, send = 0, self.h2.send_data
+            with memoryview(data) as view:
+                for end in frame_ends(size, self.h2.max_outbound_frame_size, rng):
+                    send(stream.id, view[start:end])
+                    start = end
+        if fresh is not None:
+            pending += fresh[size:]
+        elif size:
+            del pending[:size]
+        if stream.complete and not pending:
             self.h2.end_stream(stream.id)
             stream.ended = True
             self._finish(stream)
@@ -311,15 +341,6 @@ class H2Connection(Goaway, asyncio.Protocol):
         if stream.paused and len(stream.pending) < HIGH_WATER and stream.handler is not None:
             stream.paused = False
             stream.handler.resume_writing()
-
-    def _pieces(self, data: bytes) -> list[bytes]:
-        """One write as DATA frames: cut at one or two random places when `split_writes` is on."""
-        if not self.state.knobs.split_writes or len(data) < 2:
-            return [data]
-        rand = self._rng.random
-        cuts = sorted({1 + int(rand() * (len(data) - 1)) for _ in range(int(rand() * 3))})
-        bounds = [0, *cuts, len(data)]
-        return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
     def pending(self, stream_id: int) -> int:
         stream = self.streams.get(stream_id)

@@ -69,7 +69,8 @@ class Knobs:
     usage_chunk: bool = False  # Cerebras: usage in a last chunk of its own with choices: []
     http2: bool = True  # offer h2 in ALPN (False: a server that speaks HTTP/1.1 only)
     h2_idle_goaway: float | None = None  # GOAWAY on an HTTP/2 connection idle this long
-    split_writes: bool = True  # writes cut at random places (DATA frames, TLS records)
+    split_writes: bool = True  # writes of random sizes cut at random places (DATA frames, TLS records,
+    # unpaced WebSocket frames gathered into 1-32 KiB writes; off: whole 16 KiB pieces)
     compress: bool | str = True  # gzip/br/zstd for HTML, JSON, text (never streams); or one coding
     retire_models: bool = True  # api.cerebras.ai lists only the 2026-08 models; older ids get 404
     # None: picked at random per stream, as the real API varies (spec 4.1); True/False pin it
