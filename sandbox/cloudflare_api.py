@@ -268,10 +268,9 @@ class AgentSession:
         )
         fault = self.playground.state.take_fault("cloudflare.chat")
         rng = self.playground.state.knobs.field_rng()
-        chunks = [
-            wire.compact(wire.reorder(agents.shape_chunk(self.protocol, chunk), rng))
-            for chunk in wire.ui_chunks(reply)
-        ]
+        chunks = wire.ui_bodies(reply, rng, lambda chunk: agents.shape_chunk(self.protocol, chunk))
+        middle = wire.ui_count(reply) // 2 if self.protocol == "2026" else -1  # where interrupt() comes
+        frame = wire.agent_responses(request_id, rng)
         error_body = json.dumps(wire.UI_ERROR)
         sent: list[str] = []
 
@@ -279,9 +278,9 @@ class AgentSession:
             if body is error_body and self.protocol == "2026":  # a plain-text error frame
                 await self.ws.send_str(agents.error_frames(self.protocol, request_id, wire.UI_ERROR["errorText"])[0])
                 return
-            await self.ws.send_str(wire.agent_response(request_id, body, done=False, rng=rng))
+            await self.ws.send_str(frame(body))
             sent.append(body)
-            if len(sent) == len(chunks) // 2 and self.protocol == "2026":
+            if len(sent) == middle:
                 await self.interrupt(request_id, sent)
 
         outcome = await pump(

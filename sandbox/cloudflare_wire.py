@@ -8,7 +8,8 @@ import itertools
 import json
 import random
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from .textgen import Reply
@@ -77,23 +78,76 @@ def reorder(value: Any, rng: random.Random | None) -> Any:
     return value
 
 
+_MARK = "\u0000harvestkit\u0000"
+_encode_string = json.encoder.encode_basestring_ascii  # what `compact` does to a str
+
+
+def shaped(obj: dict[str, Any], field: str, rng: random.Random | None) -> Callable[[str], str]:
+    """An encoder of flat objects shaped as `obj` whose string `field` varies (a frame's body, a
+    chunk's delta): `compact(reorder(...))`, the same bytes and orders, each key order encoded
+    once around the field, so an object costs a string escape and a join."""
+    items = [(name, _MARK if name == field else item) for name, item in obj.items()]
+    permutations = PERMUTATIONS[len(items)] if rng is not None else [tuple(range(len(items)))]
+    orders = [tuple(compact(dict([items[i] for i in order])).split(_encode_string(_MARK))) for order in permutations]
+    if len(orders) == 1:
+        before, after = orders[0]
+        return lambda value: before + _encode_string(value) + after
+    assert rng is not None
+    random, count = rng.random, len(orders)
+
+    def encode(value: str) -> str:
+        before, after = orders[int(random() * count)]
+        return before + _encode_string(value) + after
+
+    return encode
+
+
+def ui_bodies(reply: Reply, rng: random.Random | None, shape: Callable[[dict[str, Any]], dict[str, Any]]) -> Iterator[str]:
+    """A reply's UI chunks as the JSON bodies of agents frames, `compact(reorder(shape(chunk), rng))`
+    each, made as they are sent; a run of deltas (most of the chunks) through `shaped`."""
+    for part in _ui_parts(reply):
+        if isinstance(part, Deltas):
+            yield from map(shaped(shape(part.chunk("")), "delta", rng), part.deltas)
+        else:
+            yield compact(reorder(shape(part), rng))
+
+
+def ui_count(reply: Reply) -> int:
+    """How many UI chunks `reply` makes."""
+    return sum(len(part.deltas) if isinstance(part, Deltas) else 1 for part in _ui_parts(reply))
+
+
 def ui_chunks(reply: Reply, rng: random.Random | None = None) -> Iterator[dict[str, Any]]:
     """A reply as UI-message-stream chunks (AI SDK 5)."""
-    for chunk in _ui_chunks(reply):
-        yield reorder(chunk, rng)
+    for part in _ui_parts(reply):
+        if isinstance(part, Deltas):
+            for delta in part.deltas:
+                yield reorder(part.chunk(delta), rng)
+        else:
+            yield reorder(part, rng)
 
 
-def _ui_chunks(reply: Reply) -> Iterator[dict[str, Any]]:
+@dataclass(frozen=True)
+class Deltas:
+    """A run of `{"type": kind, "id": id, "delta": ...}` chunks, one per delta."""
+
+    kind: str
+    id: str
+    deltas: list[str]
+
+    def chunk(self, delta: str) -> dict[str, Any]:
+        return {"type": self.kind, "id": self.id, "delta": delta}
+
+
+def _ui_parts(reply: Reply) -> Iterator[dict[str, Any] | Deltas]:
     yield {"type": "start", "messageId": "msg-" + secrets.token_hex(8)}
     yield {"type": "start-step"}
     if reply.reasoning:
         yield {"type": "reasoning-start", "id": "r1"}
-        for thought in reply.reasoning:
-            yield {"type": "reasoning-delta", "id": "r1", "delta": thought}
+        yield Deltas("reasoning-delta", "r1", reply.reasoning)
         yield {"type": "reasoning-end", "id": "r1"}
     yield {"type": "text-start", "id": "t1"}
-    for token in reply.tokens:
-        yield {"type": "text-delta", "id": "t1", "delta": token}
+    yield Deltas("text-delta", "t1", reply.tokens)
     yield {"type": "text-end", "id": "t1"}
     yield {"type": "finish-step"}
     usage = {
@@ -168,3 +222,8 @@ def agent_response(
     if error:
         frame["error"] = True
     return compact(reorder(frame, rng))
+
+
+def agent_responses(request_id: str, rng: random.Random | None) -> Callable[[str], str]:
+    """`agent_response(request_id, body, done=False, rng=rng)` for the many frames of one answer."""
+    return shaped({"type": "cf_agent_use_chat_response", "id": request_id, "body": "", "done": False}, "body", rng)
