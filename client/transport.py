@@ -231,6 +231,8 @@ class WebSocket:
                     return None
                 raise translate(exc, self.provider, self.url, self._proxy) from None
             flags = frame.flags
+            if flags == _TEXT and not self._parts and not frame.bytesleft:  # most: a whole frame
+                return chunk.decode("utf-8", "replace")
             if flags & _DATA:
                 self._size += len(chunk)
                 if self._size > MAX_MESSAGE:
@@ -238,13 +240,13 @@ class WebSocket:
                     raise ProtocolError(f"a WebSocket message from {self.url.split('?', 1)[0]} is larger than "
                                         f"{MAX_MESSAGE >> 20} MiB", provider=self.provider)  # fmt: skip
                 self._parts.append(chunk)
-                if flags & CurlWsFlag.CONT or frame.bytesleft:
+                if flags & _CONT or frame.bytesleft:
                     continue
                 data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
                 self._parts.clear()
                 self._size = 0
                 return data.decode("utf-8", "replace")
-            if flags & CurlWsFlag.CLOSE:
+            if flags & _CLOSE:
                 self._ended = True
             # a ping (curl answers it) or a pong: nothing for the caller
         return None
@@ -270,7 +272,8 @@ class WebSocket:
 
 
 MAX_MESSAGE = 4 << 20  # curl_cffi's own default limit of one received message
-_DATA = CurlWsFlag.TEXT | CurlWsFlag.BINARY | CurlWsFlag.CONT
+_DATA = int(CurlWsFlag.TEXT | CurlWsFlag.BINARY | CurlWsFlag.CONT)
+_TEXT, _CONT, _CLOSE = int(CurlWsFlag.TEXT), int(CurlWsFlag.CONT), int(CurlWsFlag.CLOSE)
 _EAGAIN = "errno 11"  # BoringSSL reports a would-block read as a receive error
 _AGAIN = object()  # WebSocket._take: no whole frame has arrived yet
 

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from harvestkit.client.errors import ClientError, ProtocolError
 from harvestkit.client.events import Event
 from harvestkit.client.parsers._common import loads
@@ -31,6 +33,7 @@ __all__ = [
 
 
 _FRAME = decoder(AgentFrame)
+_DECODE = _FRAME.decode
 _RESPONSE = "cf_agent_use_chat_response"
 
 
@@ -200,33 +203,31 @@ class AgentChatParser(UIStreamParser):
         if self._done:
             return []
         try:
-            obj = decode(frame, _FRAME)
-        except ValueError:  # not JSON, or not an object: not a frame of ours
-            return []
+            obj = _DECODE(frame)
+        except (msgspec.DecodeError, RecursionError):
+            try:
+                obj = decode(frame, _FRAME)  # JSON only the lenient reading accepts
+            except ValueError:  # not JSON, or not an object: not a frame of ours
+                return []
         if obj.type != _RESPONSE or obj.id != self.request_id:
             return []
-        body = obj.body.strip() if isinstance(obj.body, str) else ""
+        body = obj.body.strip() if obj.body.__class__ is str else ""
         if obj.error:
             self._done = True
             raise self._error_of(obj.error, body)
+        out: list[Event] = []
         if obj.replay is True:
             self._replayed += 1
-            if self._replayed <= self._frames:
-                return self._ended(obj)  # seen live already
+            if self._replayed <= self._frames:  # seen live already
+                body = ""
         else:
             self._replayed = 0
-        out: list[Event] = []
         if body:
             self._frames += 1
             self._payload(body, out)
-        return out + self._ended(obj)
-
-    def _ended(self, obj: AgentFrame) -> list[Event]:
-        if obj.done is not True:
-            return []
-        self._done = True
-        out: list[Event] = []
-        self._end(out)
+        if obj.done is True:
+            self._done = True
+            self._end(out)
         return out
 
     def _error_of(self, error: Any, body: str) -> ClientError:

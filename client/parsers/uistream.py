@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from harvestkit.client.events import (
     Event,
     FinishReason,
@@ -25,6 +27,7 @@ from harvestkit.client.responses import error_from_body
 __all__ = ["UIStreamParser"]
 
 _CHUNK = decoder(UIChunk)
+_DECODE = _CHUNK.decode
 _TEXT, _REASONING = "text-delta", frozenset({"reasoning-delta", "reasoning"})
 _WHOLE = frozenset({"tool-input-available", "error", "message-metadata", "finish"})
 
@@ -67,22 +70,15 @@ class UIStreamParser(SSEStreamParser):
         return out
 
     def _payload(self, payload: str, out: list[Event]) -> None:
-        if payload[:1] != "{":
-            stripped = payload.strip()
-            if stripped == "[DONE]":
-                self._end(out)
-                return
-            if not stripped:
-                return
         if self._finished:
             return
         try:
-            chunk = decode(payload, _CHUNK)
-        except ChunkShapeError as exc:  # not an object: a clear error from the plain reading
-            out += self.handle_chunk(exc.value)
-            return
-        except ValueError as exc:
-            raise self._protocol("malformed JSON in a UI-message chunk", exc) from None
+            chunk = _DECODE(payload)
+        except (msgspec.DecodeError, RecursionError):  # [DONE], blank, lenient JSON, other shapes
+            found = self._lenient(payload, out)
+            if found is None:
+                return
+            chunk = found
         kind = chunk.type
         if kind == _TEXT:  # the hot path: only the record's fields were read
             text = chunk.delta if chunk.delta is not None else chunk.textDelta
@@ -97,6 +93,22 @@ class UIStreamParser(SSEStreamParser):
                 out.append(Reasoning(text))
         elif kind in _WHOLE:  # rare types are read whole
             out += self.handle_chunk(self._decode(payload, "UI-message chunk"))
+
+    def _lenient(self, payload: str, out: list[Event]) -> UIChunk | None:
+        """The chunk of a payload msgspec refused, or None once its events are in ``out``."""
+        stripped = payload.strip()
+        if stripped == "[DONE]":
+            self._end(out)
+            return None
+        if not stripped:
+            return None
+        try:
+            return decode(payload, _CHUNK)
+        except ChunkShapeError as exc:  # not an object: a clear error from the plain reading
+            out += self.handle_chunk(exc.value)
+            return None
+        except ValueError as exc:
+            raise self._protocol("malformed JSON in a UI-message chunk", exc) from None
 
     def _chunk(self, chunk: dict[str, Any], out: list[Event]) -> None:
         # text-delta and reasoning-delta also come here from handle_chunk (already decoded)
