@@ -313,3 +313,34 @@ async def test_field_order_of_chunks_and_frames(sandbox: Sandbox, order: str) ->
     assert len(orders) == (1 if order == "fixed" else 6)  # 120 text deltas: all 6 orders of 3 keys (odds 1 - 1e-9)
     assert (len(frame_orders) > 1) is (order == "random")
     assert "".join(json.loads(e)["delta"] for e in events[:-1] if json.loads(e)["type"] == "text-delta").startswith("Sandbox reply")
+
+
+def test_pre_encoded_frames_are_the_bytes_and_the_orders_of_reorder() -> None:
+    """`shaped` and `ui_bodies` (the agents answer's hot path) give exactly what
+    `compact(reorder(...))` gives: the same bytes in key order, every order of the keys, about
+    as often each, and any string (quotes, control characters, non-ASCII) escaped the same."""
+    import collections
+    import random
+
+    from harvestkit.sandbox import cloudflare_wire as wire
+
+    texts = ['plain', 'q"uo\\te', "ünï\u2028", "\x00\n\t", ""]
+    frame = {"type": "cf_agent_use_chat_response", "id": "req_1", "body": "", "done": False}
+    in_order = wire.shaped(frame, "body", None)
+    assert [in_order(text) for text in texts] == [wire.compact({**frame, "body": text}) for text in texts]
+    shuffled = wire.shaped(frame, "body", random.Random(7))
+    seen = collections.Counter(shuffled("x") for _ in range(24_000))
+    reference = {wire.compact(wire.reorder({**frame, "body": "x"}, random.Random(seed))) for seed in range(2_000)}
+    assert set(seen) == reference and len(seen) == 24 and min(seen.values()) > 800  # 1,000 each expected
+    assert all(json.loads(shuffled(text)) == {**frame, "body": text} for text in texts)
+
+    reply = make_reply([{"role": "user", "content": "hi"}], reply_tokens=40, reasoning=True)
+    def plain(chunk: dict) -> dict:
+        return {k: v for k, v in chunk.items() if k != "messageId"}
+
+    chunks = [plain(chunk) for chunk in wire.ui_chunks(reply)]
+    assert wire.ui_count(reply) == len(chunks) > 40
+    for rng in (None, random.Random(3)):
+        assert [plain(json.loads(body)) for body in wire.ui_bodies(reply, rng, lambda chunk: chunk)] == chunks
+    in_order_bodies = [b for b in wire.ui_bodies(reply, None, lambda chunk: chunk) if "messageId" not in b]
+    assert in_order_bodies == [wire.compact(c) for c in wire.ui_chunks(reply) if "messageId" not in c]
