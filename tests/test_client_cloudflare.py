@@ -56,6 +56,17 @@ async def test_every_generation_streams_text_usage_and_finish(client_env, genera
     assert request.cookies["cf_clearance"] == record.cookie_jar(f"https://{PLAYGROUND}/")["cf_clearance"]
 
 
+async def test_an_unpaced_socket_answer_comes_a_network_read_at_a_time(client_env) -> None:
+    """The sandbox sends an unpaced answer's frames several to a write, as a loaded server does;
+    the client hands on what one read brought as one batch, every frame intact and in order."""
+    client_env.sandbox.set_knobs(generation="agents", reply_tokens=2000)
+    async with Cloudflare.stream("Hello there", model=MODEL, transport="agents") as stream:
+        batches = [batch async for batch in stream.batches()]
+    texts = [event for batch in batches for event in batch if isinstance(event, str)]
+    assert len(texts) == 2000 and len(batches) < len(texts) / 4
+    assert stream.text == "".join(texts) and stream.text.startswith("Sandbox reply to: Hello there.")
+
+
 async def test_reasoning_model_over_the_socket(client_env) -> None:
     result = await Cloudflare.chat("Why", model="@cf/qwen/qwq-32b")
     assert result.reasoning and result.text.startswith("Sandbox reply to: Why.")
