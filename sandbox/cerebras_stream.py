@@ -181,15 +181,12 @@ class Completion:
             tables[variant][token] = data = ("data: " + before + middle + after + "\n\n").encode()
             return data
 
-        count, pending = len(tables), []
-        for index, token in enumerate(self._tokens()):
-            variant = index % count
-            pending.append(tables[variant].get(token) or encode(variant, token))
-            if len(pending) >= batch:
-                yield b"".join(pending)
-                pending = []
-        if pending:
-            yield b"".join(pending)
+        count, tokens = len(tables), self._tokens()
+        for start in range(0, len(tokens), batch):  # a comprehension per item: no call per token
+            yield b"".join([
+                tables[index % count].get(token) or encode(index % count, token)
+                for index, token in enumerate(tokens[start : start + batch], start)
+            ])  # fmt: skip
         for chunk in self._closing():
             yield b"data: " + _compact(chunk).encode() + b"\n\n"
 

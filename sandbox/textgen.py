@@ -7,6 +7,8 @@ from typing import Any
 
 WORDS = ["alpha", "bravo", "cedar", "delta", "ember", "fjord", "granite", "harbor", "island", "juniper", "kelp", "lantern", "meadow", "nectar", "orchard", "pebble", "quartz", "river", "saffron", "timber", "umber", "valley", "willow", "xenon", "yarrow", "zephyr", "amber", "basalt", "cobalt", "dune", "estuary", "fern", "glacier", "heather", "indigo", "jade", "kestrel", "lichen", "marble"]
 
+_SPACED = [" " + word for word in WORDS]  # the tokens after the opening, made once
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -73,7 +75,7 @@ def make_reply(
     seed = digest
     while len(tokens) < natural:
         seed = hashlib.sha256(seed).digest()
-        tokens.extend(" " + WORDS[b % len(WORDS)] for b in seed[: natural - len(tokens)])
+        tokens += [_SPACED[b % len(_SPACED)] for b in seed[: natural - len(tokens)]]
     finish = "stop"
     if max_tokens is not None and max_tokens < len(tokens):
         tokens, finish = tokens[: max(max_tokens, 0)], "length"
