@@ -62,6 +62,18 @@ def test_the_commands_read_and_write_the_redis_store(env, tmp_path):
     assert store.list_sync() == [] and not (tmp_path / "home" / "sessions").exists()  # nothing went to files
 
 
+def test_a_process_using_the_sync_store_leaves_no_socket_open_at_exit(env, tmp_path):
+    """The sync methods' long-lived loop closes its connections at exit: a command, or a script
+    that read a record, ends without an unclosed-connection ResourceWarning."""
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(COOKIES_TXT)
+    script = "from harvestkit.cache import open_store; print(open_store().get_sync('cerebras').site)"
+    for command in (["-m", "harvestkit.cli", "cache", "import", "cerebras", str(cookies)], ["-c", script], ["-m", "harvestkit.cli", "status"]):
+        done = subprocess.run([sys.executable, "-W", "always", *command], capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0 and "ResourceWarning" not in done.stderr, (command, done.stderr[-800:])
+    assert done.stdout.strip()
+
+
 def test_a_store_that_is_down_is_one_line_with_no_traceback(env, redis_server):
     redis_server.stop()
     done = harvestkit("status", env=env)
