@@ -124,6 +124,16 @@ def chunked(piece: bytes) -> bytes:
     return b"%x\r\n" % len(piece) + piece + b"\r\n"
 
 
+def send_body(pair: Pair, writes: list[bytes]) -> None:
+    """The response head, each write as one chunk read by the client, then the last chunk."""
+    pair.write(HEAD)
+    for piece in writes:
+        pair.write(chunked(piece))
+        pair.exchange()
+    pair.write(b"0\r\n\r\n")
+    pair.exchange()
+
+
 def sse_events(count: int, rng: random.Random) -> list[bytes]:
     """Server-sent events of varied lengths, as a Cerebras stream's are."""
     return [b'data: {"i":%d,"p":"%s"}\n\n' % (i, b"x" * rng.randint(20, 400)) for i in range(count)]
@@ -144,7 +154,6 @@ async def test_unpaced_writes_arrive_whole_with_frame_boundaries_at_varied_place
     rng = random.Random(7)
     events = sse_events(3000, rng)
     pair = Pair()
-    pair.write(HEAD)
     writes, pending = [], b""
     for event in events:  # coalesced as stream_http does: random 1-32 KiB pieces, whole events
         pending += event
@@ -152,11 +161,7 @@ async def test_unpaced_writes_arrive_whole_with_frame_boundaries_at_varied_place
             writes.append(pending)
             pending = b""
     writes.append(pending)
-    for piece in writes:
-        pair.write(chunked(piece))
-        pair.exchange()
-    pair.write(b"0\r\n\r\n")
-    pair.exchange()
+    send_body(pair, writes)
     body = b"".join(events)
     assert pair.headers[":status"] == "200" and pair.headers["content-type"] == "text/event-stream"
     assert "transfer-encoding" not in pair.headers and "connection" not in pair.headers
@@ -173,12 +178,7 @@ async def test_paced_writes_of_one_event_are_cut_inside_it() -> None:
     rng = random.Random(3)
     events = sse_events(200, rng)
     pair = Pair()
-    pair.write(HEAD)
-    for event in events:
-        pair.write(chunked(event))
-        pair.exchange()
-    pair.write(b"0\r\n\r\n")
-    pair.exchange()
+    send_body(pair, events)
     assert pair.body == b"".join(events) and pair.ended
     assert len(ends_inside_events(pair.frames, pair.body)) >= 100
 
