@@ -6,7 +6,8 @@
 `--relay N`: one unpaced N-chunk stream at a time, per provider, read through the gateway (plain
 aiohttp, the SSE decoded by the library's own OpenAI stream parser) and straight from the client
 in this process (`create_async_generator`), in alternation; the median seconds of each and
-their ratio (target: the gateway at most 1.25x the direct client).
+their ratio (target: the gateway at most 1.25x the direct client); and the CPU a chunk of the
+gateway process (all its threads, /proc schedstat), of the reader and of the direct client.
 
 The sandbox (`harvestkit sandbox`) and the gateway run as subprocesses, so the gateway's peak
 RSS (VmHWM) and CPU time are its own and the clients do not slow the sandbox down. A stand-in
@@ -64,6 +65,18 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds on a CPU of every thread of a process (/proc/<pid>/task/*/schedstat: finer
+    than the 10 ms ticks of /proc/<pid>/stat, which one short stream would be lost in)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # a thread that ended meanwhile
+            pass
+    return total
 
 
 def start_sandbox(pace: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -244,17 +257,25 @@ async def relay(chunks: int, runs: int, models: list[str]) -> dict[str, dict[str
 
                     for model in models:
                         times: dict[str, list[float]] = {"gateway": [], "direct": []}
+                        cpu: dict[str, list[float]] = {"gateway process": [], "its reader": [], "direct client": []}
                         for run in (through, direct):  # warm: connections, model lists
                             await run(model, "warm-up")
                         for _ in range(runs):
                             for name, run in (("gateway", through), ("direct", direct)):
-                                started = time.perf_counter()
+                                started, mine, served = time.perf_counter(), time.process_time(), cpu_ns(gateway.pid)
                                 count = await run(model, "benchmark")
                                 times[name].append(time.perf_counter() - started)
+                                here = (time.process_time() - mine) / count * 1e6
+                                if name == "gateway":
+                                    cpu["gateway process"].append((cpu_ns(gateway.pid) - served) / count / 1e3)
+                                    cpu["its reader"].append(here)
+                                else:
+                                    cpu["direct client"].append(here)
                                 if count != chunks:
                                     raise SystemExit(f"{name} {model}: {count} chunks, not {chunks}")
                         gateway_s, direct_s = statistics.median(times["gateway"]), statistics.median(times["direct"])
-                        found[model] = {"gateway_s": gateway_s, "direct_s": direct_s, "ratio": gateway_s / direct_s}
+                        found[model] = {"gateway_s": gateway_s, "direct_s": direct_s, "ratio": gateway_s / direct_s,
+                                        "cpu_us_per_chunk": {k: statistics.median(v) for k, v in cpu.items()}}  # fmt: skip
                 from harvestkit.client import aclose
 
                 await aclose()
@@ -283,6 +304,7 @@ def main() -> int:
         print(f"one {args.relay}-chunk stream at a time, median of {args.runs}")
         for model, entry in result.items():
             print(f"  {model:<50} gateway {entry['gateway_s']:.3f} s, direct {entry['direct_s']:.3f} s: {entry['ratio']:.2f}x (target <= 1.25x)")
+            print("  " + " " * 50 + " CPU a chunk: " + ", ".join(f"{k} {v:.2f} µs" for k, v in entry["cpu_us_per_chunk"].items()))
         return 0 if all(entry["ratio"] <= 1.25 for entry in result.values()) else 1
     return asyncio.run(bench(args.requests, args.pace, args.model or list(MODELS), args.client))
 

@@ -150,6 +150,12 @@ def relay(runs: int) -> list[Row]:
                 f"{entry['gateway_s']:.3f} s vs {entry['direct_s']:.3f} s ({entry['ratio']:.2f}x)",
                 f"<= {RELAY_TARGET:g}x", entry["ratio"] <= RELAY_TARGET)
         )  # fmt: skip
+        cpu = entry["cpu_us_per_chunk"]
+        rows.append(
+            Row(f"one {data['chunks']:,}-chunk stream", f"CPU a chunk: the gateway process, its reader, the direct client: {model}",
+                f"{cpu['gateway process']:.2f} µs, {cpu['its reader']:.2f} µs, {cpu['direct client']:.2f} µs "
+                f"(the gateway {cpu['gateway process'] / cpu['direct client']:.2f}x the direct client)")
+        )  # fmt: skip
     return rows
 
 
