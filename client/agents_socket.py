@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
-from .errors import ClientError, ProtocolError, StreamTimeout
+from .errors import ClientError, ConnectError, ProtocolError, StreamTimeout
 from .events import Event
 from .parsers.agents import (
     AgentChatParser,
     cancel_frame,
     chat_request_frame,
+    frame_id,
     frame_type,
     parse_rpc_reply,
     parse_state,
+    resume_ack_frame,
+    resume_request_frame,
     rpc_frame,
     state_frame,
 )
@@ -34,6 +37,15 @@ def agent_url(base: str) -> str:
     host = base.split("://", 1)[-1].split("/", 1)[0]
     name = f"Cloudflare-AI-Playground-{uuid.uuid4().hex[:21]}"
     return f"wss://{host}/agents/playground/{name}?_pk={uuid.uuid4()}"
+
+
+def rejoin_url(url: str) -> str:
+    """Another socket to the same agent as ``url`` (a new ``_pk``, as a reconnecting page has)."""
+    return f"{url.split('?', 1)[0]}?_pk={uuid.uuid4()}"
+
+
+RESUMES = 1
+"""How many times an answer whose socket dropped is resumed on a new socket to the same agent."""
 
 
 async def _frame(ws: WebSocket, idle: Callable[[], float]) -> str | None:
@@ -78,10 +90,16 @@ async def agent_chat(
     idle: Callable[[], float],
     *,
     temperature: float = 1,
+    reconnect: Callable[[], Awaitable[WebSocket]] | None = None,
 ) -> AsyncGenerator[list[Event], None]:
     """Chat over a connected agent socket; the system message goes into the agent's state,
     which is sent on top of the one the server announced (the client's replaces it whole). Yields
-    the events of the frames each network read brought as one batch."""
+    the events of the frames each network read brought as one batch.
+
+    If the socket drops before the answer's end, ``reconnect`` opens another one to the same
+    agent, which goes on with the answer (spec 4.2: the agent outlives its socket): the client
+    asks to resume, acknowledges ``cf_agent_stream_resuming`` and reads the replay, whose frames
+    it has seen are skipped. An agent that has nothing to resume ends the stream as it was."""
     system = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
     conversation = [m for m in messages if m.get("role") != "system"]
     request_id = f"req_{uuid.uuid4().hex[:12]}"
@@ -91,10 +109,23 @@ async def agent_chat(
         base = await announced_state(ws, idle)
         await ws.send(state_frame(model, temperature=temperature, system=system, base=base))
         await ws.send(chat_request_frame(request_id, conversation))
+        resumes = RESUMES if reconnect is not None else 0
         while not parser.done:
-            frame = await _frame(ws, idle)
+            try:
+                frame = await _frame(ws, idle)
+            except ConnectError:  # the socket broke: as a drop, once the resume is tried
+                if not resumes:
+                    raise
+                frame = None
             if frame is None:
-                break
+                if not resumes or reconnect is None:
+                    break
+                resumes -= 1
+                await ws.aclose()
+                ws = await reconnect()
+                if not await resume(ws, request_id, idle):
+                    break
+                continue
             batch = parser.feed(frame)
             try:
                 for more in ws.buffered():  # the rest of what the same read brought: one batch
@@ -114,6 +145,23 @@ async def agent_chat(
             with contextlib.suppress(Exception):
                 await ws.send(cancel_frame(request_id))
         await ws.aclose()
+
+
+async def resume(ws: WebSocket, request_id: str, idle: Callable[[], float]) -> bool:
+    """Ask a new socket to the agent for the rest of answer ``request_id``: True once the agent
+    said it is resuming it and was acknowledged; False if it has nothing to resume."""
+    await ws.send(resume_request_frame())
+    try:
+        while (frame := await _frame(ws, idle)) is not None:
+            kind = frame_type(frame)
+            if kind == "cf_agent_stream_resuming" and frame_id(frame) == request_id:
+                await ws.send(resume_ack_frame(request_id))
+                return True
+            if kind == "cf_agent_stream_resume_none":
+                return False
+    except StreamTimeout:
+        return False
+    return False
 
 
 async def agent_models(ws: WebSocket, idle: Callable[[], float]) -> Any:

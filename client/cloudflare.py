@@ -13,11 +13,11 @@ anything is sent when no generation left can carry them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, ClassVar
 
-from .agents_socket import agent_chat, agent_models, agent_url
-from .base_transport import HTTPResponse, Request, fetch_headers
+from .agents_socket import agent_chat, agent_models, agent_url, rejoin_url
+from .base_transport import HTTPResponse, Request, WebSocketConnection, fetch_headers
 from .call import Call
 from .credentials import Credentials
 from .errors import (
@@ -182,9 +182,15 @@ class CloudflareSite(Site):
         for index, generation in enumerate(order):
             try:
                 if generation == "agents":
-                    ws = await call.websocket(credentials, self._request(call, credentials, "GET", agent_url(call.urls["url"])))
+                    url = agent_url(call.urls["url"])
+                    ws = await call.websocket(credentials, self._request(call, credentials, "GET", url))
                     temperature = call.options.temperature
-                    events = agent_chat(ws, model, messages, call.idle, temperature=1 if temperature is None else temperature)
+
+                    def reconnect(url: str = url) -> Awaitable[WebSocketConnection]:  # the same agent, for a resume
+                        return call.websocket(credentials, self._request(call, credentials, "GET", rejoin_url(url)))
+
+                    events = agent_chat(ws, model, messages, call.idle, temperature=1 if temperature is None else temperature,
+                                        reconnect=reconnect)  # fmt: skip
                     used = "agents"
                 else:
                     response = await call.send(credentials, self._inference(call, credentials, model, messages))

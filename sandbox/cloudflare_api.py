@@ -12,6 +12,7 @@ from . import agents_protocol as agents
 from . import cloudflare_wire as wire
 from . import keys
 from .cloudflare_front import HOST, CloudflareFront
+from .agents_live import LiveAnswer, resuming
 from .coalesce import coalesced
 from .state import Fault, LoggedHeaders, LoggedRequest, SandboxState
 from .streaming import pump, stream_http
@@ -69,6 +70,7 @@ class CloudflarePlayground:
 
     def __init__(self, state: SandboxState, front: CloudflareFront) -> None:
         self.state, self.front = state, front
+        self.live: dict[str, LiveAnswer] = {}  # agent name -> its answer that outlives sockets
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -164,6 +166,7 @@ class AgentSession:
         self.protocol = playground.state.knobs.agents_protocol
         self.state: dict[str, Any] = agents.initial_state(self.protocol)
         self.streams: dict[str, asyncio.Task[None]] = {}
+        self.name = request.match_info["name"]
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_str(wire.compact(frame))
@@ -173,8 +176,12 @@ class AgentSession:
         await self.send({"type": "cf_agent_identity", "name": name, "agent": "playground"})
         await self.send({"type": "cf_agent_state", "state": self.state})
         await self.send({"type": "cf_agent_mcp_servers", "mcp": {"servers": {}, "tools": [], "prompts": [], "resources": []}})
-        for extra in agents.after_greeting(self.protocol, self.playground.state.knobs.agents_resume):
-            await self.send(extra)
+        live = self.playground.live.get(name)
+        if live is not None:  # an answer of this agent outlived its socket
+            await self.send(resuming(live.request_id))
+        else:
+            for extra in agents.after_greeting(self.protocol, self.playground.state.knobs.agents_resume):
+                await self.send(extra)
         try:
             async for message in self.ws:
                 if message.type != WSMsgType.TEXT:
@@ -186,9 +193,13 @@ class AgentSession:
                 if isinstance(frame, dict):
                     await self.handle(frame)
         finally:
-            for task in self.streams.values():
+            live = self.playground.live.get(name)
+            if live is not None and live.socket is self:
+                live.drop()
+            owned = [task for task in self.streams.values() if live is None or task is not live.task]
+            for task in owned:
                 task.cancel()
-            await asyncio.gather(*self.streams.values(), return_exceptions=True)
+            await asyncio.gather(*owned, return_exceptions=True)
 
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
@@ -215,7 +226,14 @@ class AgentSession:
             if task is not None:
                 task.cancel()
         elif kind == "cf_agent_stream_resume_request":
-            await self.send(agents.resume_answer(self.protocol))
+            live = self.playground.live.get(self.name)
+            await self.send(resuming(live.request_id) if live is not None else agents.resume_answer(self.protocol))
+        elif kind == "cf_agent_stream_resume_ack":
+            live = self.playground.live.get(self.name)
+            if live is not None and live.request_id == str(frame.get("id")) and live.socket is None:
+                await live.resume(self)
+                if live.last is not None:
+                    del self.playground.live[self.name]
         elif kind == "cf_agent_chat_clear":
             await self.send({"type": "cf_agent_chat_messages", "messages": []})
 
@@ -272,14 +290,22 @@ class AgentSession:
         middle = wire.ui_count(reply) // 2 if self.protocol == "2026" else -1  # where interrupt() comes
         frame = wire.agent_responses(request_id, rng)
         error_body = json.dumps(wire.UI_ERROR)
-        sent: list[str] = []
+        knobs = self.playground.state.knobs
+        live = None
+        if knobs.agents_outlive_socket:  # kept whole, to go on after a drop (agents_live.py)
+            chunks = list(chunks)
+            live = self.playground.live[self.name] = LiveAnswer(request_id, frame, self, task=self.streams.get(request_id))
+        sent: list[str] = live.sent if live is not None else []
 
         async def send_body(body: str) -> None:
             if body is error_body and self.protocol == "2026":  # a plain-text error frame
                 await self.ws.send_str(agents.error_frames(self.protocol, request_id, wire.UI_ERROR["errorText"])[0])
                 return
-            await self.ws.send_str(frame(body))
-            sent.append(body)
+            if live is not None:
+                await live.send(body)
+            else:
+                await self.ws.send_str(frame(body))
+                sent.append(body)
             if len(sent) == middle:
                 await self.interrupt(request_id, sent)
 
@@ -295,11 +321,22 @@ class AgentSession:
             transport = self.request.transport
             if transport is not None:
                 transport.close() if outcome == "truncated" else transport.abort()
+            if live is None:
+                return outcome
+            live.drop()  # the answer goes on without a socket until one resumes it
+            for body in chunks[len(sent) :]:  # (the fault took the next one from the iteration)
+                await send_body(body)
+                if knobs.pace > 0:
+                    await asyncio.sleep(knobs.pace)
+            outcome = "outlived"
+        error = outcome == "error" and self.protocol != "2026"
+        last = wire.agent_response(request_id, "", done=True, error=error, rng=rng)
+        if live is None:
+            await self.ws.send_str(last)
             return outcome
-        if outcome == "error" and self.protocol == "2026":
-            await self.ws.send_str(wire.agent_response(request_id, "", done=True, rng=rng))
-        else:
-            await self.ws.send_str(wire.agent_response(request_id, "", done=True, error=outcome == "error", rng=rng))
+        await live.end(last)
+        if live.socket is not None and self.playground.live.get(self.name) is live:  # ended on a socket
+            del self.playground.live[self.name]
         return outcome
 
     async def interrupt(self, request_id: str, sent: list[str]) -> None:

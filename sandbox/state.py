@@ -83,6 +83,7 @@ class Knobs:
     agents_protocol: str = "2026"  # "2026" (spec 4.2) or "legacy"; see agents_protocol.py
     agents_resume: str = "none"  # "replay": an earlier stream's replay on connect; "own": ours, midway
     agents_recovering: bool = False  # a 2026 agent recovers midway (cf_agent_chat_recovering frames)
+    agents_outlive_socket: bool = False  # an answer goes on when its socket drops; resumable (agents_live.py)
     session_has_key: bool = True  # /api/auth/session carries user.demoApiKey (False: GraphQL only)
     field_order: str = "random"  # Cloudflare's chunks and frames: keys "random" per object, or "fixed"
     challenge_detectors: bool = True  # the challenge runs BotD and fpscanner (off: UA/webdriver only)

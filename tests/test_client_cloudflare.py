@@ -195,6 +195,39 @@ async def test_truncation_keeps_the_text_and_malformed_data_is_a_protocol_error(
         await Cloudflare.chat("Hello world again", model=MODEL)
 
 
+def upgrades(env) -> list:
+    """The agent socket upgrades the sandbox saw."""
+    return [r for r in env.sandbox.requests(PLAYGROUND) if "/agents/playground/" in r.path and r.method == "GET"]
+
+
+@pytest.mark.parametrize(("fault", "pace"), [({"truncate_after": 40}, 0.0), ({"reset_after": 30}, 0.002)])
+async def test_an_answer_whose_socket_drops_goes_on_on_a_new_socket_to_the_agent(client_env, fault, pace) -> None:
+    """Spec 4.2: the agent outlives its socket. The client opens another socket to the same agent,
+    asks to resume, acknowledges, and skips the replayed frames it had: the whole answer, once.
+    Unpaced, the answer ended meanwhile (replay, then done); paced, it goes on live."""
+    client_env.sandbox.set_knobs(generation="agents", agents_outlive_socket=True, reply_tokens=300, pace=pace)
+    whole = (await Cloudflare.chat("Tell me everything", model=MODEL)).text
+    before, asked = len(upgrades(client_env)), len(socket_chats(client_env))
+    client_env.sandbox.fault("cloudflare.chat", **fault)
+    result = await Cloudflare.chat("Tell me everything", model=MODEL)
+    assert result.text == whole and result.finish_reason == "stop"
+    sockets = upgrades(client_env)[before:]
+    assert len(sockets) == 2 and len(socket_chats(client_env)) == asked + 1
+    assert sockets[0].path.split("?")[0] == sockets[1].path.split("?")[0]  # the same agent
+    await eventually(lambda: socket_chats(client_env)[-1].outcome == "outlived")
+
+
+async def test_without_an_answer_to_resume_a_dropped_socket_is_a_broken_stream(client_env) -> None:
+    client_env.sandbox.set_knobs(generation="agents", reply_tokens=300)
+    await Cloudflare.chat("warm", model=MODEL)
+    before = len(upgrades(client_env))
+    client_env.sandbox.fault("cloudflare.chat", truncate_after=40)
+    with pytest.raises(StreamBroken) as caught:
+        await Cloudflare.chat("Tell me everything", model=MODEL)
+    assert caught.value.text.startswith("Sandbox reply to: Tell me everything.")
+    assert len(upgrades(client_env)) - before == 2  # the one resume asked for got resume_none
+
+
 async def test_leaving_the_socket_early_cancels_the_request(client_env) -> None:
     await Cloudflare.chat("warm", model=MODEL)
     client_env.sandbox.set_knobs(pace=0.05, reply_tokens=200)

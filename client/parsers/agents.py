@@ -23,9 +23,12 @@ __all__ = [
     "RpcReply",
     "cancel_frame",
     "chat_request_frame",
+    "frame_id",
     "frame_type",
     "parse_rpc_reply",
     "parse_state",
+    "resume_ack_frame",
+    "resume_request_frame",
     "rpc_frame",
     "state_frame",
     "ui_messages",
@@ -124,6 +127,24 @@ def frame_type(frame: str | bytes) -> Any:
         return decode(frame, _FRAME).type
     except ValueError:
         return None
+
+
+def frame_id(frame: str | bytes) -> Any:
+    """The ``id`` of a server frame; None for a frame that is not a JSON object."""
+    try:
+        return decode(frame, _FRAME).id
+    except ValueError:
+        return None
+
+
+def resume_request_frame() -> str:
+    """A ``cf_agent_stream_resume_request``: whatever of this agent is still streaming, please."""
+    return _frame({"type": "cf_agent_stream_resume_request"})
+
+
+def resume_ack_frame(request_id: str) -> str:
+    """The ``cf_agent_stream_resume_ack`` for ``cf_agent_stream_resuming`` of ``request_id``."""
+    return _frame({"type": "cf_agent_stream_resume_ack", "id": request_id})
 
 
 def cancel_frame(request_id: str) -> str:
