@@ -93,7 +93,6 @@ class CloudflareSite(Site):
         "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b",
         "@cf/mistralai/mistral-small-3.1-24b-instruct",
         "@cf/google/gemma-3-12b-it",
-        "@cf/openai/gpt-oss-120b",
     ]
     model_aliases: ClassVar[dict[str, str]] = {
         "kimi-k2.6": "@cf/moonshotai/kimi-k2.6",
@@ -107,7 +106,6 @@ class CloudflareSite(Site):
         "deepseek-r1-qwen-32b": "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b",
         "mistral-small-3.1-24b": "@cf/mistralai/mistral-small-3.1-24b-instruct",
         "gemma-3-12b": "@cf/google/gemma-3-12b-it",
-        "gpt-oss-120b": "@cf/openai/gpt-oss-120b",
     }
     url_names = ("url", "api_endpoint", "models_url")
     default_urls: ClassVar[dict[str, str]] = {

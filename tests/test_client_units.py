@@ -145,3 +145,11 @@ def test_settings_are_typed_and_a_typo_names_the_field() -> None:
     assert settings.idle_timeout == 5 and settings.max_retry_wait == 300
     with pytest.raises(TypeError, match="did you mean 'max_retry_wait'"):
         Settings().replace(max_retry_wiat=300)
+
+
+def test_the_built_in_model_lists_name_each_model_once() -> None:
+    from harvestkit.client import Cerebras, Cloudflare
+
+    for provider in (Cerebras, Cloudflare):
+        assert len(provider.models) == len(set(provider.models)), provider.models
+        assert provider.get_model(None) in provider.models
