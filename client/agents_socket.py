@@ -18,8 +18,7 @@ from .parsers.agents import (
     AgentChatParser,
     cancel_frame,
     chat_request_frame,
-    frame_id,
-    frame_type,
+    frame_head,
     parse_rpc_reply,
     parse_state,
     resume_ack_frame,
@@ -76,7 +75,7 @@ async def announced_state(ws: WebSocket, idle: Callable[[], float]) -> dict[str,
             state = parse_state(frame)
             if state is not None:
                 return state
-            if frame_type(frame) != "cf_agent_identity":
+            if frame_head(frame)[0] != "cf_agent_identity":
                 return None
     except StreamTimeout:
         return None
@@ -153,8 +152,8 @@ async def resume(ws: WebSocket, request_id: str, idle: Callable[[], float]) -> b
     await ws.send(resume_request_frame())
     try:
         while (frame := await _frame(ws, idle)) is not None:
-            kind = frame_type(frame)
-            if kind == "cf_agent_stream_resuming" and frame_id(frame) == request_id:
+            kind, frame_of = frame_head(frame)
+            if kind == "cf_agent_stream_resuming" and frame_of == request_id:
                 await ws.send(resume_ack_frame(request_id))
                 return True
             if kind == "cf_agent_stream_resume_none":

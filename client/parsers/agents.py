@@ -23,8 +23,7 @@ __all__ = [
     "RpcReply",
     "cancel_frame",
     "chat_request_frame",
-    "frame_id",
-    "frame_type",
+    "frame_head",
     "parse_rpc_reply",
     "parse_state",
     "resume_ack_frame",
@@ -121,20 +120,13 @@ def parse_state(frame: str | bytes) -> dict[str, Any] | None:
     return obj["state"]
 
 
-def frame_type(frame: str | bytes) -> Any:
-    """The ``type`` of a server frame; None for a frame that is not a JSON object."""
+def frame_head(frame: str | bytes) -> tuple[Any, Any]:
+    """The ``type`` and ``id`` of a server frame; (None, None) for one that is not a JSON object."""
     try:
-        return decode(frame, _FRAME).type
+        obj = decode(frame, _FRAME)
     except ValueError:
-        return None
-
-
-def frame_id(frame: str | bytes) -> Any:
-    """The ``id`` of a server frame; None for a frame that is not a JSON object."""
-    try:
-        return decode(frame, _FRAME).id
-    except ValueError:
-        return None
+        return None, None
+    return obj.type, obj.id
 
 
 def resume_request_frame() -> str:
