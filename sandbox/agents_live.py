@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import cloudflare_wire as wire
+from . import agents_protocol as agents
 
 
 @dataclass
@@ -42,19 +42,12 @@ class LiveAnswer:
 
     async def resume(self, socket: Any) -> None:
         """Replay what was sent to `socket`, then stream the rest to it (or end the answer)."""
-        index = 0
-        while index < len(self.sent):  # bodies added while replaying are replayed too
-            body = self.sent[index]
-            index += 1
-            replay: dict[str, Any] = {"type": "cf_agent_use_chat_response", "id": self.request_id, "body": body,
-                                      "done": False, "replay": True}  # fmt: skip
-            if index == len(self.sent):
-                replay["replayComplete"] = True
-            await socket.ws.send_str(wire.compact(replay))
+        for frame in agents.replay(self.request_id, self.sent):  # what comes meanwhile included
+            await socket.send(frame)
         if self.last is not None:
             await socket.ws.send_str(self.last)
         else:
-            self.socket = socket  # no await since the last length check: nothing is missed
+            self.socket = socket  # no await since the replay's last length check: nothing is missed
 
     async def _to_socket(self, frame: str) -> None:
         socket = self.socket
@@ -65,6 +58,3 @@ class LiveAnswer:
         except ConnectionError:
             self.socket = None
 
-
-def resuming(request_id: str) -> dict[str, Any]:
-    return {"type": "cf_agent_stream_resuming", "id": request_id}

@@ -78,15 +78,25 @@ def recovering(request_id: str, on: bool) -> dict[str, Any]:
     return {"type": "cf_agent_chat_recovering", "recovering": on, "id": request_id}
 
 
-def own_replay(request_id: str, sent: list[str]) -> Iterator[dict[str, Any]]:
-    """The resumption of our own stream: `resuming`, then every body sent so far again, marked
-    `replay`, the last one also `replayComplete`."""
-    yield {"type": "cf_agent_stream_resuming", "id": request_id}
+def resuming(request_id: str) -> dict[str, Any]:
+    """The agent is about to resume stream `request_id` (it replays once acknowledged)."""
+    return {"type": "cf_agent_stream_resuming", "id": request_id}
+
+
+def replay(request_id: str, sent: list[str]) -> Iterator[dict[str, Any]]:
+    """Every body sent so far again, marked `replay`, the last one also `replayComplete`; bodies
+    added to `sent` while this runs are replayed too (the list is read as it goes)."""
     for index, body in enumerate(sent):
         frame: dict[str, Any] = {"type": "cf_agent_use_chat_response", "id": request_id, "body": body, "done": False, "replay": True}
         if index == len(sent) - 1:
             frame["replayComplete"] = True
         yield frame
+
+
+def own_replay(request_id: str, sent: list[str]) -> Iterator[dict[str, Any]]:
+    """The resumption of our own stream: `resuming`, then its `replay`."""
+    yield resuming(request_id)
+    yield from replay(request_id, sent)
 
 
 def before_answer(protocol: str, request_id: str) -> Iterator[dict[str, Any]]:

@@ -12,7 +12,7 @@ from . import agents_protocol as agents
 from . import cloudflare_wire as wire
 from . import keys
 from .cloudflare_front import HOST, CloudflareFront
-from .agents_live import LiveAnswer, resuming
+from .agents_live import LiveAnswer
 from .coalesce import coalesced
 from .state import Fault, LoggedHeaders, LoggedRequest, SandboxState
 from .streaming import pump, stream_http
@@ -178,7 +178,7 @@ class AgentSession:
         await self.send({"type": "cf_agent_mcp_servers", "mcp": {"servers": {}, "tools": [], "prompts": [], "resources": []}})
         live = self.playground.live.get(name)
         if live is not None:  # an answer of this agent outlived its socket
-            await self.send(resuming(live.request_id))
+            await self.send(agents.resuming(live.request_id))
         else:
             for extra in agents.after_greeting(self.protocol, self.playground.state.knobs.agents_resume):
                 await self.send(extra)
@@ -227,7 +227,7 @@ class AgentSession:
                 task.cancel()
         elif kind == "cf_agent_stream_resume_request":
             live = self.playground.live.get(self.name)
-            await self.send(resuming(live.request_id) if live is not None else agents.resume_answer(self.protocol))
+            await self.send(agents.resuming(live.request_id) if live is not None else agents.resume_answer(self.protocol))
         elif kind == "cf_agent_stream_resume_ack":
             live = self.playground.live.get(self.name)
             if live is not None and live.request_id == str(frame.get("id")) and live.socket is None:
