@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .state import SandboxState
-from .streaming import COALESCE
+from .streaming import COALESCE, varied_write
 
 
 class CoalescingTransport(asyncio.Transport):
@@ -69,14 +69,10 @@ class CoalescingTransport(asyncio.Transport):
             return
         data = bytes(self._buffer)
         self._buffer.clear()
-        pieces = [data]
         if self._state.knobs.split_writes:
-            self._target = self._rng.randint(1024, 2 * COALESCE)
-            if len(data) > 1 and self._rng.random() < 0.5:
-                cut = self._rng.randrange(1, len(data))
-                pieces = [data[:cut], data[cut:]]
+            self._target, pieces = varied_write(data, self._rng)
         else:
-            self._target = COALESCE
+            self._target, pieces = COALESCE, [data]
         for piece in pieces:
             self._transport.write(piece)
 

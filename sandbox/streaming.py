@@ -17,6 +17,16 @@ T = TypeVar("T")
 COALESCE = 16 * 1024
 
 
+def varied_write(data: bytes, rng: random.Random, *, cut: bool = True) -> tuple[int, list[bytes]]:
+    """A loaded server's write of `data`: how much to gather before the next write (1 to 32 KiB),
+    and `data` as one piece or, half the time when `cut`, two cut at a random place."""
+    target = rng.randint(1024, 2 * COALESCE)
+    if cut and len(data) > 1 and rng.random() < 0.5:
+        at = rng.randrange(1, len(data))
+        return target, [data[:at], data[at:]]
+    return target, [data]
+
+
 async def pump(
     chunks: Iterable[T],
     send: Callable[[T], Awaitable[None]],
@@ -81,12 +91,11 @@ async def stream_http(
         data = bytes(pending)
         pending.clear()
         if variety:
-            coalesce = rng.randint(1024, 2 * COALESCE)
-            if len(data) > 1 and not is_h2(request) and rng.random() < 0.5:
-                cut = rng.randrange(1, len(data))
-                await response.write(data[:cut])
+            coalesce, pieces = varied_write(data, rng, cut=not is_h2(request))
+            for piece in pieces[:-1]:
+                await response.write(piece)
                 await asyncio.sleep(0)  # let the first piece go out on its own
-                data = data[cut:]
+            data = pieces[-1]
         await response.write(data)
 
     sent = 0
