@@ -91,9 +91,10 @@ class Provider:
     ) -> ChatStream:
         """Stream an answer: ``str`` text chunks, then ``Reasoning``/``ToolCalls`` as they come,
         ``Usage`` and ``FinishReason``. The :class:`ChatStream` is an async generator (the seeds'
-        return type) whose connection is released at its end, ``aclose()`` or garbage collection. Keywords: any ``Settings`` field (``proxy``,
-        ``idle_timeout``...), any URL attribute, ``system``, ``transport`` and the request
-        options (``temperature``, ``max_tokens``, ``tools``... ``extra_body``)."""
+        return type) whose connection is released at its end, ``aclose()`` or garbage
+        collection. Keywords: any ``Settings`` field (``proxy``, ``idle_timeout``...), any URL
+        attribute, ``system``, ``transport`` and the request options (``temperature``,
+        ``max_tokens``, ``tools``... ``extra_body``)."""
         return cls._stream("create_async_generator", messages, model, api_key=api_key, cookies=cookies, **kwargs)
 
     @classmethod
