@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +82,10 @@ class SandboxProcess:
                 process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        # the child removes its CA directory when it stops, but not when it had to be killed
+        ca_dir = os.path.dirname(self.env.get("HARVESTKIT_CA_BUNDLE", ""))
+        if os.path.basename(ca_dir).startswith("harvestkit-sandbox-"):
+            shutil.rmtree(ca_dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         return self.start()

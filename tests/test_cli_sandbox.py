@@ -99,3 +99,14 @@ def test_wheel_installs_the_folders_as_harvestkit_subpackages(tmp_path: Path) ->
     )
     assert probe.returncode == 0, probe.stderr
     assert all(line.startswith(str(tmp_path / "site")) for line in probe.stdout.splitlines())
+
+
+def test_sandbox_process_removes_the_ca_directory_of_a_killed_sandbox() -> None:
+    from harvestkit.sandbox.process import SandboxProcess
+
+    sandbox = SandboxProcess().start()
+    ca_dir = Path(sandbox.env["HARVESTKIT_CA_BUNDLE"]).parent
+    assert ca_dir.is_dir()
+    os.killpg(sandbox._process.pid, signal.SIGKILL)  # no chance to clean up after itself
+    sandbox.stop()
+    assert not ca_dir.exists()
