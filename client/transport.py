@@ -287,10 +287,29 @@ _HANDLE: contextvars.ContextVar[asyncio.Future[Any] | None] = contextvars.Contex
 
 
 class _Session(AsyncSession):
-    """An ``AsyncSession`` that tells :meth:`Transport.send` which curl handle a request got."""
+    """An ``AsyncSession`` that tells :meth:`Transport.send` which curl handle a request got,
+    and whose requests wait for a free handle when live WebSockets hold them all (curl_cffi 0.17
+    raises instead, as 0.16 waited)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._returned = asyncio.Event()  # set when a handle comes back to the pool
+
+    def push_curl(self, curl: Any) -> None:
+        super().push_curl(curl)
+        returned, self._returned = self._returned, asyncio.Event()
+        returned.set()
 
     async def pop_curl(self) -> Any:
-        curl = await super().pop_curl()
+        while True:
+            returned = self._returned
+            try:
+                curl = await super().pop_curl()
+                break
+            except curl_errors.RequestException:  # every handle is held by a live WebSocket
+                if not self.pool.empty():
+                    raise
+                await returned.wait()
         waiting = _HANDLE.get()
         if waiting is not None and not waiting.done():
             waiting.set_result(curl)

@@ -3,6 +3,7 @@ second turn of a conversation that kept the model's reasoning in its history."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from client_helpers import StandInHarvester, eventually
@@ -101,3 +102,21 @@ async def test_with_options_shares_connections_and_changes_settings(client_env, 
         before = client_env.sandbox.handshakes(API)
         assert (await patient.chat("again", provider="cerebras", model="gemma-4-31b")).text
         assert client_env.sandbox.handshakes(API) == before
+
+
+async def test_more_sockets_than_max_connections_wait_for_a_free_one(client_env, tmp_path) -> None:
+    """Five agents chats at once with ``max_connections=2``: the others wait until a socket
+    closes, then run (curl_cffi 0.17 refuses a connection once live WebSockets hold every
+    handle); a Cerebras request waits as well."""
+    client_env.sandbox.set_knobs(generation="agents", pace=0.002, reply_tokens=40)
+    settings = dataclasses.replace(settings_for(client_env.sandbox, tmp_path / "cache"), max_connections=2)
+    async with Client(settings) as client:
+        await client.chat("warm", provider="cloudflare", model=CF_MODEL)  # the session, harvested
+        await client.chat("warm", provider="cerebras", model="gemma-4-31b")
+        answers = await asyncio.gather(
+            *(client.chat(f"socket {index}", provider="cloudflare", model=CF_MODEL) for index in range(5)),
+            client.chat("http", provider="cerebras", model="gemma-4-31b"),
+        )
+    assert [answer.text.split(".")[0] for answer in answers] == [
+        *(f"Sandbox reply to: socket {index}" for index in range(5)), "Sandbox reply to: http"
+    ]

@@ -45,6 +45,9 @@ def test_the_curl_cffi_surface_the_transport_relies_on() -> None:
     assert session.discard_cookies is True, "sessions can no longer be kept cookie-free"
     assert session.max_clients == 3, "the pool size is no longer a session option"
     assert inspect.iscoroutinefunction(AsyncSession.pop_curl), "Transport.send learns the curl handle from pop_curl"
+    # requests wait for a handle while live WebSockets hold them all: the pool, and push_curl
+    assert callable(getattr(AsyncSession, "push_curl", None)), "handles no longer come back through push_curl"
+    assert session.pool.empty() is False, "the session's handle pool is no longer session.pool"
     assert "drain_on_error" in inspect.signature(AsyncSession.ws_connect).parameters
     assert hasattr(CurlInfo, "COOKIELIST"), "a WebSocket upgrade's Set-Cookie is read with COOKIELIST"
     assert issubclass(curl_errors.Timeout, curl_errors.RequestException)
