@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harvestkit.common.config import ConfigError, Effective, effective, load_config
@@ -17,6 +18,9 @@ from harvestkit.common.config import ConfigError, Effective, effective, load_con
 from .common import FAILURE, USAGE
 
 KEY_VARIABLE = "HARVESTKIT_GATEWAY_KEY"
+# curl_cffi performs each WebSocket handshake (and the cache its file I/O) in the loop's default
+# executor, min(32, CPUs + 4) threads: on two cores, 6 Cloudflare chats could open at a time.
+EXECUTOR_THREADS = 256  # started only as needed
 
 
 def add_parser(commands: Any) -> None:
@@ -89,6 +93,7 @@ async def _serve(chosen: Effective) -> int:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="harvestkit-serve"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     summary = {name: value for name, value in chosen.describe().items() if name in ("config file", "listen", "proxy", "session store")}

@@ -151,6 +151,8 @@ class CloudflarePlayground:
         if request.headers.get("Origin") != ORIGIN:
             request[keys.NOTE] = "WebSocket from a foreign origin"
             return web.Response(status=403, text="Forbidden")
+        if self.state.knobs.upgrade_delay > 0:
+            await asyncio.sleep(self.state.knobs.upgrade_delay)
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=4 * 1024 * 1024)
         await ws.prepare(request)
         session = AgentSession(self, request, ws)

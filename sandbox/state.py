@@ -80,6 +80,7 @@ class Knobs:
     key_host: str = "inference.cerebras.ai"  # where the demo page fetches its key (or chat.cerebras.ai)
     rechallenge_after_pass: int = 0  # this many fresh clearances are challenged on first use
     challenge_websocket: int = 0  # this many WebSocket upgrades get the challenge page, not 101
+    upgrade_delay: float = 0.0  # the agents WebSocket upgrade is answered this late (a far front, a slow proxy)
     agents_protocol: str = "2026"  # "2026" (spec 4.2) or "legacy"; see agents_protocol.py
     agents_resume: str = "none"  # "replay": an earlier stream's replay on connect; "own": ours, midway
     agents_recovering: bool = False  # a 2026 agent recovers midway (cf_agent_chat_recovering frames)

@@ -120,3 +120,4 @@ async def test_more_sockets_than_max_connections_wait_for_a_free_one(client_env,
     assert [answer.text.split(".")[0] for answer in answers] == [
         *(f"Sandbox reply to: socket {index}" for index in range(5)), "Sandbox reply to: http"
     ]
+
