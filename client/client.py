@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -42,11 +43,27 @@ Messages = Sequence[Mapping[str, Any]]
 SETTINGS_ADVICE = {"is a client setting: use Client(...) or client.with_options(...)": SETTING_NAMES}
 
 
-class ModelCache:
-    """Live model lists by endpoint URL, each kept for the calling settings' ``models_ttl``."""
+Fetches = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, "asyncio.Task[list[str] | None]"]]
 
-    def __init__(self, store: dict[str, tuple[float, list[str]]] | None = None) -> None:
+
+class ModelCache:
+    """Live model lists by endpoint URL, each kept for the calling settings' ``models_ttl``,
+    and the fetch of each under way (per event loop)."""
+
+    def __init__(self, store: dict[str, tuple[float, list[str]]] | None = None, fetches: Fetches | None = None) -> None:
         self.store = {} if store is None else store
+        self.fetches: Fetches = weakref.WeakKeyDictionary() if fetches is None else fetches
+
+    async def fetch_once(self, endpoint: str, fetch: Callable[[], Awaitable[list[str] | None]]) -> list[str] | None:
+        """What ``fetch()`` gives, shared with every caller that asks for ``endpoint`` while it
+        runs; a caller that gives up leaves it to the others."""
+        loop = asyncio.get_running_loop()
+        running = self.fetches.setdefault(loop, {})
+        task = running.get(endpoint)
+        if task is None:
+            task = running[endpoint] = loop.create_task(fetch())
+            task.add_done_callback(lambda done: (running.pop(endpoint, None), done.cancelled() or done.exception()))
+        return await asyncio.shield(task)
 
     def get(self, endpoint: str, ttl: float) -> list[str] | None:
         cached = self.store.get(endpoint)
@@ -241,11 +258,15 @@ class Client:
                 credentials = await sessions.again() or credentials
 
     async def _live(self, call: Call, site: Site, credentials: Credentials | None = None) -> list[str] | None:
-        """The live model list, cached for ``models_ttl``; None when it cannot be had."""
+        """The live model list, cached for ``models_ttl``; None when it cannot be had. Callers
+        that find it missing while it is being fetched wait for that fetch."""
         endpoint = call.urls[site.models_endpoint]
         cached = self.model_cache.get(endpoint, call.settings.models_ttl)
         if cached is not None:
             return cached
+        return await self.model_cache.fetch_once(endpoint, lambda: self._fetch_live(call, site, credentials, endpoint))
+
+    async def _fetch_live(self, call: Call, site: Site, credentials: Credentials | None, endpoint: str) -> list[str] | None:
         try:
             if credentials is None:
                 credentials = await call.auth.load() or call.auth.default()
@@ -255,7 +276,6 @@ class Client:
         if live:
             self.model_cache.put(endpoint, live)
         return live or None
-
 
     async def _named_live(
         self, call: Call, site: Site, credentials: Credentials, model: str, error: ModelNotFound

@@ -12,10 +12,11 @@ and the :class:`~harvestkit.client.options.ChatOptions` fields; anything else is
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, ClassVar
 
 from .call import Call
-from .client import Client, Messages, ModelCache
+from .client import Client, Fetches, Messages, ModelCache
 from .credentials import Credentials
 from .options import OPTION_NAMES, ChatOptions, split_keywords
 from .settings import SETTING_NAMES, Settings
@@ -38,7 +39,7 @@ class _DefaultClient(Client):
         self.settings = settings
         self.transport = RecordingTransport(provider._transport)  # records only inside `--record`
         self.cache = settings.auth_cache()
-        self.model_cache = ModelCache(provider._live_models)
+        self.model_cache = ModelCache(provider._live_models, provider._model_fetches)
         self.sites = {site.name: site}
         self.closed = False
         self.provider = provider
@@ -67,11 +68,13 @@ class Provider:
     settings: ClassVar[Settings | None] = None  # None: Settings.from_env() at every call
     _transport: ClassVar[CurlTransport]
     _live_models: ClassVar[dict[str, tuple[float, list[str]]]] = {}
+    _model_fetches: ClassVar[Fetches]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._transport = CurlTransport(cls.site or cls.__name__.lower())
         cls._live_models = {}
+        cls._model_fetches = weakref.WeakKeyDictionary()
 
     @classmethod
     def get_model(cls, model: str | None) -> str:

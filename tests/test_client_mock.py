@@ -3,6 +3,7 @@ before sending, retries, history hygiene and the sync twin, without a network.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import Any
@@ -382,3 +383,24 @@ async def test_an_error_frame_after_text_in_the_same_read_loses_no_text(settings
             async for event in stream:
                 received.append(event)
     assert received == ["one ", "two"] and caught.value.text == "one two"
+
+
+async def test_calls_that_find_no_model_list_share_one_fetch(settings: Settings) -> None:
+    """Twenty chats at once on a new client: the first fetches the model list, the others wait
+    for it instead of asking too (a cold gateway, or a list past its ``models_ttl``)."""
+    gate, listed = asyncio.Event(), []
+    api = Cerebras200()
+
+    async def answer_after_the_gate(request: Any) -> MockResponse:
+        if request.url.endswith("/models"):
+            listed.append(request.url)
+            await gate.wait()
+        return api(request)
+
+    async with Client(settings, transport=MockTransport(answer_after_the_gate)) as client:
+        chats = [asyncio.ensure_future(client.chat(f"chat {i}", provider="cerebras", model=MODEL, api_key=KEY)) for i in range(20)]
+        await asyncio.sleep(0.05)  # every chat has reached the model list by now
+        assert len(listed) == 1
+        gate.set()
+        answers = await asyncio.gather(*chats)
+    assert [answer.text for answer in answers] == ["Hello there"] * 20 and len(listed) == 1
