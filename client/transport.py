@@ -288,8 +288,8 @@ _HANDLE: contextvars.ContextVar[asyncio.Future[Any] | None] = contextvars.Contex
 
 class _Session(AsyncSession):
     """An ``AsyncSession`` that tells :meth:`Transport.send` which curl handle a request got,
-    and whose requests wait for a free handle when live WebSockets hold them all (curl_cffi 0.17
-    raises instead, as 0.16 waited)."""
+    and whose requests wait for a free handle when live WebSockets hold them all, as with
+    curl_cffi 0.16 (0.17 raises at once)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
