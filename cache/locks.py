@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import weakref
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -25,6 +26,9 @@ from .paths import FILE_MODE, create_private
 
 POLL_INTERVAL = 0.002
 MAX_ASYNC_POLL = 0.05
+# The async waiters of one process queue here first (per loop and lock file): only the first
+# polls the file, and the next takes over the moment it is released.
+_QUEUES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
 def holder_path(lock_path: Path) -> Path:
@@ -46,6 +50,7 @@ class CacheLock:
         self.path = path
         self.timeout = timeout
         self._lock = filelock.FileLock(str(path), timeout=timeout, mode=FILE_MODE, thread_local=False)
+        self._queue: asyncio.Lock | None = None  # held with the file lock by acquire_async
 
     def acquire(self) -> None:
         """Take the lock, blocking the calling thread; raises `CacheLockTimeout`."""
@@ -85,17 +90,36 @@ class CacheLock:
             pass  # none was written (see _mark_holder), or it cannot be removed: it is only informative
         finally:
             self._lock.release()
+            queue, self._queue = self._queue, None
+            if queue is not None:
+                queue.release()
 
     async def acquire_async(self) -> None:
         """Take the lock without blocking the event loop, or a worker thread, while waiting.
 
-        A waiter retries a non-blocking attempt after a pause that grows to `MAX_ASYNC_POLL`,
-        so any number of tasks can wait at once (waiting in the loop's default executor would
-        let waiters take every thread and starve the holder's own file I/O: a deadlock). A
-        cancelled waiter holds nothing.
+        The waiters of this process take turns, in order, on an in-memory lock; the first
+        retries a non-blocking attempt on the file after a pause that grows to
+        `MAX_ASYNC_POLL` (waiting in the loop's default executor would let waiters take every
+        thread and starve the holder's own file I/O: a deadlock). A cancelled waiter holds
+        nothing.
         """
         loop = asyncio.get_running_loop()
         deadline = None if self.timeout < 0 else loop.time() + self.timeout
+        queue = _QUEUES.setdefault(loop, {}).setdefault(self.path, asyncio.Lock())
+        try:
+            async with asyncio.timeout_at(deadline):
+                await queue.acquire()
+        except TimeoutError:
+            raise CacheLockTimeout(self.path, self.timeout, read_holder(self.path)) from None
+        try:
+            await self._poll(loop, deadline)
+        except BaseException:
+            queue.release()
+            raise
+        self._queue = queue
+
+    async def _poll(self, loop: asyncio.AbstractEventLoop, deadline: float | None) -> None:
+        """Take the file lock, retrying a non-blocking attempt after a growing pause."""
         pause = POLL_INTERVAL
         while True:
             try:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark the auth cache: `get` latency, and locked updates from 8 processes at once.
+"""Benchmark the auth cache: `get` latency, 40 concurrent `update`s in one event loop (what 40
+Cloudflare chats merging their responses' cookies do), and locked updates from 8 processes at once.
 
 Usage: python scripts/bench_cache.py [--gets N] [--procs P] [--updates U] [--runs R] [--json]
 The multi-process updates run R times (wall time: the median; lost updates: the total).
@@ -9,6 +10,7 @@ Everything happens in a temporary directory that is removed afterwards.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import subprocess
@@ -95,6 +97,24 @@ def bench_updates(root: Path, procs: int, updates: int) -> tuple[float, int, lis
     return wall, procs * updates - final, codes
 
 
+def bench_async_updates(root: Path, tasks: int = 40) -> float:
+    """Seconds for ``tasks`` concurrent ``await cache.update(...)`` of one record in one loop."""
+    cache = AuthCache(root)
+    cache.put_sync(sample_record())
+
+    site = sample_record().site
+
+    def touch(record: SessionRecord | None) -> SessionRecord | None:
+        return record
+
+    async def run() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(cache.update(site, touch) for _ in range(tasks)))
+        return time.perf_counter() - started
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--worker"]:
         worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])
@@ -108,6 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="harvestkit-bench-") as tmp:
         result: dict[str, object] = bench_get(Path(tmp) / "cache", args.gets)
+        result["async_updates_s"] = statistics.median(bench_async_updates(Path(tmp) / f"async{i}") for i in range(5))
         runs = [bench_updates(Path(tmp) / f"updates{i}", args.procs, args.updates) for i in range(args.runs)]
     walls = [wall for wall, _, _ in runs]
     total = args.procs * args.updates
@@ -123,6 +144,7 @@ def main() -> None:
         f"p99 {result['get_p99_ms']:.3f} ms"
     )
     print(f"update, one process (100 calls, fsync'd): median {result['update_median_ms']:.3f} ms")
+    print(f"40 concurrent updates in one event loop: {result['async_updates_s']:.3f} s (median of 5)")
     print(
         f"{args.procs} processes x {args.updates} locked updates: wall {result['wall_s']:.2f} s"
         f"{f' (median of {args.runs})' if args.runs > 1 else ''}, {total / result['wall_s']:.0f} updates/s, "
