@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 import warnings
+from collections.abc import AsyncIterator
 
 import pytest
 import test_cache_store as file_tests
@@ -76,11 +77,12 @@ def test_every_file_store_test_is_run_here_or_named_file_specific():
 
 
 @pytest.fixture
-def cache(redis_server, monkeypatch) -> SessionStore:  # noqa: F811 - the fixture above
+async def cache(redis_server, monkeypatch) -> AsyncIterator[SessionStore]:  # noqa: F811 - the fixture above
     monkeypatch.setenv("HARVESTKIT_STORE", redis_server.url)
     store = open_store()
     assert isinstance(store, RedisStore) and isinstance(store, SessionStore)
-    return store
+    yield store
+    await store.aclose()  # the test loop's connections, as an async user closes them
 
 
 def raw_key(store: RedisStore, site: str = "cerebras", profile: str = "default") -> str:
