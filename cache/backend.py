@@ -179,6 +179,15 @@ def open_store(url: str | None = None, **options: Any) -> AuthCache | RedisStore
     )
 
 
+async def close_shared_stores() -> None:
+    """Close the running loop's connections of every shared Redis store (a server stopping);
+    they reopen on the next call."""
+    with _lock:
+        stores = list(_shared.values())
+    for store in stores:
+        await store.aclose()
+
+
 def _redis_store(url: str, options: dict[str, Any]) -> RedisStore:
     try:
         from .redis_store import RedisStore

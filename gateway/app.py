@@ -140,7 +140,10 @@ def counting_harvest(cls: type[Provider], metrics: Metrics) -> Callable[..., Awa
 
 
 async def _close_sessions(app: web.Application) -> None:
+    from harvestkit.cache.backend import close_shared_stores
+
     await close_client_sessions()
+    await close_shared_stores()  # the Redis store's connections on this loop, if one is in use
 
 
 async def _request_id_header(request: web.Request, response: web.StreamResponse) -> None:

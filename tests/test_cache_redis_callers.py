@@ -206,3 +206,24 @@ async def test_the_gateway_answers_a_store_outage_with_a_503_naming_the_store(en
             assert answer.status == 503 and answer.headers["retry-after"] == "1", body
             assert body["error"]["code"] == "session_store_unavailable"
             assert f"127.0.0.1:{redis_server.port}" in body["error"]["message"] and PASSWORD not in json.dumps(body)
+
+
+async def test_a_stopping_gateway_closes_its_redis_connections(redis_server, client_env, monkeypatch) -> None:
+    """The gateway reads and updates sessions in Redis on its loop; when it stops, those
+    connections are closed, not left for the process's exit."""
+    import aiohttp
+    from harvestkit.cache import open_store
+    from harvestkit.gateway import serve
+
+    monkeypatch.setenv("HARVESTKIT_STORE", redis_server.url)
+    await client_env.harvester("cerebras", cache=open_store())
+
+    def clients() -> int:  # the inspecting command's own connection included
+        return len(redis_server.command("CLIENT", "LIST").splitlines())
+
+    async with serve(port=0) as url, aiohttp.ClientSession() as http:
+        body = {"model": "cerebras/gemma-4-31b", "messages": [{"role": "user", "content": "Hi"}]}
+        async with http.post(f"{url}/v1/chat/completions", json=body) as answer:
+            assert answer.status == 200, await answer.text()
+        assert clients() >= 2
+    assert clients() == 1
