@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import AsyncIterator
 
@@ -22,6 +23,11 @@ async def gateway(client_env, caplog) -> AsyncIterator[str]:
     caplog.set_level(logging.INFO, logger="harvestkit.gateway.access")
     async with serve(port=0, keys=KEYS) as url:
         yield url
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    """The Authorization header a browser sends for HTTP Basic credentials."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def access_lines(caplog) -> list[str]:
@@ -147,7 +153,7 @@ async def test_each_named_key_works_and_others_are_refused(gateway) -> None:
         async with http.get("/v1/models", headers={"Authorization": "Bearer not-a-key-at-all"}) as wrong:
             assert wrong.status == 401 and (await wrong.json())["error"]["code"] == "invalid_api_key"
         # a browser sends the key as the Basic password when the status page asks for it
-        async with http.get("/", auth=aiohttp.BasicAuth("anyone", KEYS["bob"])) as page:
+        async with http.get("/", headers=basic("anyone", KEYS["bob"])) as page:
             assert page.status == 200 and page.content_type == "text/html"
-        async with http.get("/", auth=aiohttp.BasicAuth("anyone", "wrong-password")) as refused:
+        async with http.get("/", headers=basic("anyone", "wrong-password")) as refused:
             assert refused.status == 401 and refused.headers["WWW-Authenticate"].startswith("Basic")
