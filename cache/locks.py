@@ -28,7 +28,13 @@ POLL_INTERVAL = 0.002
 MAX_ASYNC_POLL = 0.05
 # The async waiters of one process queue here first (per loop and lock file): only the first
 # polls the file, and the next takes over the moment it is released.
-_QUEUES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = weakref.WeakKeyDictionary()
+LoopLocks = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[object, asyncio.Lock]]
+_QUEUES: LoopLocks = weakref.WeakKeyDictionary()
+
+
+def loop_lock(registry: LoopLocks, key: object) -> asyncio.Lock:
+    """The running loop's in-memory lock for ``key`` in ``registry``, made on first use."""
+    return registry.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
 
 
 def holder_path(lock_path: Path) -> Path:
@@ -105,7 +111,7 @@ class CacheLock:
         """
         loop = asyncio.get_running_loop()
         deadline = None if self.timeout < 0 else loop.time() + self.timeout
-        queue = _QUEUES.setdefault(loop, {}).setdefault(self.path, asyncio.Lock())
+        queue = loop_lock(_QUEUES, self.path)
         try:
             async with asyncio.timeout_at(deadline):
                 await queue.acquire()

@@ -40,6 +40,7 @@ from typing import Any, Self
 from .base import DEFAULT_MAX_AGE, HarvestFn, StoreBase, UpdateFn, decode, encode, log
 from .errors import CacheCorruptError, CacheCorruptWarning
 from .lease import Lease
+from .locks import LoopLocks, loop_lock
 from .record import DEFAULT_PROFILE, SessionRecord, check_name, valid_name
 from .redis_bridge import SyncTwins
 from .redis_client import Connection, Script, StoreURL
@@ -112,9 +113,7 @@ class RedisStore(SyncTwins, StoreBase):
         self.lease = lease or parsed.lease or 15.0
         self.record_grace = record_grace
         self._seen: dict[str, bytes] = {}
-        self._local_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._local_locks: LoopLocks = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"RedisStore(url={self.url!r}, prefix={self.prefix!r})"
@@ -250,7 +249,7 @@ class RedisStore(SyncTwins, StoreBase):
         try:
             # This process's updates of one record queue here, so that under load they do not
             # collide with each other in the swap and retry; other hosts' are kept out by the swap.
-            lock = self._local_locks.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
+            lock = loop_lock(self._local_locks, key)
             started = time.monotonic()
             try:
                 async with asyncio.timeout(limit):
