@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from harvestkit.client import ChatStream, ClientError
+from harvestkit.client import ChatStream, ClientError, Event
 
 from .chat_request import ChatRequest, parse_chat_request
 from .errors import GatewayError, from_client_error
@@ -72,20 +72,19 @@ async def _streamed(request: web.Request, stream: ChatStream, chat: ChatRequest,
 async def _relay(response: web.StreamResponse, stream: ChatStream, builder: ChunkBuilder) -> GatewayError | None:
     """Send the rest of the stream; the upstream failure that ended it early, if any.
 
-    A reader task encodes the events into a buffer while this loop writes it: whatever arrived
-    while the last write was under way goes out as one write, so a burst of events (one network
-    read of the provider holds hundreds) costs one write, and a lone event is not held back.
-    A failed write (the client left) propagates, and the reader is stopped."""
-    pending: list[bytes] = []
+    A reader task collects the events while this loop writes: whatever arrived while the last
+    write was under way goes out as one write, its text as one delta (:meth:`ChunkBuilder.encode_batch`),
+    so a burst of events (one network read of the provider holds hundreds) costs one chunk and
+    one write, and a lone event is not held back. A failed write (the client left) propagates,
+    and the reader is stopped."""
+    pending: list[Event] = []
     arrived = asyncio.Event()
 
     async def read() -> GatewayError | None:
         try:
             async for batch in stream.batches():
-                data = builder.encode_batch(batch)
-                if data:
-                    pending.append(data)
-                    arrived.set()
+                pending.extend(batch)
+                arrived.set()
         except ClientError as error:
             logger.warning("%s: sent as an SSE error event: %s", builder.model, error)
             return from_client_error(error)
@@ -101,11 +100,12 @@ async def _relay(response: web.StreamResponse, stream: ChatStream, builder: Chun
         while True:
             await arrived.wait()
             arrived.clear()
-            done = reader.done()  # before taking the buffer: nothing can be added after this
+            done = reader.done()  # before taking the events: nothing can be added after this
             if pending:
-                data = b"".join(pending)
+                data = builder.encode_batch(pending)
                 pending.clear()
-                await response.write(data)
+                if data:
+                    await response.write(data)
             if done:
                 return reader.result()
     finally:
@@ -113,4 +113,3 @@ async def _relay(response: web.StreamResponse, stream: ChatStream, builder: Chun
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-

@@ -2,7 +2,9 @@
 
 A streamed answer is a ``chat.completion.chunk`` per event (a role chunk first, the finish
 reason in a last chunk, the usage in one more when asked for), each as an SSE ``data:`` line,
-then ``data: [DONE]``. A whole answer is one ``chat.completion``.
+then ``data: [DONE]``. Text (or reasoning) events that are sent together, because they came in
+one network read or while the last write was under way, go out as one delta of their joined text.
+A whole answer is one ``chat.completion``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from itertools import groupby
 from typing import Any
 
 import msgspec
@@ -100,12 +103,13 @@ class ChunkBuilder:
         return b"".join(sse(chunk) for chunk in self.event(event))
 
     def encode_batch(self, events: list[Event]) -> bytes:
-        """:meth:`encode` of each event, joined; a batch of text only (most of them) is written
-        into the pre-encoded chunk in one join, without a call per event."""
-        if set(map(type, events)) == _TEXT_ONLY and "" not in events:
-            before, after = self._text
-            return before + (after + before).join(map(_string, events)) + after
-        return b"".join(map(self.encode, events))
+        """The SSE bytes of events sent at once: each run of text events (or of reasoning
+        events) becomes one delta of their joined text, any other event :meth:`encode` gives.
+        Nothing waits for this: the events are all in hand, and an OpenAI delta may hold any
+        length of text (a backlog of 500 tokens costs one chunk, not 500)."""
+        if set(map(type, events)) == _TEXT_ONLY:  # most batches
+            return self.encode("".join(events))
+        return b"".join(self.encode(event) for event in merged(events))
 
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         chunk: dict[str, Any] = {
@@ -153,6 +157,23 @@ class ChunkBuilder:
             last["usage"] = usage_object(self.usage)
             chunks.append(last)
         return chunks
+
+
+def merged(events: list[Event]) -> list[Event]:
+    """``events`` with each run of text events, and each run of :class:`Reasoning` events, joined
+    into one. :class:`Usage` and :class:`FinishReason`, which only end up in the last chunks,
+    move to the end and, like empty text, do not break a run; everything else keeps its order."""
+    silent = [event for event in events if isinstance(event, (Usage, FinishReason))]
+    loud = (e for e in events if not isinstance(e, (Usage, FinishReason)) and e != "" and e != Reasoning(""))
+    out: list[Event] = []
+    for kind, run in groupby(loud, type):
+        if kind is str:
+            out.append("".join(run))
+        elif kind is Reasoning:
+            out.append(Reasoning("".join(event.text for event in run)))
+        else:
+            out.extend(run)
+    return out + silent
 
 
 def completion(result: ChatResult, model: str, *, id: str | None = None) -> dict[str, Any]:

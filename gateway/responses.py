@@ -9,6 +9,7 @@ before any output keeps its HTTP status; a later one is sent as ``response.faile
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from .chat import SSE_HEADERS, read_body
 from .chat_request import invalid
 from .errors import GatewayError, from_client_error
 from .observe import INFO
+from .openai_format import merged
 from .responses_format import ResponseBuilder, sse_event
 from .responses_request import ResponsesRequest, parse_responses_request
 from .state import GATEWAY
@@ -75,21 +77,7 @@ async def _streamed(request: web.Request, stream: ChatStream, builder: ResponseB
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     await _write(response, builder.start() + (builder.event(first) if first is not None else []))
-    failure: GatewayError | None = None
-    while first is not None:
-        try:
-            event = await anext(stream)
-        except StopAsyncIteration:
-            break
-        except ClientError as error:
-            logger.warning("%s: sent as response.failed: %s", builder.model, error)
-            failure = from_client_error(error)
-            break
-        except Exception:
-            logger.exception("%s: failed mid-stream", builder.model)
-            failure = GatewayError(500, "the gateway failed mid-stream", "server_error", "internal_error")
-            break
-        await _write(response, builder.event(event))
+    failure = None if first is None else await _relay(response, stream, builder)
     if failure is None:
         await _write(response, builder.finish())
     else:
@@ -97,6 +85,24 @@ async def _streamed(request: web.Request, stream: ChatStream, builder: ResponseB
         await _write(response, builder.fail(failure.code, failure.message))
     await response.write_eof()
     return response
+
+
+async def _relay(response: web.StreamResponse, stream: ChatStream, builder: ResponseBuilder) -> GatewayError | None:
+    """Send the rest of the stream, one write per network read of the provider, its text as one
+    delta (:func:`merged`); the upstream failure that ended it early, if any."""
+    async with contextlib.aclosing(stream.batches()) as batches:
+        while True:
+            try:
+                batch = await anext(batches)
+            except StopAsyncIteration:
+                return None
+            except ClientError as error:
+                logger.warning("%s: sent as response.failed: %s", builder.model, error)
+                return from_client_error(error)
+            except Exception:
+                logger.exception("%s: failed mid-stream", builder.model)
+                return GatewayError(500, "the gateway failed mid-stream", "server_error", "internal_error")
+            await _write(response, [item for event in merged(batch) for item in builder.event(event)])
 
 
 def _stored(request: web.Request) -> tuple[str, Any]:

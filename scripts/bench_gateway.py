@@ -8,8 +8,10 @@ aiohttp, the SSE decoded by the library's own OpenAI stream parser) and straight
 in this process (`create_async_generator`), in alternation; the median seconds of each and
 their ratio (target: the gateway at most 1.25x the direct client); the same stream through the
 gateway to a reader that only counts its text chunks (what the gateway's delivery costs, with
-the least CPU taken from the two cores by the reader); and the CPU a chunk of the gateway
-process (all its threads, /proc schedstat), of the decoding reader and of the direct client.
+the least CPU taken from the two cores by the reader); how many text chunks the gateway sent
+for the N (it joins the text that is in hand at once); and the CPU per upstream chunk of the
+gateway process (all its threads, /proc schedstat), of the decoding reader and of the direct
+client. The gateway's text must equal the direct client's.
 
 The sandbox (`harvestkit sandbox`) and the gateway run as subprocesses, so the gateway's peak
 RSS (VmHWM) and CPU time are its own and the clients do not slow the sandbox down. A stand-in
@@ -219,16 +221,17 @@ async def bench(requests: int, pace: float, models: list[str], client: str) -> i
     return 1 if errors or code != 0 else 0
 
 
-async def direct(model: str, prompt: str) -> int:
-    """Text chunks of one stream read with the library itself."""
+async def direct(model: str, prompt: str) -> tuple[str, int]:
+    """The text of one stream read with the library itself, and its text chunks."""
     from harvestkit.client import Cerebras, Cloudflare
 
     provider, name = model.split("/", 1)
     cls = Cerebras if provider == "cerebras" else Cloudflare
-    count = 0
+    texts = []
     async for event in cls.create_async_generator(name, prompt):
-        count += isinstance(event, str) and bool(event)
-    return count
+        if isinstance(event, str) and event:
+            texts.append(event)
+    return "".join(texts), len(texts)
 
 
 async def relay(chunks: int, runs: int, models: list[str]) -> dict[str, dict[str, float]]:
@@ -247,18 +250,20 @@ async def relay(chunks: int, runs: int, models: list[str]) -> dict[str, dict[str
                 async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
                     async with session.post(control, json={"reply_tokens": chunks}) as response:
                         response.raise_for_status()
-                    async def through(model: str, prompt: str) -> int:
-                        """The gateway's stream read with the library's own SSE parser."""
+                    async def through(model: str, prompt: str) -> tuple[str, int]:
+                        """The gateway's stream read with the library's own SSE parser: its text
+                        and the text chunks the gateway sent."""
                         from harvestkit.client.parsers.openai import OpenAIStreamParser
 
                         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True}
-                        parser, count = OpenAIStreamParser("gateway"), 0
+                        parser, texts = OpenAIStreamParser("gateway"), []
                         async with session.post(url + "/v1/chat/completions", json=body) as response:
                             async for data in response.content.iter_any():
-                                count += sum(1 for event in parser.feed(data) if isinstance(event, str))
-                        return count + sum(1 for event in parser.close() if isinstance(event, str))
+                                texts += [event for event in parser.feed(data) if isinstance(event, str)]
+                        texts += [event for event in parser.close() if isinstance(event, str)]
+                        return "".join(texts), len(texts)
 
-                    async def counted(model: str, prompt: str) -> int:
+                    async def counted(model: str, prompt: str) -> tuple[None, int]:
                         """The gateway's stream with its text chunks only counted, not decoded: the
                         time the gateway takes to deliver it, with the least CPU on the reader's side."""
                         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True}
@@ -267,30 +272,35 @@ async def relay(chunks: int, runs: int, models: list[str]) -> dict[str, dict[str
                             async for data in response.content.iter_any():
                                 count += (tail + data[: len(TEXT_MARK) - 1]).count(TEXT_MARK) + data.count(TEXT_MARK)
                                 tail = data[1 - len(TEXT_MARK) :]
-                        return count
+                        return None, count
 
                     for model in models:
                         times: dict[str, list[float]] = {"gateway": [], "direct": [], "counted": []}
+                        sent: list[int] = []  # the text chunks the gateway sent for the upstream's N
                         cpu: dict[str, list[float]] = {"gateway process": [], "its reader": [], "direct client": []}
                         for run in (through, direct, counted):  # warm: connections, model lists
                             await run(model, "warm-up")
                         for _ in range(runs):
                             for name, run in (("gateway", through), ("direct", direct), ("counted", counted)):
                                 started, mine, served = time.perf_counter(), time.process_time(), cpu_ns(gateway.pid)
-                                count = await run(model, "benchmark")
+                                text, count = await run(model, "benchmark")
                                 times[name].append(time.perf_counter() - started)
-                                here = (time.process_time() - mine) / count * 1e6
+                                here = (time.process_time() - mine) / chunks * 1e6  # a chunk upstream
                                 if name == "gateway":
-                                    cpu["gateway process"].append((cpu_ns(gateway.pid) - served) / count / 1e3)
+                                    cpu["gateway process"].append((cpu_ns(gateway.pid) - served) / chunks / 1e3)
                                     cpu["its reader"].append(here)
+                                    relayed, sent = text, [*sent, count]
                                 elif name == "direct":
                                     cpu["direct client"].append(here)
-                                if count != chunks:
-                                    raise SystemExit(f"{name} {model}: {count} chunks, not {chunks}")
+                                    if count != chunks:
+                                        raise SystemExit(f"direct {model}: {count} chunks, not {chunks}")
+                                    if text != relayed:  # the sandbox's reply to one prompt is always the same
+                                        raise SystemExit(f"{model}: the gateway's text differs from the direct client's")
                         gateway_s, direct_s = statistics.median(times["gateway"]), statistics.median(times["direct"])
                         counted_s = statistics.median(times["counted"])
                         found[model] = {"gateway_s": gateway_s, "direct_s": direct_s, "ratio": gateway_s / direct_s,
                                         "counted_s": counted_s, "counted_ratio": counted_s / direct_s,
+                                        "chunks_sent": statistics.median(sent),
                                         "cpu_us_per_chunk": {k: statistics.median(v) for k, v in cpu.items()}}  # fmt: skip
                 from harvestkit.client import aclose
 
@@ -320,6 +330,7 @@ def main() -> int:
         print(f"one {args.relay}-chunk stream at a time, median of {args.runs}")
         for model, entry in result.items():
             print(f"  {model:<50} gateway {entry['gateway_s']:.3f} s, direct {entry['direct_s']:.3f} s: {entry['ratio']:.2f}x (target <= 1.25x)")
+            print("  " + " " * 50 + f" the gateway sent the {args.relay} chunks as {entry['chunks_sent']:,.0f}")
             print("  " + " " * 50 + f" a reader that only counts the chunks: {entry['counted_s']:.3f} s ({entry['counted_ratio']:.2f}x)")
             print("  " + " " * 50 + " CPU a chunk: " + ", ".join(f"{k} {v:.2f} µs" for k, v in entry["cpu_us_per_chunk"].items()))
         return 0 if all(entry["ratio"] <= 1.25 for entry in result.values()) else 1

@@ -147,7 +147,8 @@ def relay(runs: int) -> list[Row]:
     for model, entry in data["models"].items():
         rows.append(
             Row(f"one {data['chunks']:,}-chunk stream", f"through `harvestkit serve` vs direct: {model}",
-                f"{entry['gateway_s']:.3f} s vs {entry['direct_s']:.3f} s ({entry['ratio']:.2f}x)",
+                f"{entry['gateway_s']:.3f} s vs {entry['direct_s']:.3f} s ({entry['ratio']:.2f}x); "
+                f"sent as {entry['chunks_sent']:,.0f} text chunks",
                 f"<= {RELAY_TARGET:g}x", entry["ratio"] <= RELAY_TARGET)
         )  # fmt: skip
         rows.append(
