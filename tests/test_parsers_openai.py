@@ -16,7 +16,7 @@ from harvestkit.client.errors import (
 )
 from harvestkit.client.events import FinishReason, Reasoning, ToolCalls, Usage
 from harvestkit.client.parsers.openai import OpenAIStreamParser, parse_completion
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from parser_helpers import assert_split_invariant, parse_in_pieces
 
@@ -512,3 +512,60 @@ def test_the_sandbox_streams_in_every_shape(envelope: str, usage_chunk: bool, mo
     assert [e for e in events if not isinstance(e, Usage)] == [*expected, FinishReason(completion.finish_reason())]
     (got,) = [e for e in events if isinstance(e, Usage)]
     assert (got.prompt_tokens, got.completion_tokens, got.total_tokens) == (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+
+
+CALL = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+maybe = st.one_of(st.none(), st.just(""), texts)
+
+
+def outcome(read, body: dict, then: list[dict]) -> tuple:
+    """What a fresh parser gives for ``body`` (``read(parser, body)``), then for the chunks
+    ``then`` and ``close()`` (the state the chunk left: usage, tool calls, the finish reason,
+    an end), or the class of what it raises."""
+    parser = OpenAIStreamParser()
+    try:
+        events = read(parser, body)
+    except HarvestkitError as exc:
+        return (type(exc),)
+    try:
+        return events, parser.feed(sse(*then)) + parser.close()
+    except HarvestkitError as exc:
+        return events, type(exc)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"content": st.one_of(texts, texts, texts, st.none(), st.integers(), st.just([{"type": "text", "text": "x"}]))},
+        optional={
+            "reasoning": maybe,
+            "reasoning_content": maybe,
+            "role": st.sampled_from(["assistant", None]),
+            "tool_calls": st.one_of(st.none(), st.just([CALL])),
+        },
+    ),
+    st.fixed_dictionaries(
+        {},
+        optional={"index": st.sampled_from([0, 1, None, 0.0, False]), "finish_reason": st.sampled_from([None, "stop", "length", ""])},
+    ),
+    st.fixed_dictionaries(
+        {},
+        optional={"usage": st.sampled_from([None, USAGE]), "time_info": st.just(TIME_INFO), "error": st.sampled_from([None, {"message": "boom"}])},
+    ),
+    st.sampled_from([1, 1, 1, 0, 2]),
+)
+@example({"content": "x"}, {"index": 1}, {}, 1)
+@example({"content": "x"}, {"finish_reason": "stop"}, {}, 1)
+@example({"content": "x"}, {}, {"usage": USAGE}, 1)
+@example({"content": "x", "reasoning": "r"}, {}, {}, 1)
+@example({"content": "x", "tool_calls": [CALL]}, {}, {}, 1)
+@example({"content": "x"}, {}, {}, 2)
+@example({"content": 5}, {}, {}, 1)
+@example({"content": "x"}, {}, {"error": {"message": "boom"}}, 1)
+def test_the_text_fast_path_reads_a_chunk_as_the_full_reading_does(delta, choice, top, copies) -> None:
+    """Every chunk gives the events and the end of the full reading (``handle_chunk``), whatever
+    it holds besides its text: the decoder's check for a text-only chunk lets nothing else through."""
+    body = {**ENVELOPE, "choices": [{**choice, "delta": delta} for _ in range(copies)], **top}
+    for then in ([], [chunk(finish="stop")]):
+        fast = outcome(lambda parser, body: parser.feed(sse(body)), body, then)
+        assert fast == outcome(OpenAIStreamParser.handle_chunk, body, then)

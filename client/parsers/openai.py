@@ -23,14 +23,14 @@ from harvestkit.client.parsers._common import (
     json_body,
     usage_from,
 )
-from harvestkit.client.parsers.records import ChunkShapeError, OpenAIChunk, decode, decoder
+from harvestkit.client.parsers.records import ChunkShapeError, OpenAIChunk, TextChunk, decode, decoder
 from harvestkit.client.parsers.sse import SSEStreamParser
 from harvestkit.client.responses import error_from_body
 
 __all__ = ["OpenAIStreamParser", "parse_completion"]
 
 _CHUNK = decoder(OpenAIChunk)
-_DECODE = _CHUNK.decode
+_DECODE_TEXT = decoder(TextChunk).decode
 
 
 class OpenAIStreamParser(SSEStreamParser):
@@ -45,9 +45,10 @@ class OpenAIStreamParser(SSEStreamParser):
     ``close()`` raises :class:`StreamBroken` if neither a ``finish_reason`` nor ``[DONE]`` came.
     Chunks after the end (``[DONE]``, or finish reason and usage) are ignored.
 
-    Each chunk is decoded into an :class:`~harvestkit.client.parsers.records.OpenAIChunk`,
-    which skips every field the client does not read: envelopes that change from chunk to
-    chunk (padding, token ids, reordered keys) cost what identical ones cost.
+    Each chunk is decoded into a :class:`~harvestkit.client.parsers.records.TextChunk` (text and
+    nothing else to read), or if that fails into an :class:`~harvestkit.client.parsers.records.OpenAIChunk`;
+    both skip every field the client does not read: envelopes that change from chunk to chunk
+    (padding, token ids, reordered keys) cost what identical ones cost.
     """
 
     def __init__(self, provider: str = "cerebras", *, max_line: int = MAX_LINE) -> None:
@@ -62,36 +63,18 @@ class OpenAIStreamParser(SSEStreamParser):
         payloads = self._sse.feed(data)
         if self._ended or self._done:
             return
-        decode, texts = _DECODE, self._texts
+        decode, texts = _DECODE_TEXT, self._texts
         for payload in payloads:
             try:
-                chunk = decode(payload)
-            except (msgspec.DecodeError, RecursionError):  # [DONE], blank, lenient JSON, shapes
+                content = decode(payload).choices[0].delta.content  # the usual chunk: only text
+            except (msgspec.DecodeError, RecursionError):  # any other chunk, [DONE], bad JSON
                 self._payload(payload, out)
+                if self._ended or self._done:  # chunks after the end are ignored
+                    return
             else:
-                if chunk.error is None and chunk.usage is None:
-                    try:
-                        (choice,) = chunk.choices  # the usual chunk: one choice...
-                    except (TypeError, ValueError):
-                        pass
-                    else:
-                        delta = choice.delta
-                        if (  # ...whose delta has only text
-                            delta is not None
-                            and choice.finish_reason is None
-                            and not choice.index
-                            and delta.reasoning is None
-                            and delta.reasoning_content is None
-                            and delta.tool_calls is None
-                        ):
-                            content = delta.content
-                            if content and content.__class__ is str:
-                                out.append(content)
-                                texts.append(content)
-                            continue
-                self._record(payload, chunk, out)
-            if self._ended or self._done:  # chunks after the end are ignored
-                return
+                if content:
+                    out.append(content)
+                    texts.append(content)
 
     def _close(self, out: list[Event]) -> None:
         """Raise :class:`StreamBroken` if the stream ended before its final chunk."""

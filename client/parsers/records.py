@@ -11,7 +11,7 @@ lone surrogates), so the two readings never disagree on what is valid.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -23,6 +23,7 @@ __all__ = [
     "ChunkShapeError",
     "Delta",
     "OpenAIChunk",
+    "TextChunk",
     "UIChunk",
     "decode",
     "decoder",
@@ -56,6 +57,32 @@ class OpenAIChunk(msgspec.Struct, gc=False):
     usage: Any = None
     time_info: Any = None
     error: Any = None
+
+
+class TextDelta(msgspec.Struct, gc=False):
+    """A delta with text and nothing else the client reads."""
+
+    content: str
+    reasoning: None = None
+    reasoning_content: None = None
+    tool_calls: None = None
+
+
+class TextChoice(msgspec.Struct, gc=False):
+    delta: TextDelta
+    index: Literal[0] = 0
+    finish_reason: None = None
+
+
+class TextChunk(msgspec.Struct, gc=False):
+    """The usual ``chat.completion.chunk``: one choice whose delta carries only text. Whatever
+    else a chunk holds that the client reads (a finish reason, usage, reasoning, tool calls, an
+    error, more choices) fails the validation, and the chunk is read as an :class:`OpenAIChunk`;
+    the checks run in the decoder, not in Python, for every chunk."""
+
+    choices: tuple[TextChoice]
+    usage: None = None
+    error: None = None
 
 
 class UIChunk(msgspec.Struct, gc=False):
