@@ -12,6 +12,7 @@ anything is sent when no generation left can carry them.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, ClassVar
@@ -177,31 +178,45 @@ class CloudflareSite(Site):
         self, call: Call, credentials: Credentials, model: str, messages: list[dict[str, Any]]
     ) -> AsyncGenerator[list[Event], None]:
         order = self._order(call, credentials)
-        for index, generation in enumerate(order):
-            try:
-                if generation == "agents":
-                    url = agent_url(call.urls["url"])
-                    ws = await call.websocket(credentials, self._request(call, credentials, "GET", url))
-                    temperature = call.options.temperature
+        key = _unlearned(call, credentials, order)
+        finding = None  # (key, future) while this chat finds out, for the others, which generation answers
+        if key is not None:
+            if (pending := _FINDING.get(key)) is None:
+                finding = key, _FINDING.setdefault(key, asyncio.get_running_loop().create_future())
+            elif (learned := await asyncio.shield(pending)) is not None:  # another chat found out
+                first = "agents" if learned == "agents" else "http"
+                order.sort(key=lambda generation: generation != first)
+        try:
+            for index, generation in enumerate(order):
+                try:
+                    if generation == "agents":
+                        url = agent_url(call.urls["url"])
+                        ws = await call.websocket(credentials, self._request(call, credentials, "GET", url))
+                        temperature = call.options.temperature
 
-                    def reconnect(url: str = url) -> Awaitable[WebSocketConnection]:  # the same agent, for a resume
-                        return call.websocket(credentials, self._request(call, credentials, "GET", rejoin_url(url)))
+                        def reconnect(url: str = url) -> Awaitable[WebSocketConnection]:  # the same agent, for a resume
+                            return call.websocket(credentials, self._request(call, credentials, "GET", rejoin_url(url)))
 
-                    events = agent_chat(ws, model, messages, call.idle, temperature=1 if temperature is None else temperature,
-                                        reconnect=reconnect)  # fmt: skip
-                    used = "agents"
-                else:
-                    response = await call.send(credentials, self._inference(call, credentials, model, messages))
-                    used = generation if generation in PARSERS else http_generation(response)
-                    events = self._parsed(call, response, PARSERS[used])
-            except ClientError as error:
-                if error.status_code == 404 and index + 1 < len(order):
-                    continue
-                raise
-            await self._remember(call, credentials, used)
-            async for batch in events:
-                yield batch
-            return
+                        events = agent_chat(ws, model, messages, call.idle, temperature=1 if temperature is None else temperature,
+                                            reconnect=reconnect)  # fmt: skip
+                        used = "agents"
+                    else:
+                        response = await call.send(credentials, self._inference(call, credentials, model, messages))
+                        used = generation if generation in PARSERS else http_generation(response)
+                        events = self._parsed(call, response, PARSERS[used])
+                except ClientError as error:
+                    if error.status_code == 404 and index + 1 < len(order):
+                        continue
+                    raise
+                if finding is not None:
+                    _settle(*finding, used)
+                await self._remember(call, credentials, used)
+                async for batch in events:
+                    yield batch
+                return
+        finally:
+            if finding is not None:  # no generation answered this chat: the others try for themselves
+                _settle(*finding, None)
 
     async def _parsed(self, call: Call, response: HTTPResponse, parser: type[StreamParser]) -> AsyncGenerator[list[Event], None]:
         try:
@@ -245,6 +260,28 @@ class CloudflareSite(Site):
             ws = await call.websocket(credentials, self._request(call, credentials, "GET", agent_url(call.urls["url"])))
             return cloudflare_models(await agent_models(ws, call.idle), self.name)
         return cloudflare_models(body, self.name)
+
+
+_FINDING: dict[tuple[Any, ...], asyncio.Future[str | None]] = {}
+"""Per event loop and cached session that no chat has used yet: the first chat's finding of the
+generation that answers. Concurrent chats on a new session wait for it instead of each
+sending the HTTP request that a site on the agents generation refuses with 404."""
+
+
+def _unlearned(call: Call, credentials: Credentials, order: list[str]) -> tuple[Any, ...] | None:
+    """The key of a cached session whose generation ``auto`` has yet to find out, else None."""
+    record = credentials.record
+    if call.generation != "auto" or len(order) < 2 or record is None or record.generation is not None:
+        return None
+    return asyncio.get_running_loop(), call.site, record.profile, record.harvested_at
+
+
+def _settle(key: tuple[Any, ...], finding: asyncio.Future[str | None], generation: str | None) -> None:
+    """Tell the waiting chats what answered (None: nothing did, they try for themselves)."""
+    if not finding.done():
+        finding.set_result(generation)
+    if _FINDING.get(key) is finding:
+        del _FINDING[key]
 
 
 class Cloudflare(Provider):

@@ -163,14 +163,16 @@ class SiteAuth:
 
     async def remember(self, credentials: Credentials, **changes: Any) -> Credentials:
         """Store ``changes`` (record fields) in the cached record the credentials came from;
-        explicit credentials are never written."""
+        explicit credentials are never written, nor a record that already holds the changes
+        (another call or process stored them first: 40 concurrent chats learning one session's
+        generation cost one write, not 40)."""
         record = credentials.record
         if record is None:
             return credentials
 
         def apply(current: SessionRecord | None) -> SessionRecord | None:
-            if current is None:
-                return None
+            if current is None or all(getattr(current, name) == value for name, value in changes.items()):
+                return None  # nothing to write
             return dataclasses.replace(current, **changes)
 
         stored = await self.cache.update(self.site, apply, self.profile, best_effort=True)
@@ -186,7 +188,8 @@ class SiteAuth:
             await self.merge_cookies(credentials, parse_set_cookies(headers, url))
 
     async def merge_cookies(self, credentials: Credentials, cookies: list[Cookie]) -> None:
-        """Merge cookies a response set into the cached session (or the explicit cookies)."""
+        """Merge cookies a response set into the cached session (or the explicit cookies); the
+        cache is written only when that changes the record."""
         if not cookies:
             return
         if credentials.record is None:
@@ -198,8 +201,9 @@ class SiteAuth:
 
         def merge(current: SessionRecord | None) -> SessionRecord | None:
             if current is None or current.harvested_at != harvested_at:
-                return current  # another caller harvested anew: these cookies belong to the old session
-            return current.merge_cookies(cookies, essential=current.essential_cookies or None)
+                return None  # another caller harvested anew: these cookies belong to the old session
+            merged = current.merge_cookies(cookies, essential=current.essential_cookies or None)
+            return None if merged == current else merged  # a cookie sent again as it is: no write
 
         stored = await self.cache.update(self.site, merge, self.profile, best_effort=True)
         if stored is not None and stored.harvested_at == harvested_at:

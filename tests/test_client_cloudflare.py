@@ -236,3 +236,23 @@ async def test_leaving_the_socket_early_cancels_the_request(client_env) -> None:
             if isinstance(event, (str, Reasoning)):
                 break
     await eventually(lambda: socket_chats(client_env)[-1].outcome in ("cancelled", "client_disconnected"))
+
+
+async def test_concurrent_chats_on_a_new_session_find_its_generation_once(client_env, monkeypatch) -> None:
+    """Ten chats at once on a session no chat has used yet, on a site that answers on the agents
+    socket: one chat's HTTP request is refused with 404 and the nine others go straight to the
+    socket; the session's generation is written to the cache once, and no write repeats what the
+    cache already holds."""
+    from harvestkit.cache.store import AuthCache
+
+    await client_env.harvester("cloudflare", cache=client_env.cache)  # a session no chat has used
+    assert client_env.cache.get_sync("cloudflare").generation is None
+    written: list[bytes] = []
+    write = AuthCache._write
+    monkeypatch.setattr(AuthCache, "_write", lambda self, record, data: (written.append(data), write(self, record, data))[1])
+    results = await asyncio.gather(*(Cloudflare.chat(f"chat {i}", model=MODEL) for i in range(10)))
+    assert [r.text.startswith(f"Sandbox reply to: chat {i}.") for i, r in enumerate(results)] == [True] * 10
+    await eventually(lambda: len(socket_chats(client_env)) == 10)
+    assert sum(r.status == 404 for r in chats(client_env)) == 1
+    assert client_env.cache.get_sync("cloudflare").generation == "agents"
+    assert all(before != after for before, after in zip(written, written[1:]))

@@ -404,3 +404,37 @@ async def test_calls_that_find_no_model_list_share_one_fetch(settings: Settings)
         gate.set()
         answers = await asyncio.gather(*chats)
     assert [answer.text for answer in answers] == ["Hello there"] * 20 and len(listed) == 1
+
+
+async def test_a_chat_that_leaves_while_finding_a_new_sessions_generation_does_not_hold_the_others(settings: Settings) -> None:
+    """Three chats at once on a cached session no chat has used: one asks the site, the others
+    wait for what it finds; when it is cancelled before an answer, they ask for themselves."""
+    from harvestkit.cache import Cookie, SessionRecord
+
+    record = SessionRecord("cloudflare", user_agent="Mozilla/5.0", essential_cookies=["cf_clearance"],
+                           cookies=[Cookie("cf_clearance", "c", "playground.test")])  # fmt: skip
+    await settings.cache.put(record)
+    posts: list[Any] = []
+    hold = asyncio.Event()
+
+    async def inference(request: Any) -> MockResponse:
+        if request.url.endswith("/api/models"):
+            return MockResponse(200, {"content-type": "application/json"}, b'{"models": ["@cf/x"]}')
+        posts.append(request)
+        if len(posts) == 1:
+            await hold.wait()  # the first chat's request: never answered
+        body = [b'0:"Hi"\n', b'd:{"finishReason":"stop","usage":{"promptTokens":1,"completionTokens":1}}\n']
+        return MockResponse(200, {"content-type": "text/plain; charset=utf-8", "x-vercel-ai-data-stream": "v1"}, body)
+
+    site = CloudflareSite(url="https://playground.test/", models_url="https://playground.test/api/models",
+                          api_endpoint="https://playground.test/api/inference")  # fmt: skip
+    async with Client(settings, transport=MockTransport(inference), sites=[site]) as client:
+        first = asyncio.create_task(client.chat("Hi", "cloudflare", "@cf/x"))
+        await asyncio.sleep(0.05)
+        others = [asyncio.create_task(client.chat("Hi", "cloudflare", "@cf/x")) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        assert len(posts) == 1  # the two others wait for the first one's answer
+        first.cancel()
+        results = await asyncio.wait_for(asyncio.gather(*others), 5)
+    assert [r.text for r in results] == ["Hi", "Hi"] and len(posts) == 3
+    assert (await settings.cache.get("cloudflare")).generation == "data-stream"
