@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any
 
 from aiohttp import web
-from harvestkit.client import ChatStream, ClientError, Event
+from harvestkit.client import ChatStream, Event
 
 from .chat_request import ChatRequest, parse_chat_request
-from .errors import GatewayError, from_client_error
+from .errors import GatewayError, mid_stream
 from .openai_format import DONE, ChunkBuilder, completion, sse
 from .observe import INFO
 from .upstream import open_stream
 
 __all__ = ["SSE_HEADERS", "chat_completions", "read_body"]
 
-logger = logging.getLogger("harvestkit.gateway")
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 BODY_TIMEOUT = 30.0  # seconds to receive a request body: a trickling client does not hold a socket
@@ -85,12 +83,8 @@ async def _relay(response: web.StreamResponse, stream: ChatStream, builder: Chun
             async for batch in stream.batches():
                 pending.extend(batch)
                 arrived.set()
-        except ClientError as error:
-            logger.warning("%s: sent as an SSE error event: %s", builder.model, error)
-            return from_client_error(error)
-        except Exception:
-            logger.exception("%s: failed mid-stream", builder.model)
-            return GatewayError(500, "the gateway failed mid-stream", "server_error", "internal_error")
+        except Exception as error:
+            return mid_stream(error, builder.model, "an SSE error event")
         finally:
             arrived.set()
         return None

@@ -16,6 +16,7 @@ usable session until someone harvests or logs in, and retrying cannot fix that.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 
@@ -35,7 +36,9 @@ from harvestkit.client import (
 
 from .openai_format import error_body
 
-__all__ = ["STORE_FAILURES", "GatewayError", "from_client_error", "store_error"]
+__all__ = ["STORE_FAILURES", "GatewayError", "from_client_error", "mid_stream", "store_error"]
+
+logger = logging.getLogger("harvestkit.gateway")
 
 STORE_FAILURES = (StoreUnavailable, StoreTimeout)  # the session store failed the request: a 503
 
@@ -102,3 +105,13 @@ def store_error(error: StoreUnavailable | StoreTimeout) -> GatewayError:
     """The response when the shared session store failed the request: a 503 worth retrying soon
     (the store reconnects by itself), its message naming the store without its password."""
     return GatewayError(503, str(error), "server_error", "session_store_unavailable", headers={"retry-after": "1"})
+
+
+def mid_stream(error: Exception, model: str, sent_as: str) -> GatewayError:
+    """The failure that ended a stream after its first event, logged: a client error keeps its
+    status, anything else is the gateway's own 500."""
+    if isinstance(error, ClientError):
+        logger.warning("%s: sent as %s: %s", model, sent_as, error)
+        return from_client_error(error)
+    logger.error("%s: failed mid-stream", model, exc_info=error)
+    return GatewayError(500, "the gateway failed mid-stream", "server_error", "internal_error")

@@ -10,15 +10,14 @@ before any output keeps its HTTP status; a later one is sent as ``response.faile
 from __future__ import annotations
 
 import contextlib
-import logging
 from typing import Any
 
 from aiohttp import web
-from harvestkit.client import ChatStream, ClientError
+from harvestkit.client import ChatStream
 
 from .chat import SSE_HEADERS, read_body
 from .chat_request import invalid
-from .errors import GatewayError, from_client_error
+from .errors import GatewayError, mid_stream
 from .observe import INFO
 from .openai_format import merged
 from .responses_format import ResponseBuilder, sse_event
@@ -28,7 +27,6 @@ from .upstream import open_stream
 
 __all__ = ["create_response", "delete_response", "get_response"]
 
-logger = logging.getLogger("harvestkit.gateway")
 
 
 def _history(request: web.Request, body: ResponsesRequest) -> list[dict[str, Any]]:
@@ -96,12 +94,8 @@ async def _relay(response: web.StreamResponse, stream: ChatStream, builder: Resp
                 batch = await anext(batches)
             except StopAsyncIteration:
                 return None
-            except ClientError as error:
-                logger.warning("%s: sent as response.failed: %s", builder.model, error)
-                return from_client_error(error)
-            except Exception:
-                logger.exception("%s: failed mid-stream", builder.model)
-                return GatewayError(500, "the gateway failed mid-stream", "server_error", "internal_error")
+            except Exception as error:
+                return mid_stream(error, builder.model, "response.failed")
             await _write(response, [item for event in merged(batch) for item in builder.event(event)])
 
 
