@@ -1,7 +1,7 @@
 """Benchmark `harvestkit serve`: N concurrent streamed chats through the gateway to the sandbox.
 
     python scripts/bench_gateway.py [--requests 200] [--pace 0.005] [--client sdk|aiohttp] [--model M ...]
-    python scripts/bench_gateway.py --relay 20000 [--runs 5] [--json]
+    python scripts/bench_gateway.py --relay 20000 [--runs 5] [--json] [--knob NAME=JSON ...]
 
 `--relay N`: one unpaced N-chunk stream at a time, per provider, read through the gateway (plain
 aiohttp, the SSE decoded by the library's own OpenAI stream parser) and straight from the client
@@ -38,6 +38,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import openai
@@ -234,7 +235,7 @@ async def direct(model: str, prompt: str) -> tuple[str, int]:
     return "".join(texts), len(texts)
 
 
-async def relay(chunks: int, runs: int, models: list[str]) -> dict[str, dict[str, float]]:
+async def relay(chunks: int, runs: int, models: list[str], knobs: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
     """Per model: median seconds of an N-chunk stream through the gateway and directly."""
     sandbox, exports = start_sandbox(0)
     found: dict[str, dict[str, float]] = {}
@@ -248,7 +249,7 @@ async def relay(chunks: int, runs: int, models: list[str]) -> dict[str, dict[str
             gateway, url = start_gateway({**os.environ})
             try:
                 async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                    async with session.post(control, json={"reply_tokens": chunks}) as response:
+                    async with session.post(control, json={**(knobs or {}), "reply_tokens": chunks}) as response:
                         response.raise_for_status()
                     async def through(model: str, prompt: str) -> tuple[str, int]:
                         """The gateway's stream read with the library's own SSE parser: its text
@@ -317,13 +318,19 @@ def main() -> int:
     parser.add_argument("--relay", type=int, metavar="N", help="time one N-chunk stream through the gateway and directly")
     parser.add_argument("--runs", type=int, default=5, help="rounds of --relay (median)")
     parser.add_argument("--json", action="store_true", help="--relay: print one JSON object")
+    parser.add_argument("--knob", action="append", default=[], metavar="NAME=JSON",
+                        help="--relay: a sandbox knob for the stream, repeatable (e.g. split_writes=false, generation='\"sse\"')")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--pace", type=float, default=0.005, help="sandbox seconds between streamed chunks")
     parser.add_argument("--client", choices=("sdk", "aiohttp"), default="sdk")
     parser.add_argument("--model", action="append", help=f"model to ask, repeatable (default: {' and '.join(MODELS)})")
     args = parser.parse_args()
     if args.relay:
-        result = asyncio.run(relay(args.relay, args.runs, args.model or list(MODELS)))
+        try:
+            knobs = {name: json.loads(value) for name, _, value in (knob.partition("=") for knob in args.knob)}
+        except ValueError:
+            parser.error("--knob takes NAME=JSON, e.g. split_writes=false")
+        result = asyncio.run(relay(args.relay, args.runs, args.model or list(MODELS), knobs))
         if args.json:
             print(json.dumps({"chunks": args.relay, "runs": args.runs, "models": result}))
             return 0
