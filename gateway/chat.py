@@ -23,7 +23,6 @@ from .upstream import open_stream
 
 __all__ = ["SSE_HEADERS", "chat_completions", "read_body"]
 
-
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 BODY_TIMEOUT = 30.0  # seconds to receive a request body: a trickling client does not hold a socket
 

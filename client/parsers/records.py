@@ -69,6 +69,8 @@ class TextDelta(msgspec.Struct, gc=False):
 
 
 class TextChoice(msgspec.Struct, gc=False):
+    """The first choice (index 0 or absent), not finished, with a text-only delta."""
+
     delta: TextDelta
     index: Literal[0] = 0
     finish_reason: None = None
