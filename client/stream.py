@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from itertools import groupby
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -100,8 +101,12 @@ class ChatStream:
             if set(map(type, rest)) == _TEXT_ONLY:
                 self._text.extend(rest)
             else:
-                for event in rest:
-                    self._record(event)
+                for kind, run in groupby(rest, type):  # a long run of text in one call
+                    if kind is str:
+                        self._text.extend(run)
+                    else:
+                        for event in run:
+                            self._record(event)
             yield rest
 
     async def __anext__(self) -> Event:

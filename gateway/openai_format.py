@@ -163,14 +163,18 @@ def merged(events: list[Event]) -> list[Event]:
     """``events`` with each run of text events, and each run of :class:`Reasoning` events, joined
     into one. :class:`Usage` and :class:`FinishReason`, which only end up in the last chunks,
     move to the end and, like empty text, do not break a run; everything else keeps its order."""
-    silent = [event for event in events if isinstance(event, (Usage, FinishReason))]
-    loud = (e for e in events if not isinstance(e, (Usage, FinishReason)) and e != "" and e != Reasoning(""))
     out: list[Event] = []
-    for kind, run in groupby(loud, type):
-        if kind is str:
-            out.append("".join(run))
-        elif kind is Reasoning:
-            out.append(Reasoning("".join(event.text for event in run)))
+    silent: list[Event] = []
+    for kind, run in groupby(events, type):  # a run of one type at C speed, however long
+        if kind is str or kind is Reasoning:
+            text = "".join(run) if kind is str else "".join([event.text for event in run])
+            if not text:
+                continue
+            if out and type(out[-1]) is kind:  # the same kind across a silent or empty event
+                text = (out.pop() if kind is str else out.pop().text) + text
+            out.append(text if kind is str else Reasoning(text))
+        elif kind is Usage or kind is FinishReason:
+            silent.extend(run)
         else:
             out.extend(run)
     return out + silent

@@ -329,17 +329,19 @@ async def test_the_seeds_generator_is_an_async_generator_that_releases_its_respo
 
 
 async def test_batches_and_async_for_share_one_position_and_the_record() -> None:
-    from harvestkit.client import ChatStream, FinishReason
+    from harvestkit.client import ChatStream, FinishReason, Reasoning
+
+    mixed = [Usage(1, 2, 3), "c", "d", Reasoning("r"), "e", Reasoning("s"), FinishReason("stop")]
 
     async def batches():
         yield ["a", "b"]
         yield []
-        yield [Usage(1, 2, 3), "c", FinishReason("stop")]
+        yield mixed
 
     stream = ChatStream(batches(), provider="cerebras", model=MODEL)
     assert await anext(stream) == "a"
-    assert [batch async for batch in stream.batches()] == [["b"], [Usage(1, 2, 3), "c", FinishReason("stop")]]
-    assert (stream.text, stream.usage, stream.finish_reason, stream.closed) == ("abc", Usage(1, 2, 3), "stop", True)
+    assert [batch async for batch in stream.batches()] == [["b"], mixed]
+    assert (stream.text, stream.reasoning, stream.usage, stream.finish_reason, stream.closed) == ("abcde", "rs", Usage(1, 2, 3), "stop", True)
     assert [event async for event in stream] == []
 
 
