@@ -13,7 +13,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from harvestkit.common.config import ConfigError, Effective, effective, load_config
+from harvestkit.common.config import STREAM_FLUSH_MS, ConfigError, Effective, check_stream_flush, effective, load_config
 
 from .common import FAILURE, USAGE
 
@@ -46,8 +46,20 @@ def add_parser(commands: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--profile", help="the harvested session profile to use (default: default)")
     parser.add_argument("--config", metavar="PATH", help="the TOML config file (default: $HARVESTKIT_CONFIG or the platform's)")
+    parser.add_argument(
+        "--stream-flush-ms", type=_flush_ms, metavar="MS",
+        help=f"write a streamed response at most once in MS milliseconds, joining what arrives meanwhile "
+        f"(default: {STREAM_FLUSH_MS:g}; 0: write each provider read at once)",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     parser.set_defaults(run=run)
+
+
+def _flush_ms(text: str) -> float:
+    try:
+        return check_stream_flush(float(text), "the value")
+    except (ValueError, ConfigError) as exc:  # argparse prints one usage line with this message
+        raise argparse.ArgumentTypeError(str(exc) if isinstance(exc, ConfigError) else f"not a number: {text!r}") from None
 
 
 def settings(args: argparse.Namespace) -> Effective:
@@ -60,6 +72,7 @@ def settings(args: argparse.Namespace) -> Effective:
         keys_file=args.keys_file,
         cors_origins=args.cors_origins,
         profile=args.profile,
+        stream_flush_ms=args.stream_flush_ms,
     )
 
 
@@ -96,7 +109,8 @@ async def _serve(chosen: Effective) -> int:
     loop.set_default_executor(ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="harvestkit-serve"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    summary = {name: value for name, value in chosen.describe().items() if name in ("config file", "listen", "proxy", "session store")}
+    shown = ("config file", "listen", "proxy", "session store", "stream flush")
+    summary = {name: value for name, value in chosen.describe().items() if name in shown}
     pools = pools_from_config(chosen.pools)
     try:
         async with serve(
@@ -110,6 +124,7 @@ async def _serve(chosen: Effective) -> int:
             aliases=chosen.aliases,
             summary=summary,
             pools=pools,
+            stream_flush_ms=chosen.stream_flush_ms,
         ) as url:
             guard = "clients must send the API key" if chosen.keys else "no API key"
             print(f"harvestkit serve: OpenAI-compatible API at {url}/v1 ({guard}); Ctrl-C stops it",

@@ -11,6 +11,7 @@ keys (or a store URL with a password) must be owner-only, like the session cache
 host = "127.0.0.1"
 port = 8000
 cors_origins = ["http://localhost:3000"]
+stream_flush_ms = 1                          # at most one write per streamed response a ms (0: off)
 keys_file = "~/.config/harvestkit/keys"     # "name key" lines
 [gateway.keys]
 laptop = "a-long-random-key"
@@ -45,12 +46,24 @@ from urllib.parse import urlsplit, urlunsplit
 from platformdirs import user_config_dir
 from harvestkit.cache.errors import HarvestkitError
 
-__all__ = ["CONFIG_VARIABLE", "Config", "ConfigError", "PoolSpec", "default_path", "load_config"]
+__all__ = [
+    "CONFIG_VARIABLE",
+    "MAX_STREAM_FLUSH_MS",
+    "STREAM_FLUSH_MS",
+    "Config",
+    "ConfigError",
+    "PoolSpec",
+    "default_path",
+    "load_config",
+]
 
 CONFIG_VARIABLE = "HARVESTKIT_CONFIG"
+STREAM_FLUSH_MS = 1.0  # the gateway writes a streamed response at most once in this time
+MAX_STREAM_FLUSH_MS = 1000.0
 
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "gateway": {"host": str, "port": int, "cors_origins": list, "keys_file": str, "keys": dict},
+    "gateway": {"host": str, "port": int, "cors_origins": list, "keys_file": str, "keys": dict,
+                "stream_flush_ms": (int, float)},
     "models": {"aliases": dict},
     "sessions": {"proxy": str, "profile": str, "profiles": dict, "store": str},
     "pools": {},  # one table per site, checked by _pools
@@ -88,6 +101,14 @@ class Config:
     profiles: dict[str, str] = field(default_factory=dict)
     store: str | None = None  # the session store's URL (see harvestkit.cache.backend)
     pools: dict[str, PoolSpec] = field(default_factory=dict)
+    stream_flush_ms: float | None = None
+
+
+def check_stream_flush(value: float, where: str) -> float:
+    """``value`` if it is a valid ``stream_flush_ms``, else :class:`ConfigError` naming ``where``."""
+    if not 0 <= value <= MAX_STREAM_FLUSH_MS:  # NaN fails both
+        raise ConfigError(f"{where} must be between 0 and {MAX_STREAM_FLUSH_MS:g} ms, not {value:g}")
+    return value
 
 
 def masked_url(url: str) -> str:
@@ -123,7 +144,7 @@ def _check(data: dict[str, Any], path: Path) -> None:
             if expected is None:
                 raise ConfigError(f"{path}: unknown setting {section}.{name} (known: {', '.join(SCHEMA[section])})")
             if isinstance(value, bool) or not isinstance(value, expected):
-                kind = expected.__name__ if isinstance(expected, type) else expected[0].__name__
+                kind = expected.__name__ if isinstance(expected, type) else "number"
                 raise ConfigError(f"{path}: {section}.{name} must be a {'table' if kind == 'dict' else kind}")
 
 
@@ -213,6 +234,9 @@ def load_config(path: str | Path | None = None) -> Config:
     port = gateway.get("port")
     if port is not None and not 0 <= port <= 65535:
         raise ConfigError(f"{chosen}: gateway.port must be between 0 and 65535")
+    flush = gateway.get("stream_flush_ms")
+    if flush is not None:
+        check_stream_flush(flush, f"{chosen}: gateway.stream_flush_ms")
     return Config(
         path=chosen,
         host=gateway.get("host"),
@@ -226,6 +250,7 @@ def load_config(path: str | Path | None = None) -> Config:
         profiles=_strings(sessions.get("profiles", {}), f"{chosen}: sessions.profiles"),
         store=store,
         pools=pools,
+        stream_flush_ms=flush,
     )
 
 
@@ -245,6 +270,7 @@ class Effective:
     config_path: Path | None
     pools: dict[str, PoolSpec] = field(default_factory=dict)
     store: str | None = None  # the session store's URL; None: the file store
+    stream_flush_ms: float = STREAM_FLUSH_MS
 
     def describe(self) -> dict[str, str]:
         """Every setting as text, secrets masked (key names only, no proxy password)."""
@@ -264,6 +290,7 @@ class Effective:
                                                       for profile, proxy in pool.members)
                                for site, pool in self.pools.items()) or "none",
             "session store": shown("store", masked_url(self.store) if self.store else "files on this host"),
+            "stream flush": shown("stream_flush_ms", f"{self.stream_flush_ms:g} ms" if self.stream_flush_ms else "off"),
         }
 
 
@@ -276,6 +303,7 @@ def effective(
     keys_file: str | None = None,
     cors_origins: list[str] | None = None,
     profile: str | None = None,
+    stream_flush_ms: float | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Effective:
     """Flags (the keywords) over the environment over the config file over the defaults. Keys:
@@ -324,4 +352,6 @@ def effective(
         sources=sources,
         config_path=config.path,
         pools=dict(config.pools),
+        stream_flush_ms=pick("stream_flush_ms", (stream_flush_ms, "flag"), (config.stream_flush_ms, "config"),
+                             default=STREAM_FLUSH_MS),
     )

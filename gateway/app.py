@@ -16,6 +16,7 @@ from harvestkit.client import aclose as close_client_sessions
 from harvestkit.client.provider import Provider
 from harvestkit.client.pooled import pool_for
 from harvestkit.client.session_pool import SessionPool
+from harvestkit.common.config import MAX_STREAM_FLUSH_MS, STREAM_FLUSH_MS
 
 from .chat import chat_completions
 from .cors import check_origins, enable_cors
@@ -55,6 +56,7 @@ def create_app(
     aliases: Mapping[str, str] | None = None,
     summary: Mapping[str, Any] | None = None,
     pools: Sequence[SessionPool] = (),
+    stream_flush_ms: float = STREAM_FLUSH_MS,
 ) -> web.Application:
     """The OpenAI-compatible application.
 
@@ -67,7 +69,11 @@ def create_app(
     call ``/v1/*`` (``*`` only with a key). ``aliases``: user model names -> model ids.
     ``summary``: the configuration in effect, for the status page (no secrets).
     ``pools``: several sessions for a site (:class:`SessionPool`), one picked per request.
+    ``stream_flush_ms``: at most one write per streamed response in this time, what arrives
+    meanwhile joined (:mod:`.relay`; 0: each provider read is written at once).
     """
+    if not 0 <= stream_flush_ms <= MAX_STREAM_FLUSH_MS:
+        raise ValueError(f"stream_flush_ms must be between 0 and {MAX_STREAM_FLUSH_MS:g}, not {stream_flush_ms!r}")
     all_keys = {**({"default": api_key} if api_key else {}), **(keys or {})}
     origins = check_origins(list(cors_origins), bool(all_keys))
     options: dict[str, Any] = {"max_retries": upstream_retries, "models_ttl": models_ttl}
@@ -90,12 +96,14 @@ def create_app(
         aliases=dict(aliases or {}),
         cors_origins=origins,
         metrics=metrics,
+        stream_flush=stream_flush_ms / 1000,
     )
     gateway.summary = {
         "keys": ", ".join(gateway.keys.names) or "none (loopback only)",
         "cors origins": ", ".join(origins) or "off",
         "model aliases": ", ".join(f"{a} -> {t}" for a, t in gateway.aliases.items()) or "none",
         "profile": profile or "default",
+        "stream flush": f"{stream_flush_ms:g} ms" if stream_flush_ms else "off",
         **{f"profile ({name})": p for name, p in (profiles or {}).items()},
         **{f"pool ({pool.site})": ", ".join(m.label for m in pool.members) for pool in pools},
         **(summary or {}),

@@ -3,22 +3,24 @@
 The response starts only once the provider's first event is in, so a failure before any
 output (no session, 429, unknown model) still gets its HTTP status; a later one becomes an SSE
 error event (``data: {"error": {...}}``) and the stream ends without ``[DONE]``. Leaving early
-(the client disconnects, the handler is cancelled) closes the provider stream at once.
+(the client disconnects, the handler is cancelled) closes the provider stream at once. The
+events go out as :func:`.relay.relay` coalesces them, the text in hand as one delta.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from aiohttp import web
-from harvestkit.client import ChatStream, Event
+from harvestkit.client import ChatStream
 
 from .chat_request import ChatRequest, parse_chat_request
-from .errors import GatewayError, mid_stream
-from .openai_format import DONE, ChunkBuilder, completion, sse
+from .errors import GatewayError
 from .observe import INFO
+from .openai_format import DONE, ChunkBuilder, completion, sse
+from .relay import relay
+from .state import GATEWAY
 from .upstream import open_stream
 
 __all__ = ["SSE_HEADERS", "chat_completions", "read_body"]
@@ -56,7 +58,10 @@ async def _streamed(request: web.Request, stream: ChatStream, chat: ChatRequest,
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     await _write(response, [builder.role(), *(builder.event(first) if first is not None else [])])
-    failure = None if first is None else await _relay(response, stream, builder)
+    interval = request.app[GATEWAY].stream_flush
+    failure = None if first is None else await relay(
+        response, stream, builder.encode_batch, interval=interval, model=model, sent_as="an SSE error event"
+    )
     if failure is None:
         await _write(response, builder.finish())
         await response.write(DONE)
@@ -64,45 +69,3 @@ async def _streamed(request: web.Request, stream: ChatStream, chat: ChatRequest,
         await response.write(sse(failure.body()))
     await response.write_eof()
     return response
-
-
-async def _relay(response: web.StreamResponse, stream: ChatStream, builder: ChunkBuilder) -> GatewayError | None:
-    """Send the rest of the stream; the upstream failure that ended it early, if any.
-
-    A reader task collects the events while this loop writes: whatever arrived while the last
-    write was under way goes out as one write, its text as one delta (:meth:`ChunkBuilder.encode_batch`),
-    so a burst of events (one network read of the provider holds hundreds) costs one chunk and
-    one write, and a lone event is not held back. A failed write (the client left) propagates,
-    and the reader is stopped."""
-    pending: list[Event] = []
-    arrived = asyncio.Event()
-
-    async def read() -> GatewayError | None:
-        try:
-            async for batch in stream.batches():
-                pending.extend(batch)
-                arrived.set()
-        except Exception as error:
-            return mid_stream(error, builder.model, "an SSE error event")
-        finally:
-            arrived.set()
-        return None
-
-    reader = asyncio.create_task(read())
-    try:
-        while True:
-            await arrived.wait()
-            arrived.clear()
-            done = reader.done()  # before taking the events: nothing can be added after this
-            if pending:
-                data = builder.encode_batch(pending)
-                pending.clear()
-                if data:
-                    await response.write(data)
-            if done:
-                return reader.result()
-    finally:
-        if not reader.done():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader

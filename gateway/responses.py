@@ -9,7 +9,6 @@ before any output keeps its HTTP status; a later one is sent as ``response.faile
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -17,16 +16,15 @@ from harvestkit.client import ChatStream
 
 from .chat import SSE_HEADERS, read_body
 from .chat_request import invalid
-from .errors import GatewayError, mid_stream
+from .errors import GatewayError
 from .observe import INFO
-from .openai_format import merged
+from .relay import relay
 from .responses_format import ResponseBuilder, sse_event
 from .responses_request import ResponsesRequest, parse_responses_request
 from .state import GATEWAY
 from .upstream import open_stream
 
 __all__ = ["create_response", "delete_response", "get_response"]
-
 
 
 def _history(request: web.Request, body: ResponsesRequest) -> list[dict[str, Any]]:
@@ -75,7 +73,10 @@ async def _streamed(request: web.Request, stream: ChatStream, builder: ResponseB
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     await _write(response, builder.start() + (builder.event(first) if first is not None else []))
-    failure = None if first is None else await _relay(response, stream, builder)
+    interval = request.app[GATEWAY].stream_flush
+    failure = None if first is None else await relay(
+        response, stream, builder.encode_batch, interval=interval, model=builder.model, sent_as="response.failed"
+    )
     if failure is None:
         await _write(response, builder.finish())
     else:
@@ -83,20 +84,6 @@ async def _streamed(request: web.Request, stream: ChatStream, builder: ResponseB
         await _write(response, builder.fail(failure.code, failure.message))
     await response.write_eof()
     return response
-
-
-async def _relay(response: web.StreamResponse, stream: ChatStream, builder: ResponseBuilder) -> GatewayError | None:
-    """Send the rest of the stream, one write per network read of the provider, its text as one
-    delta (:func:`merged`); the upstream failure that ended it early, if any."""
-    async with contextlib.aclosing(stream.batches()) as batches:
-        while True:
-            try:
-                batch = await anext(batches)
-            except StopAsyncIteration:
-                return None
-            except Exception as error:
-                return mid_stream(error, builder.model, "response.failed")
-            await _write(response, [item for event in merged(batch) for item in builder.event(event)])
 
 
 def _stored(request: web.Request) -> tuple[str, Any]:

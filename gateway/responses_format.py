@@ -17,6 +17,7 @@ from typing import Any
 
 from harvestkit.client import Event, FinishReason, Reasoning, ToolCalls, Usage
 
+from .openai_format import merged
 from .responses_request import ResponsesRequest
 
 __all__ = ["ResponseBuilder", "response_id", "sse_event"]
@@ -188,6 +189,10 @@ class ResponseBuilder:
         elif isinstance(event, FinishReason):
             self.finish_reason = event.reason
         return []
+
+    def encode_batch(self, events: list[Event]) -> bytes:
+        """The SSE bytes of events sent at once, each run of text (or reasoning) as one delta."""
+        return b"".join(sse_event(item) for event in merged(events) for item in self.event(event))
 
     def finish(self) -> list[dict[str, Any]]:
         """Close the open item; ``response.completed`` (``response.incomplete`` when the token

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from harvestkit.common.config import STREAM_FLUSH_MS
 
 from .keys import Keys
 from .metrics import Metrics
@@ -44,6 +45,7 @@ class Gateway:
     recent_errors: deque[RecentError] = field(default_factory=lambda: deque(maxlen=20))
     summary: dict[str, Any] = field(default_factory=dict)  # the configuration in effect, no secrets
     started: float = field(default_factory=time.time)
+    stream_flush: float = STREAM_FLUSH_MS / 1000  # seconds: at most one write per stream in this time
 
     def options_for(self, provider: str) -> dict[str, Any]:
         """The client keywords for a call to ``provider``."""

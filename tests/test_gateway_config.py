@@ -15,6 +15,8 @@ import aiohttp
 import pytest
 from harvestkit.common.config import ConfigError, effective, load_config
 from harvestkit.gateway import serve
+from harvestkit.gateway.app import create_app
+from harvestkit.gateway.state import GATEWAY
 from harvestkit.gateway.cors import CorsConfigError, check_origins
 
 HARVESTKIT = [sys.executable, "-m", "harvestkit"]
@@ -58,6 +60,10 @@ def test_the_file_is_read_and_checked(tmp_path) -> None:
         ("[gateway]\nport = '80'\n", "gateway.port must be a int"),
         ("[gateway]\ncors_origins = [1]\n", "cors_origins must be a list of strings"),
         ("[gateway\n", "is not valid TOML"),
+        ("[gateway]\nstream_flush_ms = 'fast'\n", "gateway.stream_flush_ms must be a number"),
+        ("[gateway]\nstream_flush_ms = true\n", "gateway.stream_flush_ms must be a number"),
+        ("[gateway]\nstream_flush_ms = -1\n", "gateway.stream_flush_ms must be between 0 and 1000 ms, not -1"),
+        ("[gateway]\nstream_flush_ms = 1e9\n", "gateway.stream_flush_ms must be between 0 and 1000 ms"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(write(tmp_path / "bad.toml", text))
@@ -78,6 +84,13 @@ def test_flags_and_environment_override_the_file(tmp_path) -> None:
     assert over.keys == {"ci": "ci-key-0123456789"} and over.sources["keys"] == "env"  # replaces the file's keys
     assert over.cors_origins == ["http://localhost:3000"] and over.profile == "work"
     assert over.proxy == "http://127.0.0.1:9999" and over.sources["proxy"] == "env HARVESTKIT_PROXY"
+    assert (chosen.stream_flush_ms, chosen.sources["stream_flush_ms"]) == (1, "default")
+    flushing = load_config(write(tmp_path / "f.toml", "[gateway]\nstream_flush_ms = 2.5\n"))
+    assert effective(flushing, env={}).describe()["stream flush"] == "2.5 ms (config)"
+    assert effective(flushing, stream_flush_ms=0, env={}).describe()["stream flush"] == "off (flag)"
+    with pytest.raises(ValueError, match="stream_flush_ms must be between 0 and 1000"):
+        create_app(stream_flush_ms=-1)
+    assert create_app(stream_flush_ms=2.5)[GATEWAY].stream_flush == 0.0025
     shown = json.dumps(chosen.describe())
     assert "hunter2-secret" not in shown and "laptop-key" not in shown and "laptop (config)" in shown
 
@@ -111,7 +124,8 @@ async def test_preflights_allow_the_configured_origin_only(client_env) -> None:
 
 async def test_serve_runs_from_the_config_file(tmp_path, client_env) -> None:
     await client_env.harvester("cerebras", cache=client_env.cache)
-    path = write(tmp_path / "c.toml", CONFIG.replace("http://user:hunter2-secret@127.0.0.1:3128", client_env.sandbox.env["HARVESTKIT_PROXY"]))
+    text = CONFIG.replace("http://user:hunter2-secret@127.0.0.1:3128", client_env.sandbox.env["HARVESTKIT_PROXY"])
+    path = write(tmp_path / "c.toml", text.replace("port = 0\n", "port = 0\nstream_flush_ms = 2.5\n"))
     env = clean_env(HARVESTKIT_NO_HARVEST="1")
     process = await asyncio.create_subprocess_exec(*HARVESTKIT, "serve", "--config", str(path), env=env, stderr=subprocess.PIPE)
     try:
@@ -131,7 +145,7 @@ async def test_serve_runs_from_the_config_file(tmp_path, client_env) -> None:
         await asyncio.wait_for(process.wait(), 20)
     assert body["model"] == "cerebras/gemma-4-31b" and body["choices"][0]["message"]["content"].startswith("Sandbox reply to: via alias.")
     assert "fast" in ids
-    assert "laptop" in html and "laptop-key" not in html and str(path) in html
+    assert "laptop" in html and "laptop-key" not in html and str(path) in html and "2.5 ms (config)" in html
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -143,6 +157,9 @@ def test_bad_setups_are_one_line_usage_errors(tmp_path) -> None:
     assert wildcard.returncode == 2 and wildcard.stderr.count("\n") == 1 and "needs a gateway key" in wildcard.stderr
     broken = run("status", env=clean_env(HARVESTKIT_CONFIG=str(write(tmp_path / "b.toml", "[gateway]\nprot = 1\n"))))
     assert broken.returncode == 2 and "unknown setting gateway.prot" in broken.stderr and "Traceback" not in broken.stderr
+    for value in ("-5", "soon"):
+        flush = run("serve", "--stream-flush-ms", value, "--port", "0")
+        assert flush.returncode == 2 and "--stream-flush-ms" in flush.stderr and "Traceback" not in flush.stderr
     loose = write(tmp_path / "keys", "ci ci-key-0123456789\n", 0o644)
     refused = run("serve", "--keys-file", str(loose), "--port", "0")
     assert refused.returncode == 2 and f"chmod 600 {loose}" in refused.stderr and "ci-key" not in refused.stderr
