@@ -43,6 +43,7 @@ from typing import Any
 import aiohttp
 import openai
 from harvestkit.cache import AuthCache
+from harvestkit.cache.errors import HarvestkitError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -259,6 +260,8 @@ async def relay(chunks: int, runs: int, models: list[str], knobs: dict[str, Any]
                         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True}
                         parser, texts = OpenAIStreamParser("gateway"), []
                         async with session.post(url + "/v1/chat/completions", json=body) as response:
+                            if response.status != 200:
+                                raise SystemExit(f"{model} through the gateway: HTTP {response.status}: {(await response.text())[:300]}")
                             async for data in response.content.iter_any():
                                 texts += [event for event in parser.feed(data) if isinstance(event, str)]
                         texts += [event for event in parser.close() if isinstance(event, str)]
@@ -330,7 +333,11 @@ def main() -> int:
             knobs = {name: json.loads(value) for name, _, value in (knob.partition("=") for knob in args.knob)}
         except ValueError:
             parser.error("--knob takes NAME=JSON, e.g. split_writes=false")
-        result = asyncio.run(relay(args.relay, args.runs, args.model or list(MODELS), knobs))
+        try:
+            result = asyncio.run(relay(args.relay, args.runs, args.model or list(MODELS), knobs))
+        except HarvestkitError as exc:  # the direct client's answer to a model or knob it cannot serve
+            print(f"bench_gateway: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
         if args.json:
             print(json.dumps({"chunks": args.relay, "runs": args.runs, "models": result}))
             return 0
