@@ -18,6 +18,9 @@ DEFAULT_PROFILE = "default"
 _LEGACY_KEYS = frozenset(("essential_cookies", "generation"))
 SOURCES = ("harvest", "login", "import", "response")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+EXPIRY_SLACK = 60.0
+"""Seconds an expiry may slide later before the change is worth a write: a cookie with a
+sliding expiry (Cloudflare's ``__cf_bm``) is sent again on every response."""
 
 
 def valid_name(name: object) -> bool:
@@ -48,6 +51,10 @@ def session_expires_at(
             return 0.0
         deadlines.extend(c.expires for c in found if c.expires is not None)
     return min(deadlines, default=None)
+
+
+def _slid(old: float | None, new: float | None, slack: float) -> bool:
+    return old == new or (old is not None and new is not None and 0 <= new - old < slack)
 
 
 @dataclass(repr=False)
@@ -142,6 +149,21 @@ class SessionRecord:
         if essential is not None:
             record.expires_at = session_expires_at(record.cookies, essential, record.api_key_expires_at)
         return record
+
+    def slid_from(self, older: SessionRecord, slack: float = EXPIRY_SLACK) -> bool:
+        """Whether this record is ``older`` but for expiries (of cookies, of the session) that
+        moved later by less than ``slack`` seconds: not worth a write. Kept as it is, ``older``
+        says a sliding cookie ends at most ``slack`` seconds earlier than the server will."""
+        if len(self.cookies) != len(older.cookies) or not _slid(older.expires_at, self.expires_at, slack):
+            return False
+        if replace(self, cookies=older.cookies, expires_at=older.expires_at) != older:
+            return False
+        held = {cookie.key: cookie for cookie in older.cookies}
+        for cookie in self.cookies:
+            old = held.get(cookie.key)
+            if old is None or not _slid(old.expires, cookie.expires, slack) or replace(cookie, expires=old.expires) != old:
+                return False
+        return True
 
     # -- serialisation -----------------------------------------------------------------------
 

@@ -181,6 +181,12 @@ class SiteAuth:
             credentials.api_key = stored.api_key if "api_key" in changes else credentials.api_key
         return credentials
 
+    @staticmethod
+    def _unchanged(current: SessionRecord, merged: SessionRecord) -> bool:
+        """A cookie sent again as it is, or with its expiry slid by less than a minute (the
+        sliding ``__cf_bm`` of every Cloudflare response): nothing worth a write."""
+        return merged == current or merged.slid_from(current)
+
     async def merge_set_cookies(self, credentials: Credentials, url: str, headers: Iterable[str]) -> None:
         """Merge a response's Set-Cookie headers into the cached session at once."""
         headers = list(headers)
@@ -197,13 +203,16 @@ class SiteAuth:
                 credentials.cookies.update({c.name: c.value for c in cookies})
             return
 
-        harvested_at = credentials.record.harvested_at
+        held = credentials.record
+        if self._unchanged(held, held.merge_cookies(cookies, essential=held.essential_cookies or None)):
+            return  # what this process holds already says it: no lock, no read
+        harvested_at = held.harvested_at
 
         def merge(current: SessionRecord | None) -> SessionRecord | None:
             if current is None or current.harvested_at != harvested_at:
                 return None  # another caller harvested anew: these cookies belong to the old session
             merged = current.merge_cookies(cookies, essential=current.essential_cookies or None)
-            return None if merged == current else merged  # a cookie sent again as it is: no write
+            return None if self._unchanged(current, merged) else merged
 
         stored = await self.cache.update(self.site, merge, self.profile, best_effort=True)
         if stored is not None and stored.harvested_at == harvested_at:

@@ -167,6 +167,35 @@ def test_merge_cookies_replaces_by_name_domain_path_and_deletes_expired():
     assert len(old.cookies) == 4  # the original is untouched
 
 
+def test_a_slid_expiry_is_no_change_worth_writing_and_anything_else_is():
+    """A sliding cookie sent again with an expiry less than a minute later is the same record;
+    a later slide, an earlier expiry, a new value or attribute, or another cookie is not."""
+    bm = Cookie("__cf_bm", "v1", "example.com", expires=NOW + 1800, same_site="None")
+    held = SessionRecord(site="s", harvested_at=NOW, cookies=[bm, Cookie("cf_clearance", "c", "example.com", expires=NOW + 86400)],
+                         essential_cookies=["__cf_bm"], expires_at=NOW + 1800)  # fmt: skip
+
+    def after(*cookies: Cookie) -> SessionRecord:
+        return held.merge_cookies(cookies, now=NOW, essential=held.essential_cookies)
+
+    def slid(seconds: float) -> Cookie:
+        return Cookie("__cf_bm", "v1", "example.com", expires=NOW + 1800 + seconds, same_site="None")
+
+    assert after(slid(0)) == held and after(slid(0)).slid_from(held)
+    assert after(slid(59)).expires_at == NOW + 1859 and after(slid(59)).slid_from(held)
+    assert not after(slid(60)).slid_from(held)  # a minute or more: written
+    assert not after(slid(-1)).slid_from(held)  # an expiry moved earlier: written
+    changed = [
+        Cookie("__cf_bm", "v2", "example.com", expires=NOW + 1810, same_site="None"),  # rotated
+        Cookie("__cf_bm", "v1", "example.com", expires=NOW + 1810),  # an attribute changed
+        Cookie("__cf_bm", "v1", "example.com", expires=None, same_site="None"),  # a session cookie now
+        Cookie("other", "x", "example.com"),  # a new cookie
+        Cookie("cf_clearance", "", "example.com", expires=0.0),  # a deletion
+    ]
+    for cookie in changed:
+        assert not after(cookie).slid_from(held), cookie.name
+    assert not SessionRecord(**{**vars(held), "generation": "agents"}).slid_from(held)  # another field
+
+
 def test_session_expires_at_takes_the_earliest_essential_deadline():
     cookies = [Cookie("sid", "1", "e.com", expires=NOW + 100), Cookie("cf", "2", "e.com", expires=NOW + 50)]
     assert session_expires_at(cookies, ["sid"]) == NOW + 100

@@ -256,3 +256,33 @@ async def test_concurrent_chats_on_a_new_session_find_its_generation_once(client
     assert sum(r.status == 404 for r in chats(client_env)) == 1
     assert client_env.cache.get_sync("cloudflare").generation == "agents"
     assert all(before != after for before, after in zip(written, written[1:]))
+
+
+async def test_a_sliding_cookie_sent_again_is_not_written_and_a_rotated_one_is(client_env, monkeypatch) -> None:
+    """Every Cloudflare response sends `__cf_bm` again with its expiry slid (spec 4.2): chats a
+    few seconds apart write nothing to the cache (no lock, no fsync per request), while a
+    rotated value is written at once and keeps working."""
+    from harvestkit.cache.store import AuthCache
+
+    await Cloudflare.chat("warm", model=MODEL)  # the session's generation is learned and stored
+    written: list[bytes] = []
+    write = AuthCache._write
+    monkeypatch.setattr(AuthCache, "_write", lambda self, record, data: (written.append(data), write(self, record, data))[1])
+    updates: list[str] = []
+    update = AuthCache.update
+    monkeypatch.setattr(AuthCache, "update", lambda self, site, *a, **k: (updates.append(site), update(self, site, *a, **k))[1])
+    before = len(socket_chats(client_env))
+    for i in range(3):
+        await asyncio.sleep(1.05)  # the expiry (whole seconds on the wire) slides with each chat
+        assert (await Cloudflare.chat(f"again {i}", model=MODEL)).text.startswith(f"Sandbox reply to: again {i}.")
+    assert len(socket_chats(client_env)) == before + 3  # each on the agents socket, each sent __cf_bm again
+    assert written == [] and updates == []  # not even the lock is taken
+
+    def held() -> str:
+        return next(c.value for c in client_env.cache.get_sync("cloudflare").cookies if c.name == "__cf_bm")
+
+    first = held()
+    client_env.sandbox.set_knobs(rotate_cookies=True)
+    for i in range(2):
+        assert (await Cloudflare.chat(f"rotated {i}", model=MODEL)).text.startswith(f"Sandbox reply to: rotated {i}.")
+    assert len(written) >= 2 and held() != first
