@@ -211,8 +211,12 @@ async def sequential(peer: Peer, sandbox: SandboxProcess, requests: int = 10) ->
 
 
 def import_time(module: str, runs: int) -> float | None:
-    """Median seconds of ``import module`` in fresh interpreters (None: it cannot be imported)."""
+    """Median seconds of ``import module`` in fresh interpreters (None: it cannot be imported),
+    its bytecode cached first, as a pip install leaves it (PYTHONDONTWRITEBYTECODE would
+    otherwise make every run compile a source checkout's modules again)."""
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, check=False, env=env)
     samples = []
     for _ in range(runs):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
