@@ -8,6 +8,7 @@ client presents curl_cffi's newest Chrome with that version's own user agent and
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from dataclasses import dataclass, field
@@ -27,14 +28,16 @@ _CHROME = re.compile(r"^chrome(\d+)a?$")
 _UA_CHROME = re.compile(r"(?:Chrome|Chromium)/(\d+)\.")
 
 
-def chrome_targets() -> list[tuple[int, str]]:
-    """curl_cffi's desktop Chrome targets as (major, name), oldest first."""
+@functools.cache
+def chrome_targets() -> tuple[tuple[int, str], ...]:
+    """curl_cffi's desktop Chrome targets as (major, name), oldest first (read once: every
+    request picks its target from them)."""
     found: dict[int, str] = {}
     for browser in BrowserType:
         match = _CHROME.match(browser.value)
         if match:
             found.setdefault(int(match.group(1)), browser.value)
-    return sorted(found.items())
+    return tuple(sorted(found.items()))
 
 
 def chrome_major(user_agent: str | None) -> int | None:

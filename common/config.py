@@ -34,6 +34,7 @@ sticky = true             # a request's `user` stays on its session while that o
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import tomllib
@@ -120,7 +121,17 @@ def masked_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:****@{host}"))
 
 
+_DIR_VARIABLES = ("XDG_CONFIG_HOME", "HOME", "APPDATA", "LOCALAPPDATA")  # what platformdirs reads
+
+
 def default_path() -> Path:
+    """The platform's config file (looked up once for each value of the variables it depends on:
+    every request of a client asks which session store the config names)."""
+    return _default_path(tuple(os.environ.get(name) for name in _DIR_VARIABLES))
+
+
+@functools.lru_cache(maxsize=16)
+def _default_path(variables: tuple[str | None, ...]) -> Path:
     return Path(user_config_dir("harvestkit", appauthor=False)) / "config.toml"
 
 
