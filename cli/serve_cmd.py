@@ -109,8 +109,7 @@ async def _serve(chosen: Effective) -> int:
     loop.set_default_executor(ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="harvestkit-serve"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    shown = ("config file", "listen", "proxy", "session store", "stream flush")
-    summary = {name: value for name, value in chosen.describe().items() if name in shown}
+    summary = {name: value for name, value in chosen.describe().items() if name in ("config file", "listen", "proxy", "session store")}
     pools = pools_from_config(chosen.pools)
     try:
         async with serve(

@@ -145,7 +145,7 @@ async def test_serve_runs_from_the_config_file(tmp_path, client_env) -> None:
         await asyncio.wait_for(process.wait(), 20)
     assert body["model"] == "cerebras/gemma-4-31b" and body["choices"][0]["message"]["content"].startswith("Sandbox reply to: via alias.")
     assert "fast" in ids
-    assert "laptop" in html and "laptop-key" not in html and str(path) in html and "2.5 ms (config)" in html
+    assert "laptop" in html and "laptop-key" not in html and str(path) in html and "2.5 ms" in html
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
