@@ -50,13 +50,15 @@ PARSERS: dict[str, type[StreamParser]] = {
 
 
 # What each generation's request can carry (spec 2.3-2.6): the agent's state has a temperature,
-# the HTTP bodies max_tokens and tools. Nothing carries the other options.
+# the HTTP bodies max_tokens and tools. Nothing carries the other options. ``user`` names the end
+# user (OpenAI's field, which chat front ends send with every request): it changes no answer, is
+# not sent, and keeps a pool's conversation on its session.
 CARRIES: dict[str, frozenset[str]] = {
     "agents": frozenset(("temperature",)),
     "http": frozenset(("max_tokens", "tools")),
 }
 NEVER = ("top_p", "stop", "seed", "tool_choice", "parallel_tool_calls", "response_format",
-         "reasoning_effort", "reasoning_format", "service_tier", "user", "extra_body")  # fmt: skip
+         "reasoning_effort", "reasoning_format", "service_tier", "extra_body")  # fmt: skip
 
 
 def refused(options: ChatOptions, generation: str) -> list[str]:

@@ -226,6 +226,27 @@ async def test_cloudflare_refuses_what_a_generation_cannot_carry(settings: Setti
     assert caught.value.param == param and transport.requests == []
 
 
+async def test_cloudflare_takes_a_user_and_sends_it_nowhere(settings: Settings) -> None:
+    """Chat front ends send OpenAI's ``user`` with every request: Cloudflare accepts it (it is a
+    pool's sticky key), and no frame carries it."""
+    sockets: list[MockWebSocket] = []
+
+    def socket(request: Any) -> MockWebSocket:
+        sockets.append(agent_socket(request))
+        return sockets[-1]
+
+    transport = MockTransport(lambda r: MockResponse(404, {}, b""), websocket=socket)
+    site = CloudflareSite(url="https://playground.test/", models_url="https://playground.test/api/models",
+                          api_endpoint="https://playground.test/api/inference")  # fmt: skip
+    async with Client(settings, transport=transport, sites=[site]) as client:
+        answer = await client.chat("Hi", "cloudflare", "@cf/x", cookies={"cf_clearance": "c"}, user="end-user-7")
+    assert answer.text == "Hi"
+    sent = [frame for s in sockets for frame in s.sent]
+    assert any("cf_agent_use_chat_request" in frame for frame in sent)
+    assert not any("end-user-7" in frame for frame in sent)
+    assert not any("end-user-7" in json.dumps(r.json) for r in transport.requests)
+
+
 async def test_under_auto_an_option_picks_the_generation_that_carries_it(settings: Settings) -> None:
     sockets: list[MockWebSocket] = []
 
