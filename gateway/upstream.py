@@ -38,6 +38,13 @@ def _is_no_op(name: str, value: Any) -> bool:
     return any(value == default and type(value) is type(default) for default in NO_OP.get(name, ()))
 
 
+def _questionable(params: dict[str, Any]) -> bool:
+    """Whether a parameter is one some Cloudflare generation cannot honour (only then does the
+    generation in use matter: most chats send none, and skip reading the session for it)."""
+    return any(not all(name in honoured for honoured in CLOUDFLARE_HONOURS.values()) and not _is_no_op(name, value)
+               for name, value in params.items())  # fmt: skip
+
+
 def check_generation(generation: str | None, params: dict[str, Any]) -> None:
     """400 for a parameter the Cloudflare ``generation`` in use cannot honour (unknown: no check,
     the client library refuses what the generation it lands on cannot do)."""
@@ -72,7 +79,7 @@ async def open_stream(request: web.Request, model: str, messages: list[dict[str,
     info = request[INFO]
     route = await gateway.catalog.route(gateway.aliases.get(model, model))
     options = gateway.options_for(route.provider)
-    if route.provider == "cloudflare":
+    if route.provider == "cloudflare" and _questionable(params):
         check_generation(await _generation(route, options), params)
     resolved = route.cls.get_model(route.model)
     info.provider, info.model = route.provider, resolved

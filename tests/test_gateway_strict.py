@@ -14,7 +14,7 @@ from harvestkit.gateway import GatewayError, serve
 from harvestkit.gateway.chat_request import parse_chat_request
 from harvestkit.gateway.errors import from_client_error
 from harvestkit.gateway.keys import KeyConfigError, Keys, parse_keys_file, parse_keys_variable
-from harvestkit.gateway.upstream import check_generation
+from harvestkit.gateway.upstream import _questionable, check_generation
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -63,6 +63,31 @@ def test_cloudflare_generations_refuse_what_they_do_not_send() -> None:
     check_generation("agents", {"temperature": 0.3, "tools": [], "tool_choice": "auto", "top_p": 1})
     check_generation("data-stream", {"max_tokens": 5, "tools": [{"type": "function"}]})
     check_generation(None, {"tools": [{"type": "function"}]})  # unknown: the client library decides
+
+
+def test_only_a_parameter_some_generation_refuses_needs_the_session_s_generation() -> None:
+    for params in ({}, {"user": "u"}, {"tools": []}, {"top_p": 1}, {"tool_choice": "auto", "parallel_tool_calls": True}):
+        assert not _questionable(params), params
+    for params in ({"temperature": 0.3}, {"max_tokens": 5}, {"tools": [{"type": "function"}]}, {"top_p": 0.5}):
+        assert _questionable(params), params
+
+
+async def test_a_cloudflare_chat_without_such_parameters_does_not_read_the_session_first(client_env, monkeypatch) -> None:
+    from harvestkit.gateway import upstream
+
+    looked: list[str] = []
+    generation = upstream._generation
+
+    async def counted(route, options):
+        looked.append(route.provider)
+        return await generation(route, options)
+
+    monkeypatch.setattr(upstream, "_generation", counted)
+    async with serve(port=0) as url, openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
+        await client.chat.completions.create(model="qwq-32b", messages=HI, user="u")
+        assert looked == []
+        await client.chat.completions.create(model="qwq-32b", messages=HI, temperature=0.3)  # agents honours it
+        assert looked == ["cloudflare"]
 
 
 async def test_tools_to_the_cloudflare_agents_generation_are_a_400(client_env) -> None:
