@@ -226,9 +226,9 @@ async def test_cloudflare_refuses_what_a_generation_cannot_carry(settings: Setti
     assert caught.value.param == param and transport.requests == []
 
 
-async def test_cloudflare_takes_a_user_and_sends_it_nowhere(settings: Settings) -> None:
-    """Chat front ends send OpenAI's ``user`` with every request: Cloudflare accepts it (it is a
-    pool's sticky key), and no frame carries it."""
+def agents_playground() -> tuple[list[MockWebSocket], MockTransport, CloudflareSite]:
+    """A playground whose HTTP API is gone (404) and whose agents sockets answer: the sockets
+    opened, the transport and the site."""
     sockets: list[MockWebSocket] = []
 
     def socket(request: Any) -> MockWebSocket:
@@ -238,6 +238,13 @@ async def test_cloudflare_takes_a_user_and_sends_it_nowhere(settings: Settings) 
     transport = MockTransport(lambda r: MockResponse(404, {}, b""), websocket=socket)
     site = CloudflareSite(url="https://playground.test/", models_url="https://playground.test/api/models",
                           api_endpoint="https://playground.test/api/inference")  # fmt: skip
+    return sockets, transport, site
+
+
+async def test_cloudflare_takes_a_user_and_sends_it_nowhere(settings: Settings) -> None:
+    """Chat front ends send OpenAI's ``user`` with every request: Cloudflare accepts it (it is a
+    pool's sticky key), and no frame carries it."""
+    sockets, transport, site = agents_playground()
     async with Client(settings, transport=transport, sites=[site]) as client:
         answer = await client.chat("Hi", "cloudflare", "@cf/x", cookies={"cf_clearance": "c"}, user="end-user-7")
     assert answer.text == "Hi"
@@ -248,15 +255,7 @@ async def test_cloudflare_takes_a_user_and_sends_it_nowhere(settings: Settings) 
 
 
 async def test_under_auto_an_option_picks_the_generation_that_carries_it(settings: Settings) -> None:
-    sockets: list[MockWebSocket] = []
-
-    def socket(request: Any) -> MockWebSocket:
-        sockets.append(agent_socket(request))
-        return sockets[-1]
-
-    transport = MockTransport(lambda r: MockResponse(404, {}, b""), websocket=socket)
-    site = CloudflareSite(url="https://playground.test/", models_url="https://playground.test/api/models",
-                          api_endpoint="https://playground.test/api/inference")  # fmt: skip
+    sockets, transport, site = agents_playground()
     async with Client(settings, transport=transport, sites=[site]) as client:
         result = await client.chat("Hi", "cloudflare", "@cf/x", cookies={"cf_clearance": "c"}, temperature=0.3)
     assert result.text == "Hi" and result.finish_reason == "stop"
