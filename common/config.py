@@ -54,8 +54,10 @@ __all__ = [
     "Config",
     "ConfigError",
     "PoolSpec",
+    "check_stream_flush",
     "default_path",
     "load_config",
+    "stream_flush_text",
 ]
 
 CONFIG_VARIABLE = "HARVESTKIT_CONFIG"
@@ -103,6 +105,11 @@ class Config:
     store: str | None = None  # the session store's URL (see harvestkit.cache.backend)
     pools: dict[str, PoolSpec] = field(default_factory=dict)
     stream_flush_ms: float | None = None
+
+
+def stream_flush_text(value: float) -> str:
+    """How a ``stream_flush_ms`` is shown (status page, ``doctor``)."""
+    return f"{value:g} ms" if value else "off"
 
 
 def check_stream_flush(value: float, where: str) -> float:
@@ -301,7 +308,7 @@ class Effective:
                                                       for profile, proxy in pool.members)
                                for site, pool in self.pools.items()) or "none",
             "session store": shown("store", masked_url(self.store) if self.store else "files on this host"),
-            "stream flush": shown("stream_flush_ms", f"{self.stream_flush_ms:g} ms" if self.stream_flush_ms else "off"),
+            "stream flush": shown("stream_flush_ms", stream_flush_text(self.stream_flush_ms)),
         }
 
 

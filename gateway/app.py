@@ -16,7 +16,7 @@ from harvestkit.client import aclose as close_client_sessions
 from harvestkit.client.provider import Provider
 from harvestkit.client.pooled import pool_for
 from harvestkit.client.session_pool import SessionPool
-from harvestkit.common.config import MAX_STREAM_FLUSH_MS, STREAM_FLUSH_MS
+from harvestkit.common.config import STREAM_FLUSH_MS, check_stream_flush, stream_flush_text
 
 from .chat import chat_completions
 from .cors import check_origins, enable_cors
@@ -72,8 +72,7 @@ def create_app(
     ``stream_flush_ms``: at most one write per streamed response in this time, what arrives
     meanwhile joined (:mod:`.relay`; 0: each provider read is written at once).
     """
-    if not 0 <= stream_flush_ms <= MAX_STREAM_FLUSH_MS:
-        raise ValueError(f"stream_flush_ms must be between 0 and {MAX_STREAM_FLUSH_MS:g}, not {stream_flush_ms!r}")
+    check_stream_flush(stream_flush_ms, "stream_flush_ms")  # a ValueError (ConfigError) naming it
     all_keys = {**({"default": api_key} if api_key else {}), **(keys or {})}
     origins = check_origins(list(cors_origins), bool(all_keys))
     options: dict[str, Any] = {"max_retries": upstream_retries, "models_ttl": models_ttl}
@@ -103,7 +102,7 @@ def create_app(
         "cors origins": ", ".join(origins) or "off",
         "model aliases": ", ".join(f"{a} -> {t}" for a, t in gateway.aliases.items()) or "none",
         "profile": profile or "default",
-        "stream flush": f"{stream_flush_ms:g} ms" if stream_flush_ms else "off",
+        "stream flush": stream_flush_text(stream_flush_ms),
         **{f"profile ({name})": p for name, p in (profiles or {}).items()},
         **{f"pool ({pool.site})": ", ".join(m.label for m in pool.members) for pool in pools},
         **(summary or {}),
