@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from harvestkit.client import ChatStream, Settings
+from harvestkit.client.cloudflare import CARRIES
 from harvestkit.client.pooled import pool_for
 
 from .chat_request import invalid
@@ -20,12 +21,11 @@ from .state import GATEWAY
 
 __all__ = ["NO_OP", "check_generation", "open_stream"]
 
-# What each Cloudflare generation sends upstream (spec 2.3-2.6): the agents socket's state has
-# the temperature only; the HTTP body has max_tokens and tools only.
-CLOUDFLARE_HONOURS = {
-    "agents": {"temperature", "user"},
-    "http": {"max_tokens", "tools", "user"},
-}
+# What each Cloudflare generation honours: what the client says its request carries (spec
+# 2.3-2.6: the agents socket's temperature, the HTTP body's max_tokens and tools), and `user`,
+# which every generation accepts and none sends.
+CLOUDFLARE_HONOURS = {family: carried | {"user"} for family, carried in CARRIES.items()}
+_HONOURED_BY_ALL = frozenset.intersection(*CLOUDFLARE_HONOURS.values())
 NO_OP: dict[str, tuple[object, ...]] = {
     "tools": ([],),
     "tool_choice": ("auto", "none"),
@@ -41,8 +41,7 @@ def _is_no_op(name: str, value: Any) -> bool:
 def _questionable(params: dict[str, Any]) -> bool:
     """Whether a parameter is one some Cloudflare generation cannot honour (only then does the
     generation in use matter: most chats send none, and skip reading the session for it)."""
-    return any(not all(name in honoured for honoured in CLOUDFLARE_HONOURS.values()) and not _is_no_op(name, value)
-               for name, value in params.items())  # fmt: skip
+    return any(name not in _HONOURED_BY_ALL and not _is_no_op(name, value) for name, value in params.items())
 
 
 def check_generation(generation: str | None, params: dict[str, Any]) -> None:
