@@ -10,8 +10,10 @@ The stream is the one keeper of the answer's text: a :class:`StreamBroken` that 
 
 from __future__ import annotations
 
+import operator
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from itertools import groupby
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -22,7 +24,7 @@ from .events import Event, FinishReason, Reasoning, ToolCalls, Usage
 
 __all__ = ["ChatResult", "ChatStream"]
 
-_TEXT_ONLY = {str}
+_END = object()  # __anext__: the batch is handed out
 
 
 @dataclass
@@ -39,19 +41,26 @@ class ChatResult:
 
 
 class ChatStream:
-    """``async with provider.stream(...) as stream: async for event in stream: ...``"""
+    """``async with provider.stream(...) as stream: async for event in stream: ...``
+
+    ``async for``, :meth:`__anext__` and :meth:`batches` share one position: an iterator over
+    the batch being handed out. What the caller has received (``text``, ``usage``...) is
+    worked out from the batches when it is asked for, so handing out an event costs one step
+    of a list iterator and nothing else."""
 
     def __init__(self, batches: AsyncGenerator[list[Event], None], *, provider: str, model: str) -> None:
         self._events = batches  # the events in batches (one per network read or frame)
-        self._batch: list[Event] = []
-        self._next = 0  # the index in _batch of the next event to hand out
+        self._batch: list[Event] = []  # the batch being handed out
+        self._rest: Iterator[Event] = iter(self._batch)  # what of it is still to hand out
+        self._kept = 0  # how many of _batch the fields below already account for
+        self._unkept: list[list[Event]] = []  # earlier batches they do not account for yet
         self.provider = provider
         self.model = model
         self._text: list[str] = []
         self._reasoning: list[str] = []
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.tool_calls: list[dict[str, Any]] = []
+        self._usage: Usage | None = None
+        self._finish_reason: str | None = None
+        self._tool_calls: list[dict[str, Any]] = []
         self.first_event_at: float | None = None  # time.monotonic() when the first event came
         self.error: BaseException | None = None  # what ended the stream early, if anything
         self.closed = False
@@ -59,66 +68,60 @@ class ChatStream:
     @property
     def text(self) -> str:
         """The answer text received so far."""
+        self._keep()
         return "".join(self._text)
 
     @property
     def reasoning(self) -> str:
         """The reasoning text received so far."""
+        self._keep()
         return "".join(self._reasoning)
+
+    @property
+    def usage(self) -> Usage | None:
+        """The token counts, once received."""
+        self._keep()
+        return self._usage
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the answer ended, once received."""
+        self._keep()
+        return self._finish_reason
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The tool calls received so far."""
+        self._keep()
+        return self._tool_calls
 
     def __aiter__(self) -> AsyncIterator[Event]:
         # what ``async for`` walks: one C-level generator resumed per event, not a coroutine
         return self._walk()
 
     async def _walk(self) -> AsyncGenerator[Event, None]:
-        text = self._text
         while True:
-            index, batch = self._next, self._batch
-            if index < len(batch):  # most events: no network read (aclose empties the batch)
-                event = batch[index]
-                self._next = index + 1
-            elif await self._load():
-                continue
-            else:
+            for event in self._rest:  # most events: no network read, no bookkeeping
+                yield event
+            if not await self._load():
                 return
-            if event.__class__ is str:  # most events are text
-                text.append(event)
-            else:
-                self._record(event)
-            yield event
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """The rest of the events a batch at a time (what one network read or frame gave), for
         a consumer that passes them on in bulk; ``async for`` and this share one position."""
         while True:
-            index, batch = self._next, self._batch
-            if index >= len(batch):
-                if not await self._load():
-                    return
-                continue
-            rest = batch[index:] if index else batch
-            self._next = len(batch)
-            if set(map(type, rest)) == _TEXT_ONLY:
-                self._text.extend(rest)
-            else:
-                for kind, run in groupby(rest, type):  # a long run of text in one call
-                    if kind is str:
-                        self._text.extend(run)
-                    else:
-                        for event in run:
-                            self._record(event)
-            yield rest
+            rest = list(self._rest)
+            if rest:
+                yield rest
+            elif not await self._load():
+                return
 
     async def __anext__(self) -> Event:
         """The next event; ``async for`` and this share one position in the stream."""
-        while True:
-            index, batch = self._next, self._batch
-            if index < len(batch):
-                self._next = index + 1
-                self._record(batch[index])
-                return batch[index]
+        while (event := next(self._rest, _END)) is _END:
             if not await self._load():
                 raise StopAsyncIteration
+        return event
 
     async def asend(self, value: object) -> Event:
         """The next event (the value is ignored): the stream is an async generator too, the
@@ -151,20 +154,37 @@ class ChatStream:
             raise
         if self.first_event_at is None:
             self.first_event_at = time.monotonic()
-        self._batch, self._next = batch, 0
+        if self._kept < len(self._batch):  # handed out in full: accounted for when asked
+            self._unkept.append(self._batch[self._kept :] if self._kept else self._batch)
+        self._batch, self._rest, self._kept = batch, iter(batch), 0
         return True
 
-    def _record(self, event: Event) -> None:
-        if isinstance(event, str):
-            self._text.append(event)
-        elif isinstance(event, Reasoning):
-            self._reasoning.append(event.text)
-        elif isinstance(event, Usage):
-            self.usage = event
-        elif isinstance(event, FinishReason):
-            self.finish_reason = event.reason
-        elif isinstance(event, ToolCalls):
-            self.tool_calls.extend(event.calls)
+    def _keep(self) -> None:
+        """Bring the fields up to date with every event handed out."""
+        for batch in self._unkept:
+            self._record(batch)
+        self._unkept.clear()
+        handed = len(self._batch) - operator.length_hint(self._rest)
+        if handed > self._kept:
+            self._record(self._batch[self._kept : handed])
+            self._kept = handed
+
+    def _record(self, events: list[Event]) -> None:
+        for kind, run in groupby(events, type):  # a long run of text in one call
+            if kind is str:
+                self._text.extend(run)
+                continue
+            for event in run:
+                if isinstance(event, str):
+                    self._text.append(event)
+                elif isinstance(event, Reasoning):
+                    self._reasoning.append(event.text)
+                elif isinstance(event, Usage):
+                    self._usage = event
+                elif isinstance(event, FinishReason):
+                    self._finish_reason = event.reason
+                elif isinstance(event, ToolCalls):
+                    self._tool_calls.extend(event.calls)
 
     async def text_stream(self) -> AsyncIterator[str]:
         """Only the answer's text chunks."""
@@ -194,7 +214,10 @@ class ChatStream:
         """Stop the stream and release its connection (idempotent)."""
         if not self.closed:
             self.closed = True
-            self._batch, self._next = [], 0
+            handed = len(self._batch) - operator.length_hint(self._rest)
+            deque(self._rest, maxlen=0)  # an ``async for`` inside which this ran stops here
+            if handed < len(self._batch):  # the record keeps only what was handed out
+                self._batch = self._batch[:handed]
             await self._events.aclose()
 
     async def __aenter__(self) -> Self:

@@ -365,6 +365,48 @@ async def test_batches_and_async_for_share_one_position_and_the_record() -> None
     assert [event async for event in stream] == []
 
 
+
+async def test_the_record_holds_what_was_handed_out_wherever_the_caller_stops() -> None:
+    """Leaving ``async for`` inside a batch, reading the record in the middle of one, going on
+    with ``anext`` and a second ``async for``: ``text`` and the rest are always exactly what
+    the caller received."""
+    from harvestkit.client import ChatStream, FinishReason, Reasoning
+
+    async def batches():
+        yield ["a", "b", Reasoning("r"), "c"]
+        yield ["d", Usage(1, 2, 3), "e", FinishReason("stop")]
+
+    stream = ChatStream(batches(), provider="cerebras", model=MODEL)
+    async for event in stream:
+        assert event == "a"
+        break
+    assert (stream.text, stream.reasoning) == ("a", "")
+    assert await anext(stream) == "b"
+    assert await anext(stream) == Reasoning("r")
+    assert (stream.text, stream.reasoning, stream.usage) == ("ab", "r", None)
+    async for event in stream:
+        if event == "d":
+            break
+    assert (stream.text, stream.usage, stream.finish_reason) == ("abcd", None, None)
+    assert [event async for event in stream] == [Usage(1, 2, 3), "e", FinishReason("stop")]
+    assert (stream.text, stream.usage, stream.finish_reason, stream.closed) == ("abcde", Usage(1, 2, 3), "stop", True)
+
+
+async def test_aclose_inside_async_for_ends_the_loop_and_keeps_what_came() -> None:
+    from harvestkit.client import ChatStream
+
+    async def batches():
+        yield ["a", "b", "c"]
+        yield ["d"]
+
+    stream = ChatStream(batches(), provider="cerebras", model=MODEL)
+    received = []
+    async for event in stream:
+        received.append(event)
+        if event == "b":
+            await stream.aclose()
+    assert received == ["a", "b"] and stream.text == "ab" and stream.closed
+    assert [event async for event in stream] == [] and stream.text == "ab"
 def agent_answer(*bodies: dict[str, Any], error: str | None = None):
     """A socket handler whose answer arrives in one network read: the frames of ``bodies``,
     then a ``done`` frame, or the error frame ``error`` instead."""
