@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from curl_cffi import CurlECode, CurlError, CurlInfo, CurlWsFlag
+from curl_cffi._wrapper import ffi, lib
 from curl_cffi.requests import AsyncSession
 from curl_cffi.requests import exceptions as curl_errors
 from harvestkit.cache import Cookie, parse_netscape_cookies
@@ -180,6 +181,11 @@ class WebSocket:
             reader.cancel()
         self._curl = raw.curl
         self._fd: int = self._curl.getinfo(CurlInfo.ACTIVESOCKET)
+        # curl_ws_recv called as libcurl has it (curl_cffi's ws_recv costs a buffer object, a
+        # frame object and an exception per call more): the frame's bytes, its size and meta
+        self._buffer = ffi.new("char[]", _RECV_SIZE)
+        self._received = ffi.new("size_t *")
+        self._meta = ffi.new("struct curl_ws_frame **")
         self._parts: list[bytes] = []
         self._size = 0
         self._ended = False
@@ -220,19 +226,30 @@ class WebSocket:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+        buffer, received = self._buffer, self._received
         while not self._ended:
-            try:
-                chunk, frame = self._curl.ws_recv()
-            except CurlError as exc:
-                if exc.code == CurlECode.AGAIN or (exc.code == CurlECode.RECV_ERROR and _EAGAIN in str(exc).lower()):
-                    return _AGAIN
+            handle = self._curl._curl
+            if handle is None:  # curl_cffi closed the handle under the socket
                 self._ended = True
-                if exc.code == CurlECode.GOT_NOTHING:  # the server closed without a close frame
-                    return None
-                raise translate(exc, self.provider, self.url, self._proxy) from None
+                raise ConnectError(f"the WebSocket to {self.url.split('?', 1)[0]} was closed", provider=self.provider)
+            code = _ws_recv(handle, buffer, _RECV_SIZE, received, self._meta)
+            if code:
+                if code == _AGAIN_CODE:
+                    return _AGAIN
+                try:
+                    self._curl._check_error(code, "WS_RECV")
+                except CurlError as exc:
+                    if exc.code == CurlECode.RECV_ERROR and _EAGAIN in str(exc).lower():
+                        return _AGAIN
+                    self._ended = True
+                    if exc.code == CurlECode.GOT_NOTHING:  # the server closed without a close frame
+                        return None
+                    raise translate(exc, self.provider, self.url, self._proxy) from None
+            frame = self._meta[0]
             flags = frame.flags
             if flags == _TEXT and not self._parts and not frame.bytesleft:  # most: a whole frame
-                return chunk.decode("utf-8", "replace")
+                return ffi.unpack(buffer, received[0]).decode("utf-8", "replace")
+            chunk = ffi.unpack(buffer, received[0])
             if flags & _DATA:
                 self._size += len(chunk)
                 if self._size > MAX_MESSAGE:
@@ -272,6 +289,9 @@ class WebSocket:
 
 
 MAX_MESSAGE = 4 << 20  # curl_cffi's own default limit of one received message
+_RECV_SIZE = 128 << 10  # what one curl_ws_recv may return (curl_cffi's size too)
+_ws_recv = lib.curl_ws_recv
+_AGAIN_CODE = int(CurlECode.AGAIN)
 _DATA = int(CurlWsFlag.TEXT | CurlWsFlag.BINARY | CurlWsFlag.CONT)
 _TEXT, _CONT, _CLOSE = int(CurlWsFlag.TEXT), int(CurlWsFlag.CONT), int(CurlWsFlag.CLOSE)
 _EAGAIN = "errno 11"  # BoringSSL reports a would-block read as a receive error

@@ -57,7 +57,20 @@ def test_the_curl_cffi_surface_the_transport_relies_on() -> None:
 
     assert "_read_task" in AsyncWebSocket.__slots__, "the socket's reader task is no longer _read_task"
     assert isinstance(AsyncWebSocket.loop, property), "a socket no longer names its event loop"
-    assert callable(Curl.ws_recv) and hasattr(CurlInfo, "ACTIVESOCKET")
+    assert hasattr(CurlInfo, "ACTIVESOCKET")
+    # ... with libcurl's curl_ws_recv through curl_cffi's cffi module, on the handle's CURL*
+    from curl_cffi._wrapper import ffi, lib
+
+    assert callable(lib.curl_ws_recv), "curl_cffi's cffi module no longer exposes curl_ws_recv"
+    meta = ffi.new("struct curl_ws_frame *")
+    assert isinstance(meta.flags, int) and isinstance(meta.bytesleft, int), "curl_ws_frame lost flags or bytesleft"
+    curl = Curl()
+    try:
+        assert curl._curl is not None, "a Curl no longer keeps its CURL* as _curl"
+        assert callable(curl._check_error), "a Curl no longer turns a code into CurlError with _check_error"
+    finally:
+        curl.close()
+    assert curl._curl is None, "a closed Curl no longer drops its CURL*"
     assert {"AGAIN", "RECV_ERROR", "GOT_NOTHING"} <= set(CurlECode.__members__)
     assert {"TEXT", "BINARY", "CONT", "CLOSE"} <= set(CurlWsFlag.__members__)
 
@@ -132,3 +145,46 @@ async def _next_or_silence(ws) -> str | None:
         return await ws.recv(0.3)
     except TimeoutError:
         return None
+
+
+async def test_a_websocket_message_larger_than_one_read_comes_whole_and_an_oversized_one_is_refused() -> None:
+    """A 300 KiB text frame (curl hands it over in pieces of at most 128 KiB) is one message;
+    one above the 4 MiB limit is a ProtocolError, not a memory blow-up. A loopback server."""
+    import socket as socket_module
+
+    import pytest
+    from aiohttp import web
+    from harvestkit.client import CurlTransport, ProtocolError, Request
+    from harvestkit.client.impersonate import harvested_identity
+
+    big, small = "é" * (150 << 10), "after the big one"  # 300 KiB of UTF-8
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False, max_msg_size=0)
+        await ws.prepare(request)
+        await ws.send_str(big)
+        await ws.send_str(small)
+        await ws.send_str("x" * (5 << 20))
+        await ws.receive()  # until the client goes
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", socket)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    listening = socket_module.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    await web.SockSite(runner, listening).start()
+    transport = CurlTransport("cloudflare")
+    try:
+        identity = harvested_identity("Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0 Safari/537.36", {})
+        ws = await transport.websocket(Request("GET", f"ws://127.0.0.1:{port}/ws", identity))
+        assert await ws.recv(5) == big
+        assert await ws.recv(5) == small
+        with pytest.raises(ProtocolError, match="larger than 4 MiB"):
+            await ws.recv(5)
+        await ws.aclose()
+    finally:
+        await transport.aclose()
+        await runner.cleanup()
