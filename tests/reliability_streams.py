@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -28,6 +27,7 @@ from curl_cffi.requests import Headers
 from curl_cffi.requests import exceptions as curl_errors
 from curl_cffi.requests.models import STREAM_END
 from curl_cffi import CurlECode, CurlError, CurlInfo, CurlWsFlag
+from curl_cffi._wrapper import ffi
 from harvestkit.client import (
     Cerebras,
     Cloudflare,
@@ -44,6 +44,7 @@ from harvestkit.client.parsers.uistream import UIStreamParser
 from harvestkit.client.parsers.workers import WorkersParser
 from harvestkit.client.provider import Provider
 from harvestkit.client.transport import Request, Response, Transport, WebSocket
+import harvestkit.client.transport as transport_module
 from harvestkit.sandbox import Sandbox
 
 KINDS = ("cerebras", "data-stream", "ui-stream", "sse", "agents")
@@ -185,14 +186,19 @@ class FakeRaw:
 
 class FakeSocket:
     """A connected curl_cffi AsyncWebSocket whose curl handle delivers ``frames`` and then
-    ``ending``: "close" is a close frame (even cuts) or curl's end of connection (odd ones)."""
+    ``ending``: "close" is a close frame (even cuts) or curl's end of connection (odd ones).
+    The handle answers libcurl's ``curl_ws_recv`` (see :func:`fake_ws_recv`), as the
+    transport calls it."""
 
     def __init__(self, rec: Recording, frames: list[str], ending: str) -> None:
         self.rec, self.frames, self.ending, self.cut = rec, list(frames), ending, len(frames)
         self.closed = False
         self.request_id = rec.request_id
         self.curl = self
+        self._curl = self  # the CURL* the transport passes to curl_ws_recv
         self._pair = socket.socketpair()  # never written to: the fd never becomes readable
+        self._meta: Any = None
+        self._error: CurlError | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -201,17 +207,29 @@ class FakeSocket:
     def getinfo(self, option: CurlInfo) -> Any:
         return self._pair[0].fileno() if option == CurlInfo.ACTIVESOCKET else []
 
-    def ws_recv(self) -> tuple[bytes, Any]:
+    def ws_recv_into(self, buffer: Any, size: int, received: Any, meta: Any) -> int:
+        """curl_ws_recv: the next frame into ``buffer``, its size and meta; else an error code."""
         if self.frames:
-            frame = self.frames.pop(0).replace(self.rec.request_id, self.request_id).encode()
-            return frame, SimpleNamespace(flags=CurlWsFlag.TEXT, bytesleft=0)
-        if self.ending == "close" and self.cut % 2 == 0:
-            return b"\x03\xe8", SimpleNamespace(flags=CurlWsFlag.CLOSE, bytesleft=0)
-        if self.ending == "close":
-            raise CurlError("Failed to recv, curl: (52) Empty reply from server", CurlECode.GOT_NOTHING)
-        if self.ending == "reset":
-            raise CurlError("Failed to recv, curl: (56) Recv failure: Connection reset by peer", CurlECode.RECV_ERROR)
-        raise CurlError("Failed to recv, curl: (81) Socket not ready for send/recv", CurlECode.AGAIN)  # silence
+            data, flags = self.frames.pop(0).replace(self.rec.request_id, self.request_id).encode(), CurlWsFlag.TEXT
+        elif self.ending == "close" and self.cut % 2 == 0:
+            data, flags = b"\x03\xe8", CurlWsFlag.CLOSE
+        else:
+            if self.ending == "close":
+                self._error = CurlError("Failed to recv, curl: (52) Empty reply from server", CurlECode.GOT_NOTHING)
+            elif self.ending == "reset":
+                self._error = CurlError("Failed to recv, curl: (56) Recv failure: Connection reset by peer", CurlECode.RECV_ERROR)
+            else:  # silence
+                return int(CurlECode.AGAIN)
+            return int(self._error.code)
+        ffi.memmove(buffer, data, len(data))
+        received[0] = len(data)
+        self._meta = ffi.new("struct curl_ws_frame *", {"flags": int(flags), "bytesleft": 0})
+        meta[0] = self._meta
+        return 0
+
+    def _check_error(self, code: int, *args: Any) -> None:
+        if self._error is not None:
+            raise self._error
 
     async def send_str(self, text: str) -> None:
         message = json.loads(text)
@@ -225,6 +243,11 @@ class FakeSocket:
         self.closed = True
         for end in self._pair:
             end.close()
+
+
+def fake_ws_recv(handle: FakeSocket, buffer: Any, size: int, received: Any, meta: Any) -> int:
+    """libcurl's curl_ws_recv on a :class:`FakeSocket`'s handle."""
+    return handle.ws_recv_into(buffer, size, received, meta)
 
 
 @dataclass
@@ -282,6 +305,7 @@ async def replay(rec: Recording, cut: int, ending: str, monkeypatch: pytest.Monk
     async def websocket(request: Request) -> WebSocket:
         return WebSocket(FakeSocket(rec, rec.frames[:cut], ending), provider.site, request.url)
 
+    monkeypatch.setattr(transport_module, "_ws_recv", fake_ws_recv)
     monkeypatch.setattr(provider._transport, "send", send)
     monkeypatch.setattr(provider._transport, "websocket", websocket)
     return await run(rec, idle, **explicit(rec))
