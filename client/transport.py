@@ -110,6 +110,11 @@ class Response:
         self.set_cookies: list[str] = [v for v in raw.headers.get_list("set-cookie") if v]
         self._done = False
         self._pending: Any = None
+        self._loop = asyncio.get_running_loop()
+        self._waiter: asyncio.Task[Any] | None = None  # the task waiting for data, if one is
+        self._deadline = 0.0  # when its wait times out
+        self._expired = False  # the watch cancelled its wait
+        self._watch: asyncio.TimerHandle | None = None
 
     async def next_chunk(self, timeout: float) -> bytes | None:
         """What arrived of the body since the last call (every piece waiting, joined), None at
@@ -120,11 +125,7 @@ class Response:
         if item is None:
             if self._done:
                 return None
-            if queue.empty():
-                async with asyncio.timeout(timeout):
-                    item = await queue.get()
-            else:
-                item = queue.get_nowait()
+            item = queue.get_nowait() if not queue.empty() else await self._wait(queue, timeout)
         pieces: list[bytes] = []
         while isinstance(item, bytes):
             pieces.append(item)
@@ -139,6 +140,37 @@ class Response:
             raise translate(item, self.provider, self.url, self._proxy) from None
         return None  # curl_cffi's end-of-stream marker
 
+    async def _wait(self, queue: asyncio.Queue[Any], timeout: float) -> Any:
+        """The next item of the queue, :class:`TimeoutError` after ``timeout`` seconds.
+
+        A stream waits once per network read: instead of a timer per wait (``asyncio.timeout``
+        costs as much as the wait itself), one watch, re-armed when it fires early, cancels a
+        wait that outlived its deadline."""
+        loop = self._loop
+        self._deadline = loop.time() + timeout
+        if self._watch is None:
+            self._watch = loop.call_at(self._deadline, self._check)
+        self._waiter, self._expired = asyncio.current_task(), False
+        try:
+            return await queue.get()
+        except asyncio.CancelledError:
+            if self._expired and self._waiter is not None and self._waiter.uncancel() == 0:
+                raise TimeoutError(f"no data for {timeout:g} s") from None
+            raise
+        finally:
+            self._waiter = None
+
+    def _check(self) -> None:
+        """The watch: cancel a wait past its deadline, else watch on until it is."""
+        self._watch = None
+        if self._waiter is None:
+            return  # no wait now: the next one arms the watch
+        if self._loop.time() >= self._deadline:
+            self._expired = True
+            self._waiter.cancel()
+        else:
+            self._watch = self._loop.call_at(self._deadline, self._check)
+
     async def read(self, limit: int = MAX_ERROR_BODY, timeout: float = 30.0) -> bytes:
         """The whole body (at most ``limit`` bytes are kept)."""
         parts: list[bytes] = []
@@ -151,6 +183,9 @@ class Response:
 
     async def aclose(self) -> None:
         """Release the transfer; one not read to its end is aborted."""
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         task = getattr(self._raw, "astream_task", None)
         if task is None:
             return

@@ -224,6 +224,23 @@ async def test_idle_timeout_bites_with_the_text_so_far(client_env) -> None:
     assert isinstance(caught.value, StreamBroken)
 
 
+async def test_the_idle_timeout_counts_from_the_last_data_not_from_the_first_wait(client_env) -> None:
+    """Chunks every 0.1 s under a 0.35 s idle timeout: a stream lasting several idle timeouts
+    completes (each wait has its own deadline), and cancelling a chat during a wait is a
+    cancellation, not a timeout."""
+    await Cerebras.chat("warm", model="gemma-4-31b")
+    client_env.sandbox.set_knobs(pace=0.1, reply_tokens=15)
+    started = time.monotonic()
+    answer = await Cerebras.chat("Hello world", model="gemma-4-31b", idle_timeout=0.35, max_retries=0)
+    assert answer.finish_reason == "stop" and time.monotonic() - started > 1.0
+    client_env.sandbox.set_knobs(pace=2.0)
+    task = asyncio.ensure_future(Cerebras.chat("Hello again", model="gemma-4-31b", idle_timeout=5, max_retries=0))
+    await asyncio.sleep(0.3)  # the first chunk came, the second is 2 s away
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def test_leaving_a_stream_early_releases_the_connection(client_env) -> None:
     await Cerebras.chat("warm", model="gemma-4-31b")
     client_env.sandbox.set_knobs(pace=0.05, reply_tokens=200)
