@@ -82,6 +82,10 @@ _MARK = "\u0000harvestkit\u0000"
 _encode_string = json.encoder.encode_basestring_ascii  # what `compact` does to a str
 
 
+_MADE = 1 << 10  # objects a `shaped` encoder keeps per key order: a vocabulary, not a long answer's every text
+_DRAWN = 1 << 10  # key orders a `shaped` encoder draws at once
+
+
 def shaped(obj: dict[str, Any], field: str, rng: random.Random | None) -> Callable[[str], str]:
     """An encoder of flat objects shaped as `obj` whose string `field` varies (a frame's body, a
     chunk's delta): `compact(reorder(...))`, the same bytes and orders, each key order encoded
@@ -93,11 +97,22 @@ def shaped(obj: dict[str, Any], field: str, rng: random.Random | None) -> Callab
         before, after = orders[0]
         return lambda value: before + _encode_string(value) + after
     assert rng is not None
-    random, count = rng.random, len(orders)
+    made: list[dict[str, str]] = [{} for _ in orders]  # per key order: a token's object is made once
+    picks: Iterator[int] = iter(())  # the key orders of the next objects, drawn many at once
 
     def encode(value: str) -> str:
-        before, after = orders[int(random() * count)]
-        return before + _encode_string(value) + after
+        nonlocal picks
+        index = next(picks, -1)
+        if index < 0:
+            picks = iter(rng.choices(range(len(orders)), k=_DRAWN))
+            index = next(picks)
+        found = made[index].get(value)
+        if found is None:
+            before, after = orders[index]
+            found = before + _encode_string(value) + after
+            if len(made[index]) < _MADE:
+                made[index][value] = found
+        return found
 
     return encode
 
