@@ -19,7 +19,7 @@ from curl_cffi.requests import exceptions as curl_errors
 from harvester_helpers import leftovers, need_browser
 from harvestkit.cache import AuthCache
 from harvestkit.client.errors import ConnectError
-from harvestkit.client.transport import translate
+from harvestkit.client.curl_errors import translate
 from harvestkit.harvester import SiteUnreachable, harvest
 from harvestkit.sandbox import Sandbox
 
