@@ -235,15 +235,13 @@ class WebSocket:
             if code:
                 if code == _AGAIN_CODE:
                     return _AGAIN
-                try:
-                    self._curl._check_error(code, "WS_RECV")
-                except CurlError as exc:
-                    if exc.code == CurlECode.RECV_ERROR and _EAGAIN in str(exc).lower():
-                        return _AGAIN
-                    self._ended = True
-                    if exc.code == CurlECode.GOT_NOTHING:  # the server closed without a close frame
-                        return None
-                    raise translate(exc, self.provider, self.url, self._proxy) from None
+                exc: CurlError = self._curl._get_error(code, "WS_RECV")
+                if code == CurlECode.RECV_ERROR and _EAGAIN in str(exc).lower():
+                    return _AGAIN
+                self._ended = True
+                if code == CurlECode.GOT_NOTHING:  # the server closed without a close frame
+                    return None
+                raise translate(exc, self.provider, self.url, self._proxy) from None
             frame = self._meta[0]
             flags = frame.flags
             if flags == _TEXT and not self._parts and not frame.bytesleft:  # most: a whole frame

@@ -227,9 +227,8 @@ class FakeSocket:
         meta[0] = self._meta
         return 0
 
-    def _check_error(self, code: int, *args: Any) -> None:
-        if self._error is not None:
-            raise self._error
+    def _get_error(self, code: int, *args: Any) -> CurlError | None:
+        return self._error
 
     async def send_str(self, text: str) -> None:
         message = json.loads(text)

@@ -52,7 +52,7 @@ def test_the_curl_cffi_surface_the_transport_relies_on() -> None:
     assert hasattr(CurlInfo, "COOKIELIST"), "a WebSocket upgrade's Set-Cookie is read with COOKIELIST"
     assert issubclass(curl_errors.Timeout, curl_errors.RequestException)
     # WebSocket reads frames itself: curl_cffi's reader task, the handle's ws_recv and its codes
-    from curl_cffi import Curl, CurlECode, CurlWsFlag
+    from curl_cffi import Curl, CurlECode, CurlError, CurlWsFlag
     from curl_cffi.requests.websockets import AsyncWebSocket
 
     assert "_read_task" in AsyncWebSocket.__slots__, "the socket's reader task is no longer _read_task"
@@ -67,7 +67,8 @@ def test_the_curl_cffi_surface_the_transport_relies_on() -> None:
     curl = Curl()
     try:
         assert curl._curl is not None, "a Curl no longer keeps its CURL* as _curl"
-        assert callable(curl._check_error), "a Curl no longer turns a code into CurlError with _check_error"
+        error = curl._get_error(int(CurlECode.GOT_NOTHING), "WS_RECV")
+        assert isinstance(error, CurlError) and error.code == CurlECode.GOT_NOTHING, "a Curl no longer makes CurlError of a code"
     finally:
         curl.close()
     assert curl._curl is None, "a closed Curl no longer drops its CURL*"
