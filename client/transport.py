@@ -27,6 +27,7 @@ from harvestkit.cache import Cookie, parse_netscape_cookies
 from .base_transport import Request, fetch_headers
 from .curl_errors import translate
 from .errors import ClientError, ConnectError, ProtocolError, Timeout
+from .idle import IdleWatch
 from .responses import error_from_response
 
 __all__ = [
@@ -74,11 +75,7 @@ class Response:
         self.set_cookies: list[str] = [v for v in raw.headers.get_list("set-cookie") if v]
         self._done = False
         self._pending: Any = None
-        self._loop = asyncio.get_running_loop()
-        self._waiter: asyncio.Task[Any] | None = None  # the task waiting for data, if one is
-        self._deadline = 0.0  # when its wait times out
-        self._expired = False  # the watch cancelled its wait
-        self._watch: asyncio.TimerHandle | None = None
+        self._idle = IdleWatch(asyncio.get_running_loop())
 
     async def next_chunk(self, timeout: float) -> bytes | None:
         """What arrived of the body since the last call (every piece waiting, joined), None at
@@ -89,7 +86,7 @@ class Response:
         if item is None:
             if self._done:
                 return None
-            item = queue.get_nowait() if not queue.empty() else await self._wait(queue, timeout)
+            item = queue.get_nowait() if not queue.empty() else await self._idle.wait(queue.get(), timeout, "data")
         pieces: list[bytes] = []
         while isinstance(item, bytes):
             pieces.append(item)
@@ -104,37 +101,6 @@ class Response:
             raise translate(item, self.provider, self.url, self._proxy) from None
         return None  # curl_cffi's end-of-stream marker
 
-    async def _wait(self, queue: asyncio.Queue[Any], timeout: float) -> Any:
-        """The next item of the queue, :class:`TimeoutError` after ``timeout`` seconds.
-
-        A stream waits once per network read: instead of a timer per wait (``asyncio.timeout``
-        costs as much as the wait itself), one watch, re-armed when it fires early, cancels a
-        wait that outlived its deadline."""
-        loop = self._loop
-        self._deadline = loop.time() + timeout
-        if self._watch is None:
-            self._watch = loop.call_at(self._deadline, self._check)
-        self._waiter, self._expired = asyncio.current_task(), False
-        try:
-            return await queue.get()
-        except asyncio.CancelledError:
-            if self._expired and self._waiter is not None and self._waiter.uncancel() == 0:
-                raise TimeoutError(f"no data for {timeout:g} s") from None
-            raise
-        finally:
-            self._waiter = None
-
-    def _check(self) -> None:
-        """The watch: cancel a wait past its deadline, else watch on until it is."""
-        self._watch = None
-        if self._waiter is None:
-            return  # no wait now: the next one arms the watch
-        if self._loop.time() >= self._deadline:
-            self._expired = True
-            self._waiter.cancel()
-        else:
-            self._watch = self._loop.call_at(self._deadline, self._check)
-
     async def read(self, limit: int = MAX_ERROR_BODY, timeout: float = 30.0) -> bytes:
         """The whole body (at most ``limit`` bytes are kept)."""
         parts: list[bytes] = []
@@ -147,9 +113,7 @@ class Response:
 
     async def aclose(self) -> None:
         """Release the transfer; one not read to its end is aborted."""
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
+        self._idle.close()
         task = getattr(self._raw, "astream_task", None)
         if task is None:
             return
@@ -180,6 +144,7 @@ class WebSocket:
             reader.cancel()
         self._curl = raw.curl
         self._fd: int = self._curl.getinfo(CurlInfo.ACTIVESOCKET)
+        self._idle = IdleWatch(raw.loop)
         # curl_ws_recv called as libcurl has it (curl_cffi's ws_recv costs a buffer object, a
         # frame object and an exception per call more): the frame's bytes, its size and meta
         self._buffer = ffi.new("char[]", _RECV_SIZE)
@@ -244,9 +209,9 @@ class WebSocket:
                 raise translate(exc, self.provider, self.url, self._proxy) from None
             frame = self._meta[0]
             flags = frame.flags
-            if flags == _TEXT and not self._parts and not frame.bytesleft:  # most: a whole frame
-                return ffi.unpack(buffer, received[0]).decode("utf-8", "replace")
             chunk = ffi.unpack(buffer, received[0])
+            if flags == _TEXT and not self._parts and not frame.bytesleft:  # most: a whole frame
+                return chunk.decode("utf-8", "replace")
             if flags & _DATA:
                 self._size += len(chunk)
                 if self._size > MAX_MESSAGE:
@@ -269,16 +234,15 @@ class WebSocket:
         """Wait until the socket has data; :class:`TimeoutError` after ``timeout`` seconds."""
         loop = self._raw.loop
         waiter = loop.create_future()
-        loop.add_reader(self._fd, _settle, waiter, None)
-        timer = loop.call_later(timeout, _settle, waiter, TimeoutError(f"no frame for {timeout:g} s"))
+        loop.add_reader(self._fd, _settle, waiter)
         try:
-            await waiter
+            await self._idle.wait(waiter, timeout, "frame")
         finally:
-            timer.cancel()
             loop.remove_reader(self._fd)
 
     async def aclose(self) -> None:
         self._ended = True
+        self._idle.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._raw.close(), 2.0)
         with contextlib.suppress(Exception):
@@ -295,9 +259,9 @@ _EAGAIN = "errno 11"  # BoringSSL reports a would-block read as a receive error
 _AGAIN = object()  # WebSocket._take: no whole frame has arrived yet
 
 
-def _settle(waiter: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
-        waiter.set_result(None) if error is None else waiter.set_exception(error)
+        waiter.set_result(None)
 
 
 _HANDLE: contextvars.ContextVar[asyncio.Future[Any] | None] = contextvars.ContextVar("harvestkit_curl", default=None)
