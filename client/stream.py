@@ -164,10 +164,14 @@ class ChatStream:
         for batch in self._unkept:
             self._record(batch)
         self._unkept.clear()
-        handed = len(self._batch) - operator.length_hint(self._rest)
+        handed = self._handed()
         if handed > self._kept:
             self._record(self._batch[self._kept : handed])
             self._kept = handed
+
+    def _handed(self) -> int:
+        """How many events of the batch being handed out went out."""
+        return len(self._batch) - operator.length_hint(self._rest)
 
     def _record(self, events: list[Event]) -> None:
         for kind, run in groupby(events, type):  # a long run of text in one call
@@ -214,7 +218,7 @@ class ChatStream:
         """Stop the stream and release its connection (idempotent)."""
         if not self.closed:
             self.closed = True
-            handed = len(self._batch) - operator.length_hint(self._rest)
+            handed = self._handed()
             deque(self._rest, maxlen=0)  # an ``async for`` inside which this ran stops here
             if handed < len(self._batch):  # the record keeps only what was handed out
                 self._batch = self._batch[:handed]
